@@ -1,0 +1,32 @@
+-- wrk script: POST the C++ load test's 3-metric request, for comparing
+-- `metricstream bench` against wrk on the same endpoint.
+--
+--   wrk -t2 -c20 -d30s -s bench/post.lua http://127.0.0.1:8080/metrics
+--
+-- The request goes to the path of the URL given to wrk; a different path can
+-- be passed after `--`:  wrk ... -s bench/post.lua http://127.0.0.1:8080 -- /metrics
+--
+-- The body is fixed (wrk cannot cheaply vary it); `metricstream bench`
+-- sends varying values of the same shape.
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "load_client_0"
+wrk.body = '{"metrics":['
+  .. '{"name":"cpu_usage","value":42.123456,"type":"gauge","tags":{"host":"web1","region":"us-west"}},'
+  .. '{"name":"memory_usage","value":4294967296,"type":"gauge","tags":{"host":"web1"}},'
+  .. '{"name":"requests_total","value":500,"type":"counter","tags":{"service":"api","host":"web1"}}'
+  .. ']}'
+
+local path = nil
+
+function init(args)
+  if args[1] ~= nil and args[1] ~= "" then
+    path = args[1]
+  end
+end
+
+function request()
+  -- nil path: wrk.format uses the URL's own path.
+  return wrk.format(nil, path)
+end

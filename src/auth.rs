@@ -1,0 +1,192 @@
+//! Who is calling: the `Authorization` header names the client, which is
+//! the partition key. With API keys configured, it must carry a known key,
+//! and the client is then the key's name (so keys never reach the queue).
+
+use axum::http::HeaderValue;
+use subtle::ConstantTimeEq;
+
+/// The client id when no `Authorization` header is sent.
+pub const DEFAULT_CLIENT: &str = "default";
+/// Longest client id we take, in bytes.
+pub const MAX_CLIENT_ID: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// 401: keys are configured and this request has none we know.
+    Unauthorized(&'static str),
+    /// 400: the header is not a usable client id.
+    BadClientId(String),
+}
+
+/// A configured key: `name:secret`.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub name: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    // Keys never appear in logs, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey({}, <secret>)", self.name)
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ApiKey, String> {
+        let (name, secret) = s
+            .split_once(':')
+            .ok_or("an API key is NAME:SECRET (the name becomes the client id)")?;
+        if name.is_empty() || secret.is_empty() {
+            return Err("an API key needs a non-empty NAME and SECRET".into());
+        }
+        Ok(ApiKey {
+            name: name.to_string(),
+            secret: secret.as_bytes().to_vec(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    keys: Vec<ApiKey>,
+}
+
+impl Auth {
+    pub fn new(keys: Vec<ApiKey>) -> Auth {
+        Auth { keys }
+    }
+
+    /// Reads `NAME:SECRET` lines; blank lines and `#` comments are skipped.
+    pub fn read_keys_file(path: &std::path::Path) -> anyhow::Result<Vec<ApiKey>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading API keys from {}: {e}", path.display()))?;
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (i, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .map(|(i, l)| {
+                l.parse()
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
+            })
+            .collect()
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The client id for a request's `Authorization` header.
+    pub fn client_id(&self, header: Option<&HeaderValue>) -> Result<String, AuthError> {
+        if self.enabled() {
+            return self.check_key(header);
+        }
+        let Some(value) = header else {
+            return Ok(DEFAULT_CLIENT.to_string());
+        };
+        let raw = value.as_bytes();
+        let id = raw.strip_prefix(b"Bearer ").unwrap_or(raw).trim_ascii();
+        if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.iter().all(|b| b.is_ascii_graphic()) {
+            return Err(AuthError::BadClientId(format!(
+                "Authorization: the client id must be 1-{MAX_CLIENT_ID} printable ASCII characters without spaces"
+            )));
+        }
+        // All bytes are ASCII, checked above.
+        Ok(String::from_utf8_lossy(id).into_owned())
+    }
+
+    fn check_key(&self, header: Option<&HeaderValue>) -> Result<String, AuthError> {
+        let header = header.ok_or(AuthError::Unauthorized(
+            "Authorization: an API key is required (Bearer <key>)",
+        ))?;
+        let presented =
+            header
+                .as_bytes()
+                .strip_prefix(b"Bearer ")
+                .ok_or(AuthError::Unauthorized(
+                    "Authorization: expected Bearer <key>",
+                ))?;
+        // Compare against every key in constant time so the answer's timing
+        // says nothing about how much of a key was right.
+        let mut found: Option<&ApiKey> = None;
+        for key in &self.keys {
+            if bool::from(key.secret.as_slice().ct_eq(presented)) {
+                found = Some(key);
+            }
+        }
+        found
+            .map(|k| k.name.clone())
+            .ok_or(AuthError::Unauthorized("Authorization: unknown API key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn without_keys_the_header_is_the_client() {
+        let auth = Auth::default();
+        assert_eq!(auth.client_id(None).unwrap(), "default");
+        assert_eq!(
+            auth.client_id(Some(&hv("load_client_3"))).unwrap(),
+            "load_client_3"
+        );
+        assert_eq!(auth.client_id(Some(&hv("Bearer svc-a"))).unwrap(), "svc-a");
+        assert!(matches!(
+            auth.client_id(Some(&hv(""))),
+            Err(AuthError::BadClientId(_))
+        ));
+        assert!(matches!(
+            auth.client_id(Some(&hv("a b"))),
+            Err(AuthError::BadClientId(_))
+        ));
+        let long = "x".repeat(256);
+        assert!(matches!(
+            auth.client_id(Some(&hv(&long))),
+            Err(AuthError::BadClientId(_))
+        ));
+    }
+
+    #[test]
+    fn with_keys_only_known_bearer_keys_pass() {
+        let auth = Auth::new(vec![
+            "web:s3cret".parse().unwrap(),
+            "db:other".parse().unwrap(),
+        ]);
+        assert_eq!(auth.client_id(Some(&hv("Bearer s3cret"))).unwrap(), "web");
+        assert_eq!(auth.client_id(Some(&hv("Bearer other"))).unwrap(), "db");
+        for bad in [
+            "s3cret",
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Bearer ",
+            "Basic s3cret",
+        ] {
+            assert!(
+                matches!(
+                    auth.client_id(Some(&hv(bad))),
+                    Err(AuthError::Unauthorized(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            auth.client_id(None),
+            Err(AuthError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn key_parsing_and_debug_hide_the_secret() {
+        assert!("nocolon".parse::<ApiKey>().is_err());
+        assert!(":x".parse::<ApiKey>().is_err());
+        let k: ApiKey = "svc:topsecret".parse().unwrap();
+        assert!(!format!("{k:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,337 @@
+//! Decoding and validating a `POST /metrics` body, and the normalized batch
+//! that goes into the queue.
+//!
+//! The wire format is the C++ system's, accepted unchanged. Strings borrow
+//! from the request body where they can (no escapes), so a typical batch is
+//! decoded with few allocations. The error for a bad batch names the field:
+//! `metrics[3].value: expected a finite number`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many metrics in one request (the contract's limit).
+pub const MAX_METRICS: usize = 1000;
+/// Longest metric name, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+/// At most this many tags on one metric.
+pub const MAX_TAGS: usize = 64;
+/// Longest tag key or tag value, in bytes.
+pub const MAX_TAG_LEN: usize = 255;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+}
+
+/// One metric as sent and as stored. Timestamps are filled in before storing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Metric<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    pub value: f64,
+    #[serde(rename = "type")]
+    pub kind: MetricType,
+    #[serde(default, borrow)]
+    pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    metrics: Vec<Metric<'a>>,
+}
+
+/// What a queue message holds: the batch with its client and receive time.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredBatch<'a> {
+    #[serde(borrow)]
+    pub client_id: Cow<'a, str>,
+    pub received_at: u64,
+    #[serde(borrow)]
+    pub metrics: Vec<Metric<'a>>,
+}
+
+/// A batch that failed decoding or validation; the text says what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BatchError(pub String);
+
+/// Decodes and validates a request body. Everything is checked before
+/// anything is stored, so a batch is accepted whole or not at all.
+pub fn decode(body: &[u8]) -> Result<Vec<Metric<'_>>, BatchError> {
+    let wire: Wire<'_> = match serde_json::from_slice(body) {
+        Ok(w) => w,
+        Err(_) => return Err(describe_decode_error(body)),
+    };
+    validate(&wire.metrics)?;
+    Ok(wire.metrics)
+}
+
+/// Decoding again with path tracking only on the (rare) error path keeps
+/// the fast path free of its bookkeeping.
+fn describe_decode_error(body: &[u8]) -> BatchError {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, Wire<'_>>(de) {
+        Ok(_) => BatchError("invalid JSON".into()),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let known_path = !(path.is_empty() || path == "." || path == "?");
+            match inner.classify() {
+                serde_json::error::Category::Data if known_path => {
+                    BatchError(format!("{path}: {inner}"))
+                }
+                _ if known_path => BatchError(format!("invalid JSON in {path}: {inner}")),
+                _ => BatchError(format!("invalid JSON: {inner}")),
+            }
+        }
+    }
+}
+
+fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
+    if metrics.is_empty() {
+        return Err(BatchError("metrics: the batch is empty".into()));
+    }
+    if metrics.len() > MAX_METRICS {
+        return Err(BatchError(format!(
+            "metrics: at most {MAX_METRICS} metrics per request, got {}",
+            metrics.len()
+        )));
+    }
+    for (i, m) in metrics.iter().enumerate() {
+        let err = |field: &str, what: String| BatchError(format!("metrics[{i}].{field}: {what}"));
+        if m.name.is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
+        if m.name.len() > MAX_NAME_LEN {
+            return Err(err(
+                "name",
+                format!("longer than {MAX_NAME_LEN} bytes ({})", m.name.len()),
+            ));
+        }
+        if m.name.chars().any(char::is_control) {
+            return Err(err("name", "contains a control character".into()));
+        }
+        if !m.value.is_finite() {
+            return Err(err("value", "expected a finite number".into()));
+        }
+        if m.tags.len() > MAX_TAGS {
+            return Err(err(
+                "tags",
+                format!("at most {MAX_TAGS} tags, got {}", m.tags.len()),
+            ));
+        }
+        for (k, v) in &m.tags {
+            if k.is_empty() || k.len() > MAX_TAG_LEN || v.len() > MAX_TAG_LEN {
+                return Err(err(
+                    &format!("tags.{k}"),
+                    format!(
+                        "tag keys must be 1-{MAX_TAG_LEN} bytes and values at most {MAX_TAG_LEN}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills in missing timestamps and serializes the batch as the queue message value.
+pub fn normalize(client_id: &str, received_at: u64, mut metrics: Vec<Metric<'_>>) -> Vec<u8> {
+    for m in &mut metrics {
+        m.timestamp.get_or_insert(received_at);
+    }
+    let stored = StoredBatch {
+        client_id: Cow::Borrowed(client_id),
+        received_at,
+        metrics,
+    };
+    // Serializing plain strings, finite floats and integers into a Vec cannot fail.
+    serde_json::to_vec(&stored).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        match decode(body.as_bytes()) {
+            Ok(m) => panic!("accepted {body}: {m:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn metric(extra: &str) -> String {
+        format!(r#"{{"metrics":[{{"name":"cpu","value":1.5,"type":"gauge"{extra}}}]}}"#)
+    }
+
+    #[test]
+    fn accepts_the_cpp_load_test_body() {
+        let body = r#"{
+            "metrics": [
+                {
+                    "name": "cpu_usage",
+                    "value": 42.123456,
+                    "type": "gauge",
+                    "tags": {"host": "web1", "region": "us-west"}
+                },
+                {
+                    "name": "memory_usage",
+                    "value": 7999999999,
+                    "type": "gauge",
+                    "tags": {"host": "web1"}
+                },
+                {
+                    "name": "requests_total",
+                    "value": 17,
+                    "type": "counter",
+                    "tags": {"service": "api", "host": "web1"}
+                }
+            ]
+        }"#;
+        let m = decode(body.as_bytes()).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].name, "cpu_usage");
+        assert_eq!(m[1].value, 7_999_999_999.0);
+        assert_eq!(m[2].kind, MetricType::Counter);
+        assert_eq!(m[2].tags["service"], "api");
+        assert_eq!(m[0].timestamp, None);
+    }
+
+    #[test]
+    fn accepts_every_type_and_timestamp() {
+        for t in ["counter", "gauge", "histogram", "summary"] {
+            let body = format!(
+                r#"{{"metrics":[{{"name":"x","value":0,"type":"{t}","timestamp":1732646400000}}]}}"#
+            );
+            let m = decode(body.as_bytes()).unwrap();
+            assert_eq!(m[0].timestamp, Some(1_732_646_400_000));
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_json() {
+        let e = err(r#"{"metrics":[{"name":"x""#);
+        assert!(e.starts_with("invalid JSON in metrics[0]"), "{e}");
+        assert!(err("{not json").starts_with("invalid JSON: key must be a string"));
+        assert!(err("not json").starts_with("invalid JSON"));
+        assert!(err("").starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn rejects_empty_and_oversized_batches() {
+        assert_eq!(err(r#"{"metrics":[]}"#), "metrics: the batch is empty");
+        let one = r#"{"name":"x","value":1,"type":"gauge"}"#;
+        let ok = format!(r#"{{"metrics":[{}]}}"#, vec![one; 1000].join(","));
+        assert_eq!(decode(ok.as_bytes()).unwrap().len(), 1000);
+        let too_many = format!(r#"{{"metrics":[{}]}}"#, vec![one; 1001].join(","));
+        assert_eq!(
+            err(&too_many),
+            "metrics: at most 1000 metrics per request, got 1001"
+        );
+    }
+
+    #[test]
+    fn rejects_missing_metrics_field() {
+        assert!(err(r#"{"data":[]}"#).contains("missing field `metrics`"));
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        let e = err(r#"{"metrics":[{"name":"","value":1,"type":"gauge"}]}"#);
+        assert_eq!(e, "metrics[0].name: must not be empty");
+        let long = "n".repeat(256);
+        let e = err(&format!(
+            r#"{{"metrics":[{{"name":"{long}","value":1,"type":"gauge"}}]}}"#
+        ));
+        assert!(e.starts_with("metrics[0].name: longer than 255"), "{e}");
+        let ok = "n".repeat(255);
+        assert!(decode(
+            format!(r#"{{"metrics":[{{"name":"{ok}","value":1,"type":"gauge"}}]}}"#).as_bytes()
+        )
+        .is_ok());
+        let e = err(r#"{"metrics":[{"name":"a\u0001b","value":1,"type":"gauge"}]}"#);
+        assert_eq!(e, "metrics[0].name: contains a control character");
+    }
+
+    #[test]
+    fn rejects_non_finite_and_out_of_range_values() {
+        // JSON has no NaN/Infinity; such literals are a syntax error.
+        assert!(err(&metric("").replace("1.5", "NaN")).contains("metrics[0]"));
+        assert!(err(&metric("").replace("1.5", "Infinity")).contains("metrics[0]"));
+        // 1e400 does not fit an f64.
+        assert!(err(&metric("").replace("1.5", "1e400")).contains("metrics[0].value"));
+    }
+
+    #[test]
+    fn rejects_unknown_type() {
+        let e = err(r#"{"metrics":[{"name":"x","value":1,"type":"meter"}]}"#);
+        assert!(
+            e.starts_with("metrics[0].type: unknown variant `meter`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_field_types_with_a_path() {
+        let second =
+            |m: &str| format!(r#"{{"metrics":[{{"name":"ok","value":1,"type":"gauge"}},{m}]}}"#);
+        let e = err(&second(r#"{"name":"x","value":"1","type":"gauge"}"#));
+        assert!(
+            e.starts_with("metrics[1].value: invalid type: string"),
+            "{e}"
+        );
+        let e = err(&second(r#"{"name":5,"value":1,"type":"gauge"}"#));
+        assert!(e.starts_with("metrics[1].name: invalid type"), "{e}");
+        let e = err(&second(
+            r#"{"name":"x","value":1,"type":"gauge","tags":{"a":1}}"#,
+        ));
+        assert!(e.starts_with("metrics[1].tags.a: invalid type"), "{e}");
+        let e = err(&second(
+            r#"{"name":"x","value":1,"type":"gauge","timestamp":-5}"#,
+        ));
+        assert!(e.starts_with("metrics[1].timestamp: invalid value"), "{e}");
+        let e = err(&second(r#"{"value":1,"type":"gauge"}"#));
+        assert!(e.contains("missing field `name`"), "{e}");
+        let e = err(r#"{"metrics":{"name":"x"}}"#);
+        assert!(e.starts_with("metrics: invalid type: map"), "{e}");
+    }
+
+    #[test]
+    fn rejects_too_many_or_too_long_tags() {
+        let tags: Vec<String> = (0..65).map(|i| format!(r#""k{i}":"v""#)).collect();
+        let e = err(&metric(&format!(r#","tags":{{{}}}"#, tags.join(","))));
+        assert_eq!(e, "metrics[0].tags: at most 64 tags, got 65");
+        let e = err(&metric(r#","tags":{"":"v"}"#));
+        assert!(e.starts_with("metrics[0].tags."), "{e}");
+    }
+
+    #[test]
+    fn normalize_fills_timestamps_and_adds_client() {
+        let body = r#"{"metrics":[{"name":"a","value":1,"type":"counter"},{"name":"b","value":2,"type":"gauge","timestamp":5}]}"#;
+        let metrics = decode(body.as_bytes()).unwrap();
+        let value = normalize("client-1", 1000, metrics);
+        let stored: StoredBatch<'_> = serde_json::from_slice(&value).unwrap();
+        assert_eq!(stored.client_id, "client-1");
+        assert_eq!(stored.received_at, 1000);
+        assert_eq!(stored.metrics[0].timestamp, Some(1000));
+        assert_eq!(stored.metrics[1].timestamp, Some(5));
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let m = decode(
+            br#"{"metrics":[{"name":"a\"b","value":1,"type":"gauge","tags":{"k\n":"v\u00e9"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m[0].name, "a\"b");
+        assert_eq!(m[0].tags["k\n"], "v\u{e9}");
+    }
+}

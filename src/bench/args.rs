@@ -1,0 +1,296 @@
+//! Command-line flags of `metricstream bench`, and the small parsers they use.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Load generator for the ingest endpoint: POSTs realistic metric batches and
+/// reports throughput, latency percentiles and failures by kind.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Endpoint to POST to (plain http only).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_URL",
+        default_value = "http://127.0.0.1:8080/metrics"
+    )]
+    pub url: String,
+
+    /// Concurrent clients; each is one task with its own connection(s).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_CLIENTS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub clients: u32,
+
+    /// Requests per client. Ignored when --duration is given.
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_REQUESTS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub requests: u64,
+
+    /// Run for this long instead of a fixed request count (e.g. 500ms, 30s, 2m, 1h).
+    #[arg(long, env = "METRICSTREAM_BENCH_DURATION", value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Open loop: total requests/s across all clients on a fixed arrival
+    /// schedule; latency is measured from the scheduled send time, so a
+    /// slow server cannot hide behind a slowed-down generator. Unset = closed loop.
+    #[arg(long, env = "METRICSTREAM_BENCH_RATE", value_parser = parse_rate, conflicts_with = "interval_ms")]
+    pub rate: Option<f64>,
+
+    /// Metrics per request body; kinds cycle through cpu_usage, memory_usage, requests_total.
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_METRICS_PER_REQUEST",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub metrics_per_request: u32,
+
+    /// Reuse one connection per client, reconnecting when the server closes it.
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_KEEP_ALIVE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub keep_alive: bool,
+
+    /// Open a fresh connection for every request (the default, like the C++
+    /// load test). Wins over --keep-alive, so it can undo a KEEP_ALIVE env var.
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_NEW_CONNECTION",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub new_connection: bool,
+
+    /// Pause between one client's requests, in milliseconds (the C++ test used 100).
+    /// Closed loop only.
+    #[arg(long, env = "METRICSTREAM_BENCH_INTERVAL_MS", default_value_t = 0)]
+    pub interval_ms: u64,
+
+    /// Gzip the request bodies and send `Content-Encoding: gzip`.
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_GZIP",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub gzip: bool,
+
+    /// Send `Authorization: Bearer KEY`; without it client i sends
+    /// `Authorization: load_client_<i>` like the C++ test.
+    #[arg(long, env = "METRICSTREAM_BENCH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Per-request timeout, connecting included (e.g. 500ms, 5s).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_TIMEOUT",
+        default_value = "5s",
+        value_parser = positive_duration
+    )]
+    pub timeout: Duration,
+
+    /// Also write the full report as JSON to this file.
+    #[arg(long, env = "METRICSTREAM_BENCH_JSON")]
+    pub json: Option<PathBuf>,
+
+    /// Print nothing: no progress line, no table (use with --json).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_QUIET",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub quiet: bool,
+}
+
+impl BenchArgs {
+    /// Connection mode: keep-alive only if asked for and not overruled by
+    /// `--new-connection` (no conflict error, so flags can undo env vars).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive && !self.new_connection
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}`: expected a number followed by ms, s, m or h"
+        ));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
+    let seconds_per_unit = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    // try_from_* rather than from_*: an absurd value is an error, not a panic.
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| format!("`{text}`: duration out of range"))
+}
+
+/// [`parse_duration`] that also rejects zero (a zero timeout or run length is a typo).
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}`: must be greater than zero"));
+    }
+    Ok(duration)
+}
+
+/// A request rate: finite and within what one machine could ever schedule.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: not a number"))?;
+    if !(rate.is_finite() && (0.001..=1e9).contains(&rate)) {
+        return Err(format!(
+            "`{text}`: rate must be between 0.001 and 1e9 requests/s"
+        ));
+    }
+    Ok(rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let argv = std::iter::once("bench").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.bench)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration(" 10 ms "), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "s", "ms", "5x", "1.2.3s", "-1s", "5 days", "1e999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+        assert!(positive_duration("0ms").is_err());
+        assert!(positive_duration("1ms").is_ok());
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.url, "http://127.0.0.1:8080/metrics");
+        assert_eq!(args.clients, 20);
+        assert_eq!(args.requests, 50);
+        assert_eq!(args.duration, None);
+        assert_eq!(args.rate, None);
+        assert_eq!(args.metrics_per_request, 3);
+        assert!(!args.keep_alive());
+        assert_eq!(args.interval_ms, 0);
+        assert!(!args.gzip);
+        assert_eq!(args.api_key, None);
+        assert_eq!(args.timeout, Duration::from_secs(5));
+        assert_eq!(args.json, None);
+        assert!(!args.quiet);
+    }
+
+    #[test]
+    fn all_flags() {
+        let args = parse(&[
+            "--url",
+            "http://localhost:9000/m",
+            "--clients",
+            "4",
+            "--requests",
+            "7",
+            "--duration",
+            "2m",
+            "--rate",
+            "250.5",
+            "--metrics-per-request",
+            "10",
+            "--keep-alive",
+            "--gzip",
+            "--api-key",
+            "secret",
+            "--timeout",
+            "750ms",
+            "--json",
+            "out.json",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(args.url, "http://localhost:9000/m");
+        assert_eq!(args.clients, 4);
+        assert_eq!(args.requests, 7);
+        assert_eq!(args.duration, Some(Duration::from_secs(120)));
+        assert_eq!(args.rate, Some(250.5));
+        assert_eq!(args.metrics_per_request, 10);
+        assert!(args.keep_alive());
+        assert!(args.gzip);
+        assert_eq!(args.api_key.as_deref(), Some("secret"));
+        assert_eq!(args.timeout, Duration::from_millis(750));
+        assert_eq!(args.json, Some(PathBuf::from("out.json")));
+        assert!(args.quiet);
+    }
+
+    #[test]
+    fn new_connection_wins_over_keep_alive() {
+        assert!(parse(&["--keep-alive"]).unwrap().keep_alive());
+        assert!(!parse(&["--new-connection", "--keep-alive"])
+            .unwrap()
+            .keep_alive());
+        assert!(!parse(&["--keep-alive", "--new-connection"])
+            .unwrap()
+            .keep_alive());
+        assert!(!parse(&["--new-connection"]).unwrap().keep_alive());
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &["--clients", "0"][..],
+            &["--requests", "0"],
+            &["--metrics-per-request", "0"],
+            &["--duration", "0s"],
+            &["--duration", "soon"],
+            &["--timeout", "0ms"],
+            &["--rate", "0"],
+            &["--rate", "-5"],
+            &["--rate", "NaN"],
+            &["--rate", "inf"],
+            &["--rate", "100", "--interval-ms", "100"],
+            &["--bogus"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

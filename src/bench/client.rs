@@ -1,0 +1,232 @@
+//! One simulated client's HTTP/1.1 plumbing on hyper's low-level API: a
+//! TCP_NODELAY socket, a handshake, one request, the whole body read back.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use super::outcome::{classify_hyper, classify_io, judge_response, FailureKind, Outcome};
+
+/// Where requests go, resolved once so no request pays for a DNS lookup.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `Host` header value (the URL's authority).
+    pub host: HeaderValue,
+    /// Origin-form request target (`/metrics?…`): hyper sends the URI as given.
+    pub path: Uri,
+}
+
+impl Target {
+    /// Parses an `http://host[:port]/path` URL and resolves the host.
+    pub async fn resolve(url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("invalid --url `{url}`"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => bail!("--url `{url}`: scheme `{other}` not supported, use http"),
+            None => bail!("--url `{url}`: missing scheme, e.g. http://127.0.0.1:8080/metrics"),
+        }
+        let authority = uri
+            .authority()
+            .with_context(|| format!("--url `{url}`: missing host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        // IPv6 literals come bracketed (`[::1]`); the resolver wants them bare.
+        let host_name = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let addr = tokio::net::lookup_host((host_name, port))
+            .await
+            .with_context(|| format!("resolve `{host_name}`"))?
+            .next()
+            .with_context(|| format!("`{host_name}` resolved to no address"))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .with_context(|| format!("--url `{url}`: host is not a valid header"))?;
+        let path = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<Uri>()
+            .with_context(|| format!("--url `{url}`: bad path"))?;
+        Ok(Self { addr, host, path })
+    }
+}
+
+/// How a client talks to the server.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub keep_alive: bool,
+    pub gzip: bool,
+    pub timeout: Duration,
+}
+
+/// One open connection; the task driving it dies with it, so a request
+/// abandoned on timeout does not leave a task behind.
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// A simulated client: fixed headers, and in keep-alive mode its connection.
+pub struct Client {
+    target: Target,
+    config: ClientConfig,
+    headers: HeaderMap,
+    connection: Option<Connection>,
+}
+
+impl Client {
+    pub fn new(target: Target, config: ClientConfig, authorization: HeaderValue) -> Self {
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(header::HOST, target.host.clone());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::AUTHORIZATION, authorization);
+        if config.gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if !config.keep_alive {
+            // Let the server close first, so TIME_WAIT piles up on its side
+            // rather than eating this machine's ephemeral ports.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Self {
+            target,
+            config,
+            headers,
+            connection: None,
+        }
+    }
+
+    /// Sends one body and judges the answer. Never panics on network trouble.
+    pub async fn send(&mut self, body: Bytes) -> Outcome {
+        let exchange = tokio::time::timeout(self.config.timeout, self.exchange(body)).await;
+        let outcome = match exchange {
+            Ok(Ok((status, body))) => judge_response(status, &body),
+            Ok(Err(kind)) => Outcome::Failure(kind),
+            Err(_elapsed) => Outcome::Failure(FailureKind::Timeout),
+        };
+        if !self.config.keep_alive || outcome != Outcome::Success {
+            // After any failure the connection's state is unknown: start afresh.
+            self.connection = None;
+        }
+        outcome
+    }
+
+    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.target.path.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+
+    async fn exchange(&mut self, body: Bytes) -> Result<(u16, Bytes), FailureKind> {
+        let mut request = self.request(body);
+        if let Some(connection) = self.connection.as_mut() {
+            // A reused connection may have been closed by the server while
+            // idle; if hyper hands the request back unsent, retry once on a
+            // fresh connection instead of blaming the server.
+            if connection.sender.ready().await.is_ok() {
+                match connection.sender.try_send_request(request).await {
+                    Ok(response) => return read_response(response).await,
+                    Err(mut error) => match error.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(classify_hyper(error.error())),
+                    },
+                }
+            }
+            self.connection = None;
+        }
+        let mut connection = connect(self.target.addr).await?;
+        let response = connection
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| classify_hyper(&e))?;
+        let answer = read_response(response).await;
+        if self.config.keep_alive {
+            self.connection = Some(connection);
+        }
+        answer
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<Connection, FailureKind> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|_| FailureKind::ConnectError)?;
+    // Small request, small answer: don't let Nagle hold either back.
+    stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| classify_hyper(&e))?;
+    // The connection's own error also reaches the pending request, which is
+    // where it gets counted; here it can be dropped.
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Connection { sender, driver })
+}
+
+async fn read_response(
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<(u16, Bytes), FailureKind> {
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| classify_hyper(&e))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn target_parsing() {
+        let target = Target::resolve("http://127.0.0.1:8080/metrics")
+            .await
+            .unwrap();
+        assert_eq!(target.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(target.host, "127.0.0.1:8080");
+        assert_eq!(target.path, "/metrics");
+
+        let target = Target::resolve("http://[::1]/a?b=c").await.unwrap();
+        assert_eq!(target.addr, "[::1]:80".parse().unwrap());
+        assert_eq!(target.path, "/a?b=c");
+
+        let target = Target::resolve("http://127.0.0.1:9").await.unwrap();
+        assert_eq!(target.path, "/");
+
+        for bad in [
+            "https://127.0.0.1/metrics",
+            "127.0.0.1:8080/metrics",
+            "not a url",
+            "",
+        ] {
+            assert!(Target::resolve(bad).await.is_err(), "{bad:?}");
+        }
+    }
+}

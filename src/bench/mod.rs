@@ -1,0 +1,121 @@
+//! `metricstream bench`: the load generator.
+//!
+//! It replays the C++ load test's traffic (same JSON shape, same headers)
+//! against an ingest endpoint and reports what came back: throughput,
+//! latency percentiles from an HDR histogram, and every failure by kind.
+//!
+//! Layout: `args` (flags) → `schedule` (closed / open loop) → `runner`
+//! (one task per client) → `client` (hyper, one request) → `outcome`
+//! (success or which failure) → `stats` (per-task tallies) → `report`.
+//! Bodies come pre-built from `payload`; `progress` shows a live line.
+//!
+//! The caller (main) provides the multi-threaded tokio runtime.
+
+pub mod args;
+pub mod client;
+pub mod outcome;
+pub mod payload;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod stats;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use hyper::header::HeaderValue;
+
+pub use args::{parse_duration, BenchArgs};
+pub use outcome::{FailureKind, Outcome};
+pub use report::{Report, RunParams};
+
+/// Runs the load described by `args`, prints the table to stdout (unless
+/// `--quiet`), writes `--json` if asked, and returns the report. Failed requests are reported,
+/// not returned as errors; errors mean the run itself could not happen
+/// (bad URL, unresolvable host, unwritable JSON path).
+pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+    let plan = schedule::Plan::from_args(&args);
+    let target = client::Target::resolve(&args.url).await?;
+    let metrics = args.metrics_per_request as usize;
+    let pool = payload::BodyPool::generate(payload::pool_size(metrics), metrics, args.gzip)?;
+    let authorizations = authorizations(&args)?;
+    let counters = Arc::new(progress::Counters::default());
+    let load = runner::Load {
+        plan,
+        target,
+        config: client::ClientConfig {
+            keep_alive: args.keep_alive(),
+            gzip: args.gzip,
+            timeout: args.timeout,
+        },
+        pool,
+        authorizations,
+        counters: Arc::clone(&counters),
+    };
+
+    let start = Instant::now();
+    // A progress line is for a person watching; never in logs or pipes.
+    let printer = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| progress::Printer::start(Arc::clone(&counters), start));
+    let result = runner::run_clients(load, start).await;
+    if let Some(printer) = printer {
+        printer.stop();
+    }
+    let (stats, elapsed) = result?;
+
+    let report = Report::from_stats(&stats, elapsed, run_params(&args));
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    if !args.quiet {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(report.table().as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("print report")?;
+    }
+    Ok(report)
+}
+
+/// `Bearer KEY` for everyone with --api-key, else `load_client_<i>` per
+/// client as the C++ test did.
+fn authorizations(args: &BenchArgs) -> anyhow::Result<Vec<HeaderValue>> {
+    match &args.api_key {
+        Some(key) => {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .context("--api-key contains characters not allowed in a header")?;
+            value.set_sensitive(true);
+            Ok(vec![value; args.clients as usize])
+        }
+        None => (0..args.clients)
+            .map(|i| {
+                HeaderValue::from_str(&format!("load_client_{i}"))
+                    .context("build Authorization header")
+            })
+            .collect(),
+    }
+}
+
+fn run_params(args: &BenchArgs) -> RunParams {
+    RunParams {
+        url: args.url.clone(),
+        clients: args.clients,
+        requests_per_client: args.duration.is_none().then_some(args.requests),
+        duration_limit_secs: args.duration.map(|d| d.as_secs_f64()),
+        rate: args.rate,
+        metrics_per_request: args.metrics_per_request,
+        keep_alive: args.keep_alive(),
+        interval_ms: args.interval_ms,
+        gzip: args.gzip,
+        auth: if args.api_key.is_some() {
+            "bearer"
+        } else {
+            "load_client"
+        }
+        .to_string(),
+        timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}

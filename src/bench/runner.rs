@@ -1,0 +1,147 @@
+//! Drives the client tasks: one tokio task per client, each with its own
+//! `Stats`, so the hot path shares nothing but two relaxed atomics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyper::header::HeaderValue;
+
+use super::client::{Client, ClientConfig, Target};
+use super::outcome::FailureKind;
+use super::payload::BodyPool;
+use super::progress::Counters;
+use super::schedule::{instant_after, OpenSchedule, Pacing, Plan, Stop};
+use super::stats::Stats;
+
+/// Everything the client tasks share (read-only).
+pub struct Load {
+    pub plan: Plan,
+    pub target: Target,
+    pub config: ClientConfig,
+    pub pool: BodyPool,
+    /// One `Authorization` value per client.
+    pub authorizations: Vec<HeaderValue>,
+    pub counters: Arc<Counters>,
+}
+
+/// Runs all clients to completion; returns the merged stats and the wall time.
+pub async fn run_clients(load: Load, start: Instant) -> anyhow::Result<(Stats, Duration)> {
+    let load = Arc::new(load);
+    let mut tasks = Vec::with_capacity(load.plan.clients as usize);
+    for id in 0..load.plan.clients {
+        let stats = Stats::new()?;
+        let load = Arc::clone(&load);
+        tasks.push(tokio::spawn(async move {
+            let authorization = load
+                .authorizations
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("load_client"));
+            let client = Client::new(load.target.clone(), load.config.clone(), authorization);
+            match load.plan.pacing {
+                Pacing::Closed { interval } => {
+                    closed_loop(&load, id, client, stats, start, interval).await
+                }
+                Pacing::Open { rate } => {
+                    let schedule = OpenSchedule {
+                        rate,
+                        clients: load.plan.clients,
+                        stop: load.plan.stop,
+                    };
+                    open_loop(&load, id, client, stats, start, schedule).await
+                }
+            }
+        }));
+    }
+    let mut total = Stats::new()?;
+    for task in tasks {
+        let stats = task.await.context("bench client task failed")?;
+        total.merge(&stats)?;
+    }
+    Ok((total, start.elapsed()))
+}
+
+/// Send, wait for the answer, pause, repeat.
+async fn closed_loop(
+    load: &Load,
+    id: u32,
+    mut client: Client,
+    mut stats: Stats,
+    start: Instant,
+    interval: Duration,
+) -> Stats {
+    let (limit, deadline) = match load.plan.stop {
+        Stop::Requests(n) => (Some(n), None),
+        // An unrepresentable end is as good as no end.
+        Stop::After(duration) => (None, start.checked_add(duration)),
+    };
+    let mut k: u64 = 0;
+    loop {
+        if limit.is_some_and(|n| k >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let body = load.pool.get(u64::from(id).wrapping_add(k));
+        let sent = Instant::now();
+        let outcome = client.send(body).await;
+        stats.record(outcome, sent.elapsed());
+        load.counters.note(outcome);
+        k += 1;
+        let more_to_do = limit.is_none_or(|n| k < n);
+        if !interval.is_zero() && more_to_do {
+            let wake = Instant::now().checked_add(interval);
+            // Never sleep past the end of the run.
+            let wake = match (wake, deadline) {
+                (Some(w), Some(d)) => Some(w.min(d)),
+                (w, None) => w,
+                (None, d) => d,
+            };
+            match wake {
+                Some(wake) => tokio::time::sleep_until(wake.into()).await,
+                None => tokio::time::sleep(interval).await,
+            }
+        }
+    }
+    stats
+}
+
+/// Fixed arrival schedule; latency counts from the slot's due time whenever
+/// the client was late for it, so server stalls show up in the percentiles
+/// instead of silently thinning the load (coordinated omission).
+async fn open_loop(
+    load: &Load,
+    id: u32,
+    mut client: Client,
+    mut stats: Stats,
+    start: Instant,
+    schedule: OpenSchedule,
+) -> Stats {
+    let slots = schedule.slots(id);
+    // Requests may run late, but not forever: past the last slot plus one
+    // timeout, whatever is still unsent is reported as `not_sent`.
+    let give_up =
+        instant_after(start, schedule.end()).and_then(|end| end.checked_add(load.config.timeout));
+    for k in 0..slots {
+        let due = instant_after(start, schedule.due(id, k));
+        let now = Instant::now();
+        let (Some(due), true) = (due, give_up.is_none_or(|g| now < g)) else {
+            stats.record_failures(FailureKind::NotSent, slots - k);
+            break;
+        };
+        let origin = if now >= due {
+            // Behind schedule (the previous answer came late): the wait
+            // since `due` is the server's doing and is counted.
+            due
+        } else {
+            tokio::time::sleep_until(due.into()).await;
+            // On time: measure from the actual send, so the timer's
+            // millisecond granularity is not billed to the server.
+            Instant::now()
+        };
+        let body = load.pool.get(u64::from(id).wrapping_add(k));
+        let outcome = client.send(body).await;
+        stats.record(outcome, origin.elapsed());
+        load.counters.note(outcome);
+    }
+    stats
+}

@@ -1,0 +1,142 @@
+//! `metricstream consume`: a consumer-group member that prints one JSON line
+//! per metric and commits offsets only after the lines are written
+//! (at-least-once: a crash between the two repeats, never skips).
+
+pub mod group;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::batch::{Metric, StoredBatch};
+use crate::cli::ConsumeArgs;
+use crate::log::{LogReader, Record};
+use crate::queue::file::{partition_dir, stored_partitions};
+use group::GroupMember;
+
+/// How often membership is re-read (joins, leaves, deaths).
+const REBALANCE_EVERY: Duration = Duration::from_millis(500);
+const READ_BYTES: usize = 1 << 20;
+
+/// One output line.
+#[derive(Serialize)]
+struct Line<'a> {
+    client_id: &'a str,
+    partition: u32,
+    offset: u64,
+    #[serde(flatten)]
+    metric: &'a Metric<'a>,
+    received_at: u64,
+}
+
+struct Owned {
+    _lock: File,
+    reader: LogReader,
+    next: u64,
+}
+
+pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    let data_dir = &args.queue.data_dir;
+    let partitions = stored_partitions(data_dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no queue in {} (start `metricstream serve --data-dir {}` first)",
+            data_dir.display(),
+            data_dir.display()
+        )
+    })?;
+    let member = GroupMember::join(data_dir, &args.group, partitions)?;
+    tracing::info!(
+        member = member.id(),
+        group = args.group,
+        "joined consumer group"
+    );
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
+    let mut assigned = Default::default();
+    let mut last_rebalance: Option<Instant> = None;
+
+    loop {
+        if last_rebalance.is_none_or(|t| t.elapsed() >= REBALANCE_EVERY) {
+            assigned = member.assignment()?;
+            owned.retain(|p, _| assigned.contains(p));
+            for &p in &assigned {
+                if owned.contains_key(&p) {
+                    continue;
+                }
+                if let Some(lock) = member.try_claim(p)? {
+                    let mut reader = LogReader::open(&partition_dir(data_dir, p))?;
+                    let next = match member.committed(p)? {
+                        Some(n) => n,
+                        None if args.from_beginning => reader.start_offset()?,
+                        None => reader.high_watermark()?,
+                    };
+                    tracing::info!(partition = p, next, "reading partition");
+                    owned.insert(
+                        p,
+                        Owned {
+                            _lock: lock,
+                            reader,
+                            next,
+                        },
+                    );
+                }
+            }
+            last_rebalance = Some(Instant::now());
+        }
+
+        let mut progressed = false;
+        let mut caught_up = owned.len() == assigned.len();
+        for (&p, o) in owned.iter_mut() {
+            let records = o.reader.read(o.next, READ_BYTES)?;
+            if let Some(last) = records.last() {
+                let next = last.offset + 1;
+                for r in &records {
+                    write_record(&mut out, p, r)?;
+                }
+                out.flush()?;
+                member.commit(p, next)?;
+                o.next = next;
+                progressed = true;
+            }
+            if o.next < o.reader.high_watermark()? {
+                caught_up = false;
+            }
+        }
+        if args.exit_at_end && caught_up && !progressed {
+            break;
+        }
+        if !progressed {
+            std::thread::sleep(args.poll_interval);
+        }
+    }
+    drop(owned);
+    member.leave();
+    Ok(())
+}
+
+fn write_record(out: &mut impl Write, partition: u32, r: &Record) -> anyhow::Result<()> {
+    let batch: StoredBatch<'_> = match serde_json::from_slice(&r.value) {
+        Ok(b) => b,
+        Err(e) => {
+            // Not ours to judge: report it and go on rather than stall the partition.
+            tracing::error!(partition, offset = r.offset, "undecodable message: {e}");
+            return Ok(());
+        }
+    };
+    for metric in &batch.metrics {
+        let line = Line {
+            client_id: &batch.client_id,
+            partition,
+            offset: r.offset,
+            metric,
+            received_at: batch.received_at,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Names and small files of a partition directory.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// One past the last record made durable: all readers may see.
+pub(crate) const HWM: &str = "hwm";
+/// Written then renamed over `hwm`, so readers never see a half-written value.
+pub(crate) const HWM_TMP: &str = "hwm.tmp";
+/// Left by a clean close; its absence at open means the writer crashed.
+pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
+
+const LOG_EXT: &str = ".log";
+const INDEX_EXT: &str = ".index";
+const DIGITS: usize = 20;
+
+pub(crate) fn log_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}{LOG_EXT}"))
+}
+
+pub(crate) fn index_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}{INDEX_EXT}"))
+}
+
+/// The file name of a segment, for messages.
+pub(crate) fn log_name(base: u64) -> String {
+    format!("{base:020}{LOG_EXT}")
+}
+
+fn parse_base(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_suffix(ext)?;
+    if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Segment and index files present in a directory, each sorted by base offset.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub logs: Vec<u64>,
+    pub indexes: Vec<u64>,
+}
+
+pub(crate) fn list(dir: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = parse_base(name, LOG_EXT) {
+            listing.logs.push(base);
+        } else if let Some(base) = parse_base(name, INDEX_EXT) {
+            listing.indexes.push(base);
+        }
+    }
+    listing.logs.sort_unstable();
+    listing.indexes.sort_unstable();
+    Ok(listing)
+}
+
+/// The high watermark; 0 if the file is absent or too short to hold one.
+pub(crate) fn read_hwm(dir: &Path) -> io::Result<u64> {
+    let mut file = match File::open(dir.join(HWM)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut b = [0; 8];
+    let mut filled = 0;
+    while filled < b.len() {
+        match file.read(&mut b[filled..]) {
+            Ok(0) => return Ok(0),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Replaces `hwm` atomically (for readers; it is not fsynced: the writer
+/// rewrites it from the recovered log at every open).
+pub(crate) fn write_hwm(dir: &Path, value: u64) -> io::Result<()> {
+    let tmp = dir.join(HWM_TMP);
+    File::create(&tmp)?.write_all(&value.to_le_bytes())?;
+    fs::rename(&tmp, dir.join(HWM))
+}
+
+/// Removes a file, treating "already gone" as success.
+pub(crate) fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let dir = Path::new("/x");
+        assert_eq!(log_path(dir, 42), Path::new("/x/00000000000000000042.log"));
+        assert_eq!(
+            index_path(dir, u64::MAX),
+            Path::new("/x/18446744073709551615.index")
+        );
+        assert_eq!(parse_base("00000000000000000042.log", LOG_EXT), Some(42));
+        assert_eq!(parse_base("0000000000000000042.log", LOG_EXT), None);
+        assert_eq!(parse_base("0000000000000000004x.log", LOG_EXT), None);
+        assert_eq!(parse_base("99999999999999999999.log", LOG_EXT), None);
+        assert_eq!(parse_base("00000000000000000042.index", LOG_EXT), None);
+    }
+
+    #[test]
+    fn hwm_defaults_to_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_hwm(dir.path()).unwrap(), 0);
+        fs::write(dir.path().join(HWM), [1, 2]).unwrap();
+        assert_eq!(read_hwm(dir.path()).unwrap(), 0);
+        write_hwm(dir.path(), 1234).unwrap();
+        assert_eq!(read_hwm(dir.path()).unwrap(), 1234);
+    }
+}

@@ -1,0 +1,500 @@
+//! The single writer of one partition.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tracing::{info, warn};
+
+use super::config::LogConfig;
+use super::files::{self, CLEAN_SHUTDOWN};
+use super::record::{self, NewRecord};
+use super::recovery::{self, Recovery};
+use super::segment::{self, ActiveSegment, ClosedSegment};
+
+/// The append buffer is kept between appends, unless one huge batch grew it past this.
+const MAX_RETAINED_BUF: usize = 16 << 20;
+
+/// Single writer of one partition (the server owns one per partition, on its own thread).
+///
+/// Holds an exclusive lock on the directory while open. Dropping it without
+/// [`close`](Self::close) is treated like a crash: the next open scans everything.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    /// Held open for the lock, and fsynced after files are created.
+    dir_file: File,
+    config: LogConfig,
+    closed: VecDeque<ClosedSegment>,
+    closed_bytes: u64,
+    active: ActiveSegment,
+    next_offset: u64,
+    /// The value `hwm` was last set to.
+    synced_offset: u64,
+    /// Files of segments closed since the last sync; they still need an fsync.
+    unsynced: Vec<File>,
+    dir_dirty: bool,
+    /// A failed append could not truncate its partial write; redo before writing again.
+    dirty_tail: bool,
+    /// An fsync failed. The kernel may have dropped the dirty pages, so a
+    /// retry could "succeed" without the data: refuse until reopened.
+    failed: Option<String>,
+    buf: Vec<u8>,
+    #[cfg(test)]
+    fail_next_write: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating `dir` if needed) and recovers the partition log.
+    pub fn open(dir: &Path, config: LogConfig) -> io::Result<(PartitionLog, Recovery)> {
+        fs::create_dir_all(dir)?;
+        let dir_file = File::open(dir)?;
+        lock(&dir_file, dir)?;
+        let recovered = recovery::recover(dir, &dir_file, &config)?;
+        let closed: VecDeque<ClosedSegment> = recovered.closed.into();
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            dir_file,
+            closed_bytes: closed.iter().map(|s| s.size).sum(),
+            closed,
+            config,
+            active: recovered.active,
+            next_offset: recovered.next_offset,
+            synced_offset: recovered.next_offset,
+            unsynced: Vec::new(),
+            dir_dirty: false,
+            dirty_tail: false,
+            failed: None,
+            buf: Vec::new(),
+            #[cfg(test)]
+            fail_next_write: false,
+        };
+        Ok((log, recovered.report))
+    }
+
+    /// Writes all records with one write to the active segment (rolling first
+    /// if needed) and returns the offset of the first.
+    ///
+    /// All or nothing: on error the segment is cut back to its previous length
+    /// and `next_offset` is unchanged. A batch larger than `segment_bytes`
+    /// still goes into one (fresh) segment.
+    pub fn append(&mut self, records: &[NewRecord<'_>]) -> io::Result<u64> {
+        self.check_failed()?;
+        let first = self.next_offset;
+        if records.is_empty() {
+            return Ok(first);
+        }
+        self.fix_tail()?;
+        self.buf.clear();
+        if self.buf.capacity() > MAX_RETAINED_BUF {
+            self.buf.shrink_to(MAX_RETAINED_BUF);
+        }
+        for (i, rec) in records.iter().enumerate() {
+            record::encode(&mut self.buf, first + i as u64, rec)?;
+        }
+        let batch = self.buf.len() as u64;
+        if batch > u64::from(u32::MAX) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "batch larger than 4 GiB",
+            ));
+        }
+        let count = records.len() as u64;
+        let too_big = self.active.size + batch > self.config.segment_limit();
+        let too_many = first + count - self.active.base > u64::from(u32::MAX);
+        if self.active.size > 0 && (too_big || too_many) {
+            self.roll()?;
+        }
+
+        let pos = self.active.size;
+        let mark = self.active.index.mark();
+        let mut at = pos;
+        for (i, rec) in records.iter().enumerate() {
+            let size = rec.encoded_len() as u64;
+            self.active.observe(first + i as u64, at, size);
+            at += size;
+        }
+        match self.write_batch(pos) {
+            Ok(()) => {
+                self.active.size += batch;
+                self.next_offset += count;
+                Ok(first)
+            }
+            Err(e) => {
+                self.active.index.rollback(mark);
+                if let Err(te) = self.active.log.set_len(pos) {
+                    warn!(dir = %self.dir.display(), error = %te, "cannot truncate failed append");
+                    self.dirty_tail = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_batch(&mut self, pos: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_write) {
+            let half = &self.buf[..self.buf.len() / 2];
+            self.active.log.write_all_at(half, pos)?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        // Positioned, so a truncation after a failure needs no seek to undo.
+        self.active.log.write_all_at(&self.buf, pos)
+    }
+
+    fn roll(&mut self) -> io::Result<()> {
+        self.active.index.flush()?;
+        let fresh = ActiveSegment::create(
+            &self.dir,
+            self.next_offset,
+            self.config.index_interval_bytes,
+        )?;
+        let old = std::mem::replace(&mut self.active, fresh);
+        self.closed.push_back(ClosedSegment {
+            base: old.base,
+            size: old.size,
+        });
+        self.closed_bytes += old.size;
+        // Their fsync waits for the next sync, keeping appends free of fsyncs.
+        self.unsynced.push(old.log);
+        self.unsynced.push(old.index.into_file());
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable, then publishes it to readers
+    /// by advancing `hwm`.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.check_failed()?;
+        if self.synced_offset == self.next_offset && self.unsynced.is_empty() && !self.dir_dirty {
+            return Ok(());
+        }
+        self.fix_tail()?;
+        if let Err(e) = self.sync_data() {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.active.index.flush()?;
+        files::write_hwm(&self.dir, self.next_offset)?;
+        self.synced_offset = self.next_offset;
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        for file in &self.unsynced {
+            file.sync_data()?;
+        }
+        self.unsynced.clear();
+        self.active.log.sync_data()?;
+        if self.dir_dirty {
+            self.dir_file.sync_all()?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn check_failed(&self) -> io::Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(why) => Err(io::Error::other(format!(
+                "{}: an earlier fsync failed ({why}); reopen the log to recover",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    fn fix_tail(&mut self) -> io::Result<()> {
+        if self.dirty_tail {
+            self.active.log.set_len(self.active.size)?;
+            self.dirty_tail = false;
+        }
+        Ok(())
+    }
+
+    /// The offset the next appended record will get.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// The `hwm` readers see: one past the last record made durable by `sync`.
+    pub fn high_watermark(&self) -> u64 {
+        self.synced_offset
+    }
+
+    /// Base offset of the oldest segment.
+    pub fn start_offset(&self) -> u64 {
+        self.closed.front().map_or(self.active.base, |s| s.base)
+    }
+
+    /// Bytes of all segments (indexes excluded).
+    pub fn size_bytes(&self) -> u64 {
+        self.closed_bytes + self.active.size
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.closed.len() + 1
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Deletes whole closed segments, oldest first, while the log is larger than
+    /// `retention_bytes` or the oldest is older than `retention`; returns how many.
+    /// The active segment is never deleted, and only a prefix of the log goes,
+    /// so the remaining offsets stay contiguous.
+    pub fn apply_retention(&mut self, now: SystemTime) -> io::Result<usize> {
+        let mut deleted = 0;
+        while let Some(&seg) = self.closed.front() {
+            let over_size = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| self.size_bytes() > limit);
+            let expired = match self.config.retention {
+                Some(max_age) if !over_size => self.expired(seg.base, now, max_age)?,
+                _ => false,
+            };
+            if !over_size && !expired {
+                break;
+            }
+            segment::delete_segment(&self.dir, seg.base)?;
+            self.closed.pop_front();
+            self.closed_bytes -= seg.size;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            info!(
+                dir = %self.dir.display(),
+                deleted,
+                start_offset = self.start_offset(),
+                "retention deleted segments"
+            );
+        }
+        Ok(deleted)
+    }
+
+    fn expired(&self, base: u64, now: SystemTime, max_age: Duration) -> io::Result<bool> {
+        match fs::metadata(files::log_path(&self.dir, base)) {
+            // An mtime in the future is not expired.
+            Ok(meta) => Ok(now
+                .duration_since(meta.modified()?)
+                .is_ok_and(|age| age > max_age)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Syncs and writes the clean-shutdown marker, so the next open can skip
+    /// the full scan.
+    pub fn close(mut self) -> io::Result<()> {
+        self.sync()?;
+        self.active.index.sync()?;
+        File::create(self.dir.join(CLEAN_SHUTDOWN))?;
+        self.dir_file.sync_all()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_next_write(&mut self) {
+        self.fail_next_write = true;
+    }
+}
+
+/// Takes the exclusive writer lock on the directory (flock, released on close or crash).
+// File::try_lock needs Rust 1.89, newer than the crate's declared MSRV; the toolchain has it.
+#[allow(clippy::incompatible_msrv)]
+fn lock(dir_file: &File, dir: &Path) -> io::Result<()> {
+    match dir_file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{}: log already open by another writer", dir.display()),
+        )),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::log::testutil::{
+        append, config, fill, frames, read_all, record, records, segment_bases,
+    };
+
+    #[test]
+    fn append_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, rec) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!((rec.next_offset, rec.segments, rec.clean), (0, 1, false));
+        assert_eq!(append(&mut log, 0..3), 0);
+        assert_eq!(append(&mut log, 3..4), 3);
+        assert_eq!(log.append(&[]).unwrap(), 4);
+        log.sync().unwrap();
+        assert_eq!(log.next_offset(), 4);
+        assert_eq!(log.high_watermark(), 4);
+        assert_eq!(read_all(dir.path(), 0), records(0..4));
+        let expected: u64 = (0..4).map(frame_len).sum();
+        assert_eq!(log.size_bytes(), expected);
+    }
+
+    fn frame_len(offset: u64) -> u64 {
+        let r = record(offset);
+        NewRecord {
+            timestamp_ms: r.timestamp_ms,
+            key: &r.key,
+            value: &r.value,
+        }
+        .encoded_len() as u64
+    }
+
+    #[test]
+    fn rolls_by_size_and_names_segments_by_base_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(500)).unwrap();
+        fill(&mut log, 100, 2);
+        let bases = segment_bases(dir.path());
+        assert!(bases.len() > 5, "{bases:?}");
+        assert_eq!(log.segment_count(), bases.len());
+        assert_eq!(log.start_offset(), 0);
+        for (i, &base) in bases.iter().enumerate() {
+            let frames = frames(dir.path(), base);
+            assert_eq!(frames.first().map(|f| f.0), Some(base));
+            let next = bases.get(i + 1).copied().unwrap_or(100);
+            assert_eq!(frames.last().map(|f| f.0 + 1), Some(next));
+            let size: u64 = frames.iter().map(|f| f.2).sum();
+            assert!(size <= 500, "segment {base} has {size} bytes");
+            assert!(files::index_path(dir.path(), base).exists());
+        }
+        assert_eq!(read_all(dir.path(), 0), records(0..100));
+    }
+
+    #[test]
+    fn oversized_batch_gets_a_fresh_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
+        append(&mut log, 0..2);
+        append(&mut log, 2..20);
+        append(&mut log, 20..21);
+        log.sync().unwrap();
+        assert_eq!(segment_bases(dir.path()), vec![0, 2, 20]);
+        assert_eq!(read_all(dir.path(), 0), records(0..21));
+    }
+
+    #[test]
+    fn append_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(100_000)).unwrap();
+        fill(&mut log, 10, 3);
+        let size = log.size_bytes();
+        log.fail_next_write();
+        let owned = records(10..20);
+        let batch: Vec<NewRecord<'_>> = owned
+            .iter()
+            .map(|r| NewRecord {
+                timestamp_ms: r.timestamp_ms,
+                key: &r.key,
+                value: &r.value,
+            })
+            .collect();
+        assert!(log.append(&batch).is_err());
+        assert_eq!(log.next_offset(), 10);
+        assert_eq!(log.size_bytes(), size);
+        let file_len = fs::metadata(files::log_path(dir.path(), 0)).unwrap().len();
+        assert_eq!(file_len, size, "partial write not truncated");
+        // The same batch goes through afterwards, at the same offsets.
+        assert_eq!(log.append(&batch).unwrap(), 10);
+        log.sync().unwrap();
+        assert_eq!(read_all(dir.path(), 0), records(0..20));
+        drop(log);
+        let (log, rec) = PartitionLog::open(dir.path(), config(100_000)).unwrap();
+        assert_eq!((rec.next_offset, rec.truncated_bytes), (20, 0));
+        assert_eq!(log.next_offset(), 20);
+    }
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), config(1000)).unwrap();
+        let err = PartitionLog::open(dir.path(), config(1000)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        log.close().unwrap();
+        PartitionLog::open(dir.path(), config(1000)).unwrap();
+    }
+
+    #[test]
+    fn retention_by_size_deletes_oldest_closed_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(500);
+        cfg.retention_bytes = Some(1200);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        fill(&mut log, 100, 2);
+        let before = segment_bases(dir.path());
+        let deleted = log.apply_retention(SystemTime::now()).unwrap();
+        let after = segment_bases(dir.path());
+        assert!(deleted > 0);
+        assert_eq!(after, before[deleted..]);
+        assert!(log.size_bytes() <= 1200);
+        let on_disk: u64 = after
+            .iter()
+            .map(|&b| fs::metadata(files::log_path(dir.path(), b)).unwrap().len())
+            .sum();
+        assert_eq!(log.size_bytes(), on_disk);
+        assert_eq!(log.start_offset(), after[0]);
+        assert!(!files::index_path(dir.path(), before[0]).exists());
+        // Deleted offsets read from the start offset.
+        assert_eq!(read_all(dir.path(), 0), records(after[0]..100));
+        assert_eq!(log.apply_retention(SystemTime::now()).unwrap(), 0);
+    }
+
+    #[test]
+    fn retention_never_deletes_the_active_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(500);
+        cfg.retention_bytes = Some(0);
+        cfg.retention = Some(Duration::ZERO);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        fill(&mut log, 50, 2);
+        let active = *segment_bases(dir.path()).last().unwrap();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(log.apply_retention(later).unwrap() > 0);
+        assert_eq!(segment_bases(dir.path()), vec![active]);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.start_offset(), active);
+        append(&mut log, 50..51);
+    }
+
+    #[test]
+    fn retention_by_age_uses_file_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(500);
+        cfg.retention = Some(Duration::from_secs(3600));
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg.clone()).unwrap();
+        fill(&mut log, 100, 2);
+        let bases = segment_bases(dir.path());
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(7200);
+        // Two old segments at the front, one in the middle (not a prefix: kept),
+        // and the active one (never deleted).
+        for &b in [bases[0], bases[1], bases[3], *bases.last().unwrap()].iter() {
+            let f = File::options()
+                .write(true)
+                .open(files::log_path(dir.path(), b))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        }
+        assert_eq!(log.apply_retention(now).unwrap(), 2);
+        assert_eq!(segment_bases(dir.path()), bases[2..]);
+        assert_eq!(log.start_offset(), bases[2]);
+        // Retention survives a restart.
+        log.close().unwrap();
+        let (log, rec) = PartitionLog::open(dir.path(), cfg).unwrap();
+        assert!(rec.clean);
+        assert_eq!(log.start_offset(), bases[2]);
+        assert_eq!(read_all(dir.path(), 0), records(bases[2]..100));
+    }
+}

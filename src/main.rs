@@ -1,0 +1,119 @@
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use metricstream::auth::Auth;
+use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
+use metricstream::limits::ClientLimiter;
+use metricstream::log::LogConfig;
+use metricstream::queue::file::{FileQueue, FileQueueConfig};
+use metricstream::queue::Queue;
+use metricstream::server::{self, App};
+use metricstream::telemetry::Telemetry;
+use metricstream::{bench, consumer};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("METRICSTREAM_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("metricstream: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    // Before clap and before any thread starts: it sets environment variables.
+    metricstream::cli::apply_config_file(&args)?;
+    let cli = Cli::parse_from(&args);
+    match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Consume(a) => consumer::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(bench::run(a))?;
+            Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let workers = a
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .thread_name("http-worker")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let telemetry = Arc::new(Telemetry::new()?);
+        let queue: Arc<dyn Queue> = match a.queue.queue {
+            QueueKind::File => Arc::new(FileQueue::open(
+                FileQueueConfig {
+                    data_dir: a.queue.data_dir.clone(),
+                    partitions: a.partitions,
+                    ack: a.ack,
+                    log: LogConfig {
+                        segment_bytes: a.segment_bytes,
+                        retention_bytes: (a.retention_bytes > 0).then_some(a.retention_bytes),
+                        retention: (!a.retention.is_zero()).then_some(a.retention),
+                        ..LogConfig::default()
+                    },
+                    capacity: a.queue_capacity,
+                    enqueue_timeout: a.enqueue_timeout,
+                    retention_check: std::time::Duration::from_secs(30),
+                },
+                telemetry.clone(),
+            )?),
+        };
+        let mut keys = a.api_keys.clone();
+        if let Some(file) = &a.api_keys_file {
+            keys.extend(Auth::read_keys_file(file)?);
+        }
+        let app = Arc::new(App {
+            queue,
+            auth: Auth::new(keys),
+            limiter: ClientLimiter::new(a.rate_limit),
+            rate_limit: a.rate_limit,
+            telemetry,
+            max_body: a.max_body,
+            inflight: tokio::sync::Semaphore::new(a.max_inflight.max(1)),
+            shutting_down: AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        tracing::info!(
+            ack = ?a.ack,
+            partitions = a.partitions,
+            workers,
+            data_dir = %a.queue.data_dir.display(),
+            api_keys = app.auth.enabled(),
+            "starting"
+        );
+        let report = server::run(listener, app, a.request_timeout, a.shutdown_timeout).await?;
+        Ok(if report.lost == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        })
+    })
+}

@@ -1,0 +1,75 @@
+//! The queue a batch goes into once it is valid, behind one small trait.
+//!
+//! The HTTP layer sees only [`Queue`]: it hands over a [`Message`] and waits
+//! for the answer, which comes when the batch is as safe as the ack mode
+//! promises. Backends count what they deliver into the shared
+//! [`crate::telemetry::Telemetry`]. Backends: [`file::FileQueue`] (the embedded log).
+
+pub mod file;
+pub mod partitioner;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// When a batch counts as accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// Answer once the batch is durable (fsync'd / acknowledged by the brokers).
+    Durable,
+    /// Answer once the batch is in the bounded in-memory queue of the writer.
+    Accepted,
+}
+
+/// One queue message: one accepted batch.
+#[derive(Debug)]
+pub struct Message {
+    /// The client id: the partition key.
+    pub key: String,
+    /// The normalized batch (JSON).
+    pub value: Vec<u8>,
+    pub timestamp_ms: i64,
+}
+
+/// Where a message went. The offset is known only in durable mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: u32,
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// Bounded wait for room ran out: the client should retry later.
+    #[error("the queue is full")]
+    Full,
+    /// The backend cannot store anything right now (disk error, broker down).
+    #[error("the queue is unavailable: {0}")]
+    Unavailable(String),
+    /// Shutting down; nothing more is taken.
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// What shutdown managed to do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShutdownReport {
+    pub delivered: u64,
+    pub spilled: u64,
+    /// Accepted batches that are neither delivered nor spilled.
+    pub lost: u64,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A queue backend. Implementations are shared by every worker thread.
+pub trait Queue: Send + Sync + 'static {
+    /// Stores one batch; resolves when the ack mode's promise holds.
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>>;
+    /// True when a write would be taken now (`/ready`).
+    fn ready(&self) -> bool;
+    /// Makes everything accepted durable (or spilled) within `timeout`.
+    /// Called once, after the HTTP server has stopped taking requests.
+    fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ShutdownReport>;
+}

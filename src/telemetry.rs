@@ -1,0 +1,155 @@
+//! The server's own counters: `/stats` (JSON) and `/metrics` (Prometheus
+//! text) read the same values, so the two can never disagree.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use serde::Serialize;
+
+pub struct Telemetry {
+    registry: Registry,
+    // The C++ system's four counters, same names in /stats.
+    pub metrics_received: IntCounter,
+    pub batches_processed: IntCounter,
+    pub validation_errors: IntCounter,
+    pub rate_limited_requests: IntCounter,
+    /// Requests answered, by status code.
+    pub requests: IntCounterVec,
+    /// Time from request start to answer.
+    pub request_latency: Histogram,
+    /// Time from handing a batch to the queue until it is durable.
+    pub queue_latency: Histogram,
+    /// Batches waiting in memory for the queue's writer.
+    pub queue_depth: IntGauge,
+    pub delivered: IntCounter,
+    pub failed: IntCounter,
+    pub spilled: IntCounter,
+    /// Group commits (one fsync each) and the batches they carried.
+    pub commits: IntCounter,
+}
+
+/// The `/stats` body.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub metrics_received: u64,
+    pub batches_processed: u64,
+    pub validation_errors: u64,
+    pub rate_limited_requests: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub spilled: u64,
+    pub queued: i64,
+    pub commits: u64,
+}
+
+/// Latency buckets from 50 µs to 10 s: our answers are sub-millisecond, the
+/// interesting tail is in the low milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+impl Telemetry {
+    pub fn new() -> prometheus::Result<Telemetry> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let c = IntCounter::new(format!("metricstream_{name}"), help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram = |name: &str, help: &str| -> prometheus::Result<Histogram> {
+            let opts = HistogramOpts::new(format!("metricstream_{name}"), help)
+                .buckets(LATENCY_BUCKETS.to_vec());
+            let h = Histogram::with_opts(opts)?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "metricstream_http_requests_total",
+                "HTTP requests by status",
+            ),
+            &["status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        let queue_depth = IntGauge::new(
+            "metricstream_queue_depth",
+            "batches waiting in memory for the queue",
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        Ok(Telemetry {
+            metrics_received: counter("metrics_received_total", "metrics in decoded batches")?,
+            batches_processed: counter("batches_processed_total", "batches accepted (200)")?,
+            validation_errors: counter("validation_errors_total", "batches rejected as invalid")?,
+            rate_limited_requests: counter("rate_limited_requests_total", "requests answered 429")?,
+            request_latency: histogram(
+                "http_request_duration_seconds",
+                "time to answer a POST /metrics",
+            )?,
+            queue_latency: histogram(
+                "queue_latency_seconds",
+                "time from enqueue until the batch is durable",
+            )?,
+            delivered: counter("deliveries_total", "batches made durable by the queue")?,
+            failed: counter(
+                "delivery_failures_total",
+                "batches the queue could not store",
+            )?,
+            spilled: counter("spills_total", "batches written to the spill log")?,
+            commits: counter("group_commits_total", "fsyncs, each covering many batches")?,
+            requests,
+            queue_depth,
+            registry,
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            metrics_received: self.metrics_received.get(),
+            batches_processed: self.batches_processed.get(),
+            validation_errors: self.validation_errors.get(),
+            rate_limited_requests: self.rate_limited_requests.get(),
+            delivered: self.delivered.get(),
+            failed: self.failed.get(),
+            spilled: self.spilled.get(),
+            queued: self.queue_depth.get(),
+            commits: self.commits.get(),
+        }
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding gathered families into a Vec only fails on invalid metric
+        // names, which are fixed above.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!("encoding metrics: {e}");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_and_prometheus_agree() {
+        let t = Telemetry::new().unwrap();
+        t.metrics_received.inc_by(3);
+        t.batches_processed.inc();
+        t.requests.with_label_values(&["200"]).inc();
+        t.request_latency.observe(0.0003);
+        let s = t.stats();
+        assert_eq!(s.metrics_received, 3);
+        assert_eq!(s.batches_processed, 1);
+        let text = t.render();
+        assert!(
+            text.contains("metricstream_metrics_received_total 3"),
+            "{text}"
+        );
+        assert!(text.contains("metricstream_http_requests_total{status=\"200\"} 1"));
+        assert!(text.contains("metricstream_http_request_duration_seconds_bucket"));
+    }
+}

@@ -1,0 +1,369 @@
+//! `metricstream bench` against tiny in-process servers that succeed, refuse,
+//! hang up, stall or lie: every request must be counted exactly once, and
+//! nothing but a real acknowledgement may count as a success.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use clap::Parser;
+use metricstream::bench::{self, BenchArgs, Report};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+fn args(url: &str, extra: &[&str]) -> BenchArgs {
+    let argv = ["bench", "--quiet", "--url", url]
+        .into_iter()
+        .chain(extra.iter().copied());
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => cli.bench,
+        Err(e) => panic!("bad test arguments: {e}"),
+    }
+}
+
+async fn run(url: &str, extra: &[&str]) -> Report {
+    let report = bench::run(args(url, extra)).await.expect("bench run");
+    assert_eq!(
+        report.successful + report.failed,
+        report.total,
+        "every request counted once: {report:#?}"
+    );
+    assert_eq!(report.failures.values().sum::<u64>(), report.failed);
+    report
+}
+
+/// Serves `app` on an ephemeral loopback port; returns the /metrics URL.
+async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/metrics")
+}
+
+fn json(status: StatusCode, body: &'static str) -> impl IntoResponse {
+    (status, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn ok_server() -> String {
+    serve(Router::new().route(
+        "/metrics",
+        post(|_body: Bytes| async {
+            json(StatusCode::OK, r#"{"success":true,"metrics_processed":3}"#)
+        }),
+    ))
+    .await
+}
+
+/// Accepts TCP connections and closes them at once, without a byte of HTTP.
+async fn hang_up_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    format!("http://{addr}/metrics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_successes_against_a_healthy_server() {
+    let url = ok_server().await;
+    for mode in ["--new-connection", "--keep-alive"] {
+        let report = run(&url, &["--clients", "4", "--requests", "25", mode]).await;
+        assert_eq!(report.total, 100, "{mode}");
+        assert_eq!(report.successful, 100, "{mode}: {:?}", report.failures);
+        assert_eq!(report.success_rate, 100.0);
+        assert!(report.p50_ms > 0.0 && report.p50_ms <= report.max_ms);
+        assert!(
+            report.metrics_per_sec > report.requests_per_sec,
+            "3 metrics each"
+        );
+    }
+    let report = run(
+        &url,
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "5",
+            "--gzip",
+            "--api-key",
+            "k",
+        ],
+    )
+    .await;
+    assert_eq!(report.successful, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_503_is_a_failure_by_kind() {
+    let url = serve(Router::new().route(
+        "/metrics",
+        post(|| async { json(StatusCode::SERVICE_UNAVAILABLE, r#"{"success":true}"#) }),
+    ))
+    .await;
+    for mode in ["--new-connection", "--keep-alive"] {
+        let report = run(&url, &["--clients", "3", "--requests", "10", mode]).await;
+        assert_eq!(report.total, 30);
+        assert_eq!(report.successful, 0, "a 503 is never a success");
+        assert_eq!(
+            report.failures.get("status_503"),
+            Some(&30),
+            "{:?}",
+            report.failures
+        );
+        assert_eq!(report.success_rate, 0.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ok_without_acknowledgement_is_bad_body() {
+    let url = serve(Router::new().route(
+        "/metrics",
+        post(|| async { json(StatusCode::OK, r#"{"success":false,"error":"nope"}"#) }),
+    ))
+    .await;
+    let report = run(&url, &["--clients", "2", "--requests", "5"]).await;
+    assert_eq!(report.successful, 0);
+    assert_eq!(report.failures.get("bad_body"), Some(&10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connections_are_failures_by_kind() {
+    let url = hang_up_server().await;
+    for mode in ["--new-connection", "--keep-alive"] {
+        let report = run(&url, &["--clients", "3", "--requests", "10", mode]).await;
+        assert_eq!(report.total, 30, "{mode}");
+        assert_eq!(report.successful, 0, "{mode}: a hang-up is never a success");
+        assert!(
+            report
+                .failures
+                .keys()
+                .all(|k| k == "reset" || k == "io_error"),
+            "{mode}: {:?}",
+            report.failures
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_connect_errors() {
+    // Bind, note the port, close: nothing listens there any more.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let report = run(
+        &format!("http://{addr}/metrics"),
+        &["--clients", "2", "--requests", "3"],
+    )
+    .await;
+    assert_eq!(report.successful, 0);
+    assert_eq!(
+        report.failures.get("connect_error"),
+        Some(&6),
+        "{:?}",
+        report.failures
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_times_out() {
+    let url = serve(Router::new().route(
+        "/metrics",
+        post(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            json(StatusCode::OK, r#"{"success":true}"#)
+        }),
+    ))
+    .await;
+    let started = Instant::now();
+    let report = run(
+        &url,
+        &["--clients", "2", "--requests", "2", "--timeout", "200ms"],
+    )
+    .await;
+    assert_eq!(
+        report.failures.get("timeout"),
+        Some(&4),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeouts were enforced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_reconnects_when_the_server_closes() {
+    // Every answer says `Connection: close`, so each request needs a new connection.
+    let url = serve(Router::new().route(
+        "/metrics",
+        post(|| async {
+            (
+                StatusCode::OK,
+                [(header::CONNECTION, "close")],
+                r#"{"success":true}"#,
+            )
+        }),
+    ))
+    .await;
+    let report = run(
+        &url,
+        &["--clients", "2", "--requests", "20", "--keep-alive"],
+    )
+    .await;
+    assert_eq!(report.successful, 40, "{:?}", report.failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_bounds_a_closed_loop_run() {
+    let url = ok_server().await;
+    let report = run(
+        &url,
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "500ms",
+            "--interval-ms",
+            "50",
+            "--keep-alive",
+        ],
+    )
+    .await;
+    // About 10 requests per client; generous bounds for a loaded machine.
+    assert!((6..=24).contains(&report.total), "{}", report.total);
+    assert!(report.duration_secs >= 0.45 && report.duration_secs < 2.0);
+    assert_eq!(report.params.requests_per_client, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_rate_sends_the_scheduled_count() {
+    let url = ok_server().await;
+    let report = run(
+        &url,
+        &["--rate", "200", "--duration", "1s", "--clients", "10"],
+    )
+    .await;
+    // The schedule has exactly 200 slots in 1 s.
+    assert_eq!(report.total, 200, "{:?}", report.failures);
+    assert!(report.successful >= 190, "{:?}", report.failures);
+    assert!(
+        report.duration_secs >= 0.95 && report.duration_secs < 2.0,
+        "{}",
+        report.duration_secs
+    );
+    assert!(
+        report.requests_per_sec > 100.0 && report.requests_per_sec <= 210.0,
+        "{}",
+        report.requests_per_sec
+    );
+
+    let report = run(
+        &url,
+        &["--rate", "100", "--clients", "2", "--requests", "5"],
+    )
+    .await;
+    assert_eq!(report.total, 10);
+}
+
+/// A server that stalls once for 300 ms, on its 10th request.
+async fn stall_once_server() -> String {
+    let seen = Arc::new(AtomicU64::new(0));
+    serve(
+        Router::new()
+            .route(
+                "/metrics",
+                post(|State(seen): State<Arc<AtomicU64>>| async move {
+                    if seen.fetch_add(1, Ordering::Relaxed) == 9 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    json(StatusCode::OK, r#"{"success":true}"#)
+                }),
+            )
+            .with_state(seen),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_does_not_hide_a_stall() {
+    // One client at 100 req/s for 1 s: the stall delays ~30 scheduled sends,
+    // and each must carry its wait, so p90 lands far above a healthy answer.
+    let url = stall_once_server().await;
+    let open = run(
+        &url,
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--clients",
+            "1",
+            "--keep-alive",
+        ],
+    )
+    .await;
+    assert_eq!(open.successful, 100, "{:?}", open.failures);
+    assert!(open.max_ms >= 290.0, "max {}", open.max_ms);
+    assert!(open.p90_ms >= 100.0, "p90 {} hides the stall", open.p90_ms);
+
+    // The same stall in a closed loop is a single slow sample.
+    let url = stall_once_server().await;
+    let closed = run(
+        &url,
+        &["--requests", "100", "--clients", "1", "--keep-alive"],
+    )
+    .await;
+    assert!(closed.max_ms >= 290.0, "max {}", closed.max_ms);
+    assert!(closed.p90_ms < 100.0, "p90 {}", closed.p90_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_report_is_written() {
+    let url = ok_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let report = run(
+        &url,
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "3",
+            "--json",
+            path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(written["total"], report.total);
+    assert_eq!(written["successful"], 6);
+    assert_eq!(written["params"]["clients"], 2);
+    assert!(written["p99_ms"].is_number());
+}
+
+#[tokio::test]
+async fn bad_urls_are_errors_not_panics() {
+    for url in ["https://127.0.0.1/metrics", "nonsense", "http://"] {
+        assert!(bench::run(args(url, &[])).await.is_err(), "{url}");
+    }
+}

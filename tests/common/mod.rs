@@ -1,0 +1,291 @@
+//! Test harness: starts the real `metricstream` binary on a loopback port
+//! with a temporary data directory, and a minimal blocking HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_metricstream");
+
+/// The C++ load test's request body, byte for byte in shape.
+pub fn cpp_body(host: &str, seq: u64) -> String {
+    format!(
+        r#"{{
+            "metrics": [
+                {{
+                    "name": "cpu_usage",
+                    "value": 42.123456,
+                    "type": "gauge",
+                    "tags": {{"host": "{host}", "region": "us-west", "seq": "{seq}"}}
+                }},
+                {{
+                    "name": "memory_usage",
+                    "value": 4000000000,
+                    "type": "gauge",
+                    "tags": {{"host": "{host}"}}
+                }},
+                {{
+                    "name": "requests_total",
+                    "value": 17,
+                    "type": "counter",
+                    "tags": {{"service": "api", "host": "{host}"}}
+                }}
+            ]
+        }}"#
+    )
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Everything the server wrote to stderr so far.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `metricstream serve` on 127.0.0.1:0 and waits until it listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("METRICSTREAM_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn metricstream");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("metricstream serving") {
+                    if let Some(addr) = field(&line, "listen") {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log:\n{}", log.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn post(&self, body: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, "POST", "/metrics", headers, body.as_bytes())
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[], b"")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status (panics after `within`).
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("server did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` from a tracing log line (ANSI codes stripped).
+fn field(line: &str, key: &str) -> Option<String> {
+    let clean: String = strip_ansi(line);
+    let start = clean.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &clean[start..];
+    Some(
+        rest.split_whitespace()
+            .next()?
+            .trim_matches('"')
+            .to_string(),
+    )
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; status 0 on a transport error.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    try_request(addr, method, path, headers, body).unwrap_or(Response {
+        status: 0,
+        headers: vec![],
+        body: String::new(),
+    })
+}
+
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response"))
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Runs `metricstream consume` to the end and returns its JSON lines.
+pub fn consume_all(data_dir: &Path, group: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args([
+            "consume",
+            "--group",
+            group,
+            "--from-beginning",
+            "--exit-at-end",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .output()
+        .expect("run consume");
+    assert!(
+        out.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
