@@ -182,16 +182,17 @@ pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
             key.replace('-', "_").to_ascii_uppercase()
         );
         if std::env::var_os(&var).is_none() {
-            std::env::set_var(var, value);
+            std::env::set_var(key, value);
         }
     }
     Ok(())
 }
 
-/// Top-level keys plus those of the running subcommand's table.
+/// Environment variables for the top-level keys plus those of the running
+/// subcommand's table (`bench` flags are `METRICSTREAM_BENCH_*`).
 fn config_pairs(table: &toml::Table, subcommand: Option<&str>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut add = |t: &toml::Table| {
+    let mut add = |t: &toml::Table, prefix: &str| {
         for (k, v) in t {
             let text = match v {
                 toml::Value::String(s) => s.clone(),
@@ -207,12 +208,18 @@ fn config_pairs(table: &toml::Table, subcommand: Option<&str>) -> Vec<(String, S
                 toml::Value::Table(_) => continue,
                 other => other.to_string(),
             };
-            out.push((k.clone(), text));
+            let var = format!("{prefix}{}", k.replace('-', "_").to_ascii_uppercase());
+            out.push((var, text));
         }
     };
-    add(table);
+    add(table, "METRICSTREAM_");
     if let Some(toml::Value::Table(t)) = subcommand.and_then(|s| table.get(s)) {
-        add(t);
+        let prefix = if subcommand == Some("bench") {
+            "METRICSTREAM_BENCH_"
+        } else {
+            "METRICSTREAM_"
+        };
+        add(t, prefix);
     }
     out
 }
@@ -262,11 +269,19 @@ mod tests {
         assert_eq!(
             pairs,
             vec![
-                ("ack".into(), "accepted".into()),
-                ("api-key".into(), "a:b,c:d".into()),
-                ("data-dir".into(), "/d".into()),
-                ("partitions".into(), "8".into()),
+                ("METRICSTREAM_ACK".into(), "accepted".into()),
+                ("METRICSTREAM_API_KEY".into(), "a:b,c:d".into()),
+                ("METRICSTREAM_DATA_DIR".into(), "/d".into()),
+                ("METRICSTREAM_PARTITIONS".into(), "8".into()),
             ]
+        );
+        let t: toml::Table = toml::from_str("[bench]\nkeep-alive = true").unwrap();
+        assert_eq!(
+            config_pairs(&t, Some("bench")),
+            vec![(
+                "METRICSTREAM_BENCH_KEEP_ALIVE".to_string(),
+                "true".to_string()
+            )]
         );
     }
 }

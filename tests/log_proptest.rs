@@ -260,7 +260,8 @@ fn run(case: Case) {
         "{rec:?}"
     );
     assert_eq!(rec.segments, segment_bases(&dir).len());
-    assert_eq!(rec.cut.is_some(), rec.truncated_bytes > 0 || kept < total);
+    // A cut exactly at a record boundary of the last segment just looks like a shorter log.
+    assert_eq!(rec.cut.is_some(), rec.truncated_bytes > 0, "{rec:?}");
     let expected: Vec<Record> = written[..kept as usize]
         .iter()
         .enumerate()

@@ -117,36 +117,7 @@ impl BenchArgs {
     }
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    if number.is_empty() {
-        return Err(format!(
-            "`{text}`: expected a number followed by ms, s, m or h"
-        ));
-    }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
-    let seconds_per_unit = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    // try_from_* rather than from_*: an absurd value is an error, not a panic.
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("`{text}`: duration out of range"))
-}
+pub use crate::cli::parse_duration;
 
 /// [`parse_duration`] that also rejects zero (a zero timeout or run length is a typo).
 pub fn positive_duration(text: &str) -> Result<Duration, String> {

@@ -1,7 +1,8 @@
 //! Names and small files of a partition directory.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// One past the last record made durable: all readers may see.
@@ -60,32 +61,72 @@ pub(crate) fn list(dir: &Path) -> io::Result<Listing> {
     Ok(listing)
 }
 
+/// `hwm` holds the value and its bitwise complement (16 bytes), so a reader
+/// that races an in-place update can tell a torn value from a real one.
+fn encode_hwm(value: u64) -> [u8; 16] {
+    let mut b = [0; 16];
+    b[..8].copy_from_slice(&value.to_le_bytes());
+    b[8..].copy_from_slice(&(!value).to_le_bytes());
+    b
+}
+
+fn decode_hwm(b: &[u8; 16]) -> Option<u64> {
+    let value = u64::from_le_bytes(b[..8].try_into().ok()?);
+    let check = u64::from_le_bytes(b[8..].try_into().ok()?);
+    (check == !value).then_some(value)
+}
+
 /// The high watermark; 0 if the file is absent or too short to hold one.
 pub(crate) fn read_hwm(dir: &Path) -> io::Result<u64> {
-    let mut file = match File::open(dir.join(HWM)) {
+    let file = match File::open(dir.join(HWM)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut b = [0; 8];
-    let mut filled = 0;
-    while filled < b.len() {
-        match file.read(&mut b[filled..]) {
-            Ok(0) => return Ok(0),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+    let mut b = [0; 16];
+    // A torn read needs a concurrent update, so a retry soon sees a whole one.
+    for _ in 0..1000 {
+        match file.read_exact_at(&mut b, 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
+        if let Some(v) = decode_hwm(&b) {
+            return Ok(v);
+        }
+        std::thread::yield_now();
     }
-    Ok(u64::from_le_bytes(b))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: corrupt high watermark", dir.join(HWM).display()),
+    ))
 }
 
-/// Replaces `hwm` atomically (for readers; it is not fsynced: the writer
-/// rewrites it from the recovered log at every open).
+/// Replaces `hwm` with a new file (at open, before the writer's handle).
+/// It is not fsynced: the writer rewrites it from the recovered log at
+/// every open.
 pub(crate) fn write_hwm(dir: &Path, value: u64) -> io::Result<()> {
     let tmp = dir.join(HWM_TMP);
-    File::create(&tmp)?.write_all(&value.to_le_bytes())?;
+    File::create(&tmp)?.write_all(&encode_hwm(value))?;
     fs::rename(&tmp, dir.join(HWM))
+}
+
+/// The writer's open `hwm`, updated in place after every sync: one
+/// positioned write, no file creation or rename on the commit path.
+#[derive(Debug)]
+pub(crate) struct HwmFile(File);
+
+impl HwmFile {
+    pub(crate) fn open(dir: &Path) -> io::Result<HwmFile> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(HWM))
+            .map(HwmFile)
+    }
+
+    pub(crate) fn set(&self, value: u64) -> io::Result<()> {
+        self.0.write_all_at(&encode_hwm(value), 0)
+    }
 }
 
 /// Removes a file, treating "already gone" as success.

@@ -31,6 +31,7 @@ pub struct PartitionLog {
     closed_bytes: u64,
     active: ActiveSegment,
     next_offset: u64,
+    hwm: files::HwmFile,
     /// The value `hwm` was last set to.
     synced_offset: u64,
     /// Files of segments closed since the last sync; they still need an fsync.
@@ -56,6 +57,7 @@ impl PartitionLog {
         let closed: VecDeque<ClosedSegment> = recovered.closed.into();
         let log = PartitionLog {
             dir: dir.to_path_buf(),
+            hwm: files::HwmFile::open(dir)?,
             dir_file,
             closed_bytes: closed.iter().map(|s| s.size).sum(),
             closed,
@@ -102,6 +104,7 @@ impl PartitionLog {
             ));
         }
         let count = records.len() as u64;
+        // Index entries hold u32 positions and offsets relative to the base.
         let too_big = self.active.size + batch > self.config.segment_limit();
         let too_many = first + count - self.active.base > u64::from(u32::MAX);
         if self.active.size > 0 && (too_big || too_many) {
@@ -178,7 +181,7 @@ impl PartitionLog {
             return Err(e);
         }
         self.active.index.flush()?;
-        files::write_hwm(&self.dir, self.next_offset)?;
+        self.hwm.set(self.next_offset)?;
         self.synced_offset = self.next_offset;
         Ok(())
     }
@@ -304,8 +307,6 @@ impl PartitionLog {
 }
 
 /// Takes the exclusive writer lock on the directory (flock, released on close or crash).
-// File::try_lock needs Rust 1.89, newer than the crate's declared MSRV; the toolchain has it.
-#[allow(clippy::incompatible_msrv)]
 fn lock(dir_file: &File, dir: &Path) -> io::Result<()> {
     match dir_file.try_lock() {
         Ok(()) => Ok(()),
