@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the request path's CPU work: decode + validate +
 //! normalize a batch, the partitioner, and log append (with and without fsync).
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use metricstream::batch;
 use metricstream::log::{LogConfig, NewRecord, PartitionLog};
 use metricstream::queue::partitioner::partition_for;
@@ -54,37 +54,27 @@ fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("log_append");
     for group in [1usize, 64] {
         g.throughput(Throughput::Elements(group as u64));
-        g.bench_function(format!("{group}_records_no_sync"), |b| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).expect("open");
-            let records: Vec<NewRecord<'_>> = (0..group)
-                .map(|_| NewRecord {
-                    timestamp_ms: 1,
-                    key: b"load_client_0",
-                    value: &value,
-                })
-                .collect();
-            b.iter(|| log.append(&records).expect("append"));
-        });
-        g.bench_function(format!("{group}_records_fsync"), |b| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).expect("open");
-            let records: Vec<NewRecord<'_>> = (0..group)
-                .map(|_| NewRecord {
-                    timestamp_ms: 1,
-                    key: b"load_client_0",
-                    value: &value,
-                })
-                .collect();
-            b.iter_batched(
-                || (),
-                |()| {
+        let records: Vec<NewRecord<'_>> = (0..group)
+            .map(|_| NewRecord {
+                timestamp_ms: 1,
+                key: b"load_client_0",
+                value: &value,
+            })
+            .collect();
+        for sync in [false, true] {
+            let name = format!("{group}_records_{}", if sync { "fsync" } else { "no_sync" });
+            g.bench_function(name, |b| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let (mut log, _) =
+                    PartitionLog::open(dir.path(), LogConfig::default()).expect("open");
+                b.iter(|| {
                     log.append(&records).expect("append");
-                    log.sync().expect("sync");
-                },
-                BatchSize::SmallInput,
-            );
-        });
+                    if sync {
+                        log.sync().expect("sync");
+                    }
+                });
+            });
+        }
     }
     g.finish();
 }

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""The benchmark suite: builds in release, starts each server, runs every
+scenario with `metricstream bench` (and wrk where we compare tools), then
+regenerates BENCHMARKS.md and the SVG plots in bench/plots/.
+
+    bench/run.py                 # full suite, 30 s per throughput run
+    DURATION=5s bench/run.py     # quicker, noisier
+
+Everything runs on this machine, on loopback. Figures that are compared are
+measured in the same run, one after the other, and given as ratios.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plot  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target/release/metricstream"
+NOOP = ROOT / "target/release/examples/noop_server"
+RESULTS = ROOT / "bench/results"
+PLOTS = ROOT / "bench/plots"
+DURATION = os.environ.get("DURATION", "30s")
+CONNS = [int(c) for c in os.environ.get("CONNS", "50,500").split(",")]
+
+# The C++ system's published figures (../shared/DESIGN.md), for comparison.
+CPP = {
+    "kafka": {"success_rate": 97.9, "mean_ms": 0.15, "rps": 200},
+    "file": {"success_rate": 97.4, "mean_ms": 0.70, "rps": 800},
+}
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    """A server under test: `noop` or metricstream with the given ack mode."""
+
+    def __init__(self, kind, ack=None, extra=()):
+        self.kind, self.ack = kind, ack
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="msbench-")
+        if kind == "noop":
+            cmd = [str(NOOP), f"127.0.0.1:{self.port}"]
+        else:
+            cmd = [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}",
+                   "--data-dir", self.tmp, "--ack", ack, *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{self.port}/health")
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+
+    def stop(self):
+        rss = peak_rss_mib(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return rss
+
+
+def bench(url, *args):
+    out = Path(tempfile.mktemp(suffix=".json"))
+    subprocess.run([str(BIN), "bench", "--url", url, "--quiet", "--json", str(out), *args],
+                   check=False)
+    report = json.loads(out.read_text())
+    out.unlink()
+    return report
+
+
+def wrk(url, conns, duration):
+    text = sh("wrk", "-t2", f"-c{conns}", f"-d{duration}", "--latency",
+              "-s", str(ROOT / "bench/post.lua"), url)
+
+    def ms(v):
+        num, unit = re.match(r"([\d.]+)(\w+)", v).groups()
+        return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", text, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {
+        "requests_per_sec": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "p50_ms": ms(lat["50"]), "p90_ms": ms(lat["90"]), "p99_ms": ms(lat["99"]),
+        "errors": errors,
+    }
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(), "rustc": sh("rustc", "--version").strip(),
+        "date": datetime.date.today().isoformat(),
+        "wrk": (subprocess.run(["wrk", "--version"], text=True, capture_output=True).stdout.splitlines() or ["wrk"])[0].split(" [")[0] if shutil.which("wrk") else "n/a",
+    }
+
+
+MODES = [("file", "durable"), ("file", "accepted")]
+
+
+def run_suite():
+    r = {"machine": machine(), "duration": DURATION, "cpp_test": {}, "throughput": [],
+         "tools": [], "wrk": [], "big_batches": [], "open_loop": []}
+
+    # 1. The C++ system's test: 20 clients x 50 requests, new connection each, 100 ms apart.
+    for backend, ack in MODES:
+        s = Server(backend, ack)
+        rep = bench(s.url, "--clients", "20", "--requests", "50", "--metrics-per-request", "3",
+                    "--new-connection", "--interval-ms", "100")
+        rep["peak_rss_mib"] = s.stop()
+        r["cpp_test"][f"{backend}/{ack}"] = rep
+
+    # 2. Throughput, keep-alive, beside a do-nothing server (the ceiling).
+    for conns in CONNS:
+        for kind, ack in [("noop", None), *MODES]:
+            s = Server(kind, ack)
+            rep = bench(s.url, "--clients", str(conns), "--duration", DURATION, "--keep-alive")
+            rep["peak_rss_mib"] = s.stop()
+            rep["server"] = kind if kind == "noop" else f"{kind}/{ack}"
+            rep["connections"] = conns
+            r["throughput"].append(rep)
+
+    # The generator is not the bottleneck: wrk and bench against the same noop server;
+    # and wrk against each mode (one client id, so the rate limit is off for it).
+    if shutil.which("wrk"):
+        for kind, ack in [("noop", None), *MODES]:
+            extra = ("--rate-limit", "0")
+            s = Server(kind, ack, extra if kind != "noop" else ())
+            w = wrk(s.url, 50, DURATION)
+            w["peak_rss_mib"] = s.stop()
+            w["server"] = kind if kind == "noop" else f"{kind}/{ack}"
+            r["wrk"].append(w)
+        s = Server("noop")
+        r["tools"] = [{"tool": "wrk -t2 -c50", **wrk(s.url, 50, DURATION)},
+                      {"tool": "metricstream bench --clients 50 --keep-alive",
+                       **bench(s.url, "--clients", "50", "--duration", DURATION, "--keep-alive")}]
+        s.stop()
+
+    # 3. Big batches: 1000 metrics per request.
+    for backend, ack in MODES:
+        s = Server(backend, ack)
+        rep = bench(s.url, "--clients", "20", "--duration", DURATION, "--keep-alive",
+                    "--metrics-per-request", "1000")
+        rep["peak_rss_mib"] = s.stop()
+        rep["server"] = f"{backend}/{ack}"
+        r["big_batches"].append(rep)
+
+    # 4. Open loop at 50% and 90% of the measured maximum (50 connections).
+    for backend, ack in MODES:
+        name = f"{backend}/{ack}"
+        best = max(t["requests_per_sec"] for t in r["throughput"] if t["server"] == name)
+        for share in (0.5, 0.9):
+            s = Server(backend, ack)
+            rep = bench(s.url, "--clients", "50", "--duration", DURATION, "--keep-alive",
+                        "--rate", str(int(best * share)))
+            rep["peak_rss_mib"] = s.stop()
+            rep["server"], rep["share"] = name, share
+            r["open_loop"].append(rep)
+    return r
+
+
+def fmt(x, d=1):
+    return f"{x:,.{d}f}"
+
+
+def render(r):
+    m = r["machine"]
+    noop = {t["connections"]: t for t in r["throughput"] if t["server"] == "noop"}
+    lines = [
+        "# Benchmarks",
+        "",
+        "Regenerated by `bench/run.py` (see [bench/README.md](bench/README.md)); raw figures in",
+        "`bench/results/latest.json`. Every comparison below was measured in the same run,",
+        "one server at a time, the load generator on the same machine.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']};",
+        f"{m['rustc']}; {m['wrk']}; run on {m['date']}; {r['duration']} per timed run.",
+        "",
+        "![throughput](bench/plots/throughput.svg)",
+        "![latency](bench/plots/latency.svg)",
+        "",
+        "## 1. The C++ system's test",
+        "",
+        "20 clients × 50 requests, 3 metrics each, a new connection per request, 100 ms",
+        "between a client's requests (what the C++ `load_test` did). Its figures are from",
+        "`../shared/DESIGN.md`.",
+        "",
+        "| system | success | requests/s | mean | p50 | p99 | p99.9 | max | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in CPP.items():
+        lines.append(f"| C++ ({name}) | {c['success_rate']}% | ~{c['rps']} | {c['mean_ms']} ms "
+                     "| – | – | – | – | – |")
+    for name, t in r["cpp_test"].items():
+        lines.append(
+            f"| metricstream {name} | {t['success_rate']:.2f}% ({t['successful']}/{t['total']}) "
+            f"| {fmt(t['requests_per_sec'])} | {t['mean_ms']:.3f} ms | {t['p50_ms']:.3f} ms "
+            f"| {t['p99_ms']:.3f} ms | {t['p999_ms']:.3f} ms | {t['max_ms']:.3f} ms "
+            f"| {t['peak_rss_mib']:.1f} MiB |")
+    lines += [
+        "",
+        "The request rate here is set by the test (20 clients × 10 requests/s), not by the",
+        "server. What the row shows is success and latency against the C++ system's mean.",
+        "",
+        "## 2. Throughput (keep-alive, closed loop)",
+        "",
+        "`metricstream bench --keep-alive --clients N`; each client has its own client id.",
+        "The do-nothing server is an axum endpoint answering a fixed JSON",
+        "(`examples/noop_server.rs`): the ceiling for any HTTP service on this machine.",
+        "",
+        "| server | connections | requests/s | of ceiling | metrics/s | errors | p50 | p99 | p99.9 | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in r["throughput"]:
+        ceiling = noop[t["connections"]]["requests_per_sec"]
+        lines.append(
+            f"| {t['server']} | {t['connections']} | {fmt(t['requests_per_sec'], 0)} "
+            f"| {t['requests_per_sec'] / ceiling:.2f} | {fmt(t['metrics_per_sec'], 0)} "
+            f"| {t['failed']} | {t['p50_ms']:.2f} ms | {t['p99_ms']:.2f} ms "
+            f"| {t['p999_ms']:.2f} ms | {t['peak_rss_mib']:.1f} MiB |")
+    if r["wrk"]:
+        wnoop = next(w for w in r["wrk"] if w["server"] == "noop")["requests_per_sec"]
+        lines += [
+            "",
+            "The same with `wrk -t2 -c50` and the C++ request (`bench/post.lua`, one client",
+            "id, so metricstream runs with `--rate-limit 0` here):",
+            "",
+            "| server | requests/s | of ceiling | errors | p50 | p90 | p99 | peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for w in r["wrk"]:
+            lines.append(
+                f"| {w['server']} | {fmt(w['requests_per_sec'], 0)} "
+                f"| {w['requests_per_sec'] / wnoop:.2f} | {w['errors']} | {w['p50_ms']:.2f} ms "
+                f"| {w['p90_ms']:.2f} ms | {w['p99_ms']:.2f} ms | {w['peak_rss_mib']:.1f} MiB |")
+        tw, tb = r["tools"]
+        lines += [
+            "",
+            "Is the load generator the bottleneck? Both tools against the do-nothing server:",
+            "",
+            "| tool | requests/s | ratio to wrk |",
+            "|---|---|---|",
+            f"| {tw['tool']} | {fmt(tw['requests_per_sec'], 0)} | 1.00 |",
+            f"| {tb['tool']} | {fmt(tb['requests_per_sec'], 0)} "
+            f"| {tb['requests_per_sec'] / tw['requests_per_sec']:.2f} |",
+        ]
+    lines += [
+        "",
+        "## 3. Big batches (1000 metrics per request, 20 connections)",
+        "",
+        "| server | requests/s | metrics/s | errors | p50 | p99 | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in r["big_batches"]:
+        lines.append(
+            f"| {t['server']} | {fmt(t['requests_per_sec'], 0)} | {fmt(t['metrics_per_sec'], 0)} "
+            f"| {t['failed']} | {t['p50_ms']:.2f} ms | {t['p99_ms']:.2f} ms "
+            f"| {t['peak_rss_mib']:.1f} MiB |")
+    lines += [
+        "",
+        "## 4. Latency at a fixed rate (open loop, 50 connections)",
+        "",
+        "Requests are sent on a fixed schedule and latency is measured from the scheduled",
+        "time, so a stall cannot hide (no coordinated omission).",
+        "",
+        "| server | share of max | rate | achieved | errors | p50 | p90 | p99 | p99.9 | max |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in r["open_loop"]:
+        lines.append(
+            f"| {t['server']} | {int(t['share'] * 100)}% | {fmt(t['params']['rate'], 0)} "
+            f"| {fmt(t['requests_per_sec'], 0)} | {t['failed']} | {t['p50_ms']:.2f} ms "
+            f"| {t['p90_ms']:.2f} ms | {t['p99_ms']:.2f} ms | {t['p999_ms']:.2f} ms "
+            f"| {t['max_ms']:.2f} ms |")
+    lines += [
+        "",
+        "## 5. Memory",
+        "",
+        "Peak RSS (VmHWM) of the server is given in every table above; each scenario starts",
+        "a fresh server.",
+        "",
+        "## Micro-benchmarks",
+        "",
+        "`cargo bench` (criterion, `benches/hot_path.rs`): decode + validate + normalize",
+        "of a batch, the partitioner, and log append with and without fsync.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def criterion():
+    """Runs `cargo bench` and tabulates criterion's mean estimates."""
+    subprocess.run(["cargo", "bench", "--bench", "hot_path", "--", "--warm-up-time", "1",
+                    "--measurement-time", "3"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    rows = []
+    for est in sorted((ROOT / "target/criterion").glob("**/new/estimates.json")):
+        bench = json.loads((est.parent / "benchmark.json").read_text())
+        mean_ns = json.loads(est.read_text())["mean"]["point_estimate"]
+        thr = bench.get("throughput") or {}
+        per = ""
+        if "Bytes" in thr:
+            per = f"{thr['Bytes'] / mean_ns * 1e9 / 2**20:,.0f} MiB/s"
+        elif "Elements" in thr:
+            per = f"{thr['Elements'] / mean_ns * 1e9:,.0f} records/s"
+        rows.append(f"| {bench['full_id']} | {mean_ns / 1000:,.2f} µs | {per} |")
+    return "\n".join(["| benchmark | mean time | throughput |", "|---|---|---|", *rows, ""])
+
+
+def main():
+    if not shutil.which("wrk") and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
+    subprocess.run(["cargo", "build", "--release", "--bin", "metricstream",
+                    "--example", "noop_server"], cwd=ROOT, check=True)
+    results = run_suite()
+    if not os.environ.get("SKIP_CRITERION"):
+        (RESULTS).mkdir(parents=True, exist_ok=True)
+        (RESULTS / "criterion.md").write_text(criterion())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    plot.throughput(results, PLOTS / "throughput.svg")
+    plot.latency(results, PLOTS / "latency.svg")
+    micro = ROOT / "bench/results/criterion.md"
+    text = render(results)
+    if micro.exists():
+        text += micro.read_text()
+    (ROOT / "BENCHMARKS.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--render":
+        r = json.loads((RESULTS / "latest.json").read_text())
+        plot.throughput(r, PLOTS / "throughput.svg")
+        plot.latency(r, PLOTS / "latency.svg")
+        text = render(r)
+        micro = ROOT / "bench/results/criterion.md"
+        if micro.exists():
+            text += micro.read_text()
+        (ROOT / "BENCHMARKS.md").write_text(text)
+    else:
+        main()
