@@ -1,3 +1,8 @@
+// mimalloc: the request path allocates many small short-lived buffers;
+// measured +12% durable requests/s over glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

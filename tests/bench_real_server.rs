@@ -26,7 +26,10 @@ fn bench_counts_match_what_the_server_stored() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
     let url = format!("http://{}/metrics", s.addr);
-    let r = bench(&url, &["--clients", "4", "--requests", "25", "--new-connection"]);
+    let r = bench(
+        &url,
+        &["--clients", "4", "--requests", "25", "--new-connection"],
+    );
     assert_eq!(r["total"], 100);
     assert_eq!(r["successful"], 100);
     assert_eq!(r["failed"], 0);
@@ -42,7 +45,10 @@ fn refusals_are_failures_by_kind() {
     // 5 requests/s per client: most of a fast run is answered 429.
     let s = Server::start(dir.path(), &["--rate-limit", "5"]);
     let url = format!("http://{}/metrics", s.addr);
-    let r = bench(&url, &["--clients", "2", "--requests", "40", "--keep-alive"]);
+    let r = bench(
+        &url,
+        &["--clients", "2", "--requests", "40", "--keep-alive"],
+    );
     let (ok, failed, total) = (
         r["successful"].as_u64().unwrap(),
         r["failed"].as_u64().unwrap(),
@@ -53,12 +59,20 @@ fn refusals_are_failures_by_kind() {
     let limited = r["failures"]["status_429"].as_u64().unwrap_or(0);
     assert_eq!(limited, failed, "{r}");
     assert!(limited > 40, "{r}");
-    assert_eq!(s.get("/stats").json()["batches_processed"].as_u64().unwrap(), ok);
+    assert_eq!(
+        s.get("/stats").json()["batches_processed"]
+            .as_u64()
+            .unwrap(),
+        ok
+    );
 
     // A server that is gone: every request fails as a connect error.
     let gone = format!("http://{}/metrics", s.addr);
     drop(s);
-    let r = bench(&gone, &["--clients", "1", "--requests", "5", "--timeout", "1s"]);
+    let r = bench(
+        &gone,
+        &["--clients", "1", "--requests", "5", "--timeout", "1s"],
+    );
     assert_eq!(r["successful"], 0);
     assert_eq!(r["failed"], 5);
     assert_eq!(r["failures"]["connect_error"], 5, "{r}");
