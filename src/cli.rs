@@ -95,9 +95,16 @@ pub struct ServeArgs {
     /// Requests handled at once; more get 503 (bounds memory).
     #[arg(long, default_value_t = 4096, env = "METRICSTREAM_MAX_INFLIGHT")]
     pub max_inflight: usize,
-    /// Batches that may wait in memory per partition for the log writer.
-    #[arg(long, default_value_t = 1024, env = "METRICSTREAM_QUEUE_CAPACITY")]
-    pub queue_capacity: usize,
+    /// Bytes of accepted batches that may wait in memory for the log writer;
+    /// past it, requests wait up to --enqueue-timeout, then get a 503.
+    #[arg(long, default_value_t = 32 << 20, env = "METRICSTREAM_QUEUE_BYTES")]
+    pub queue_bytes: usize,
+    /// How a group commit that wrote several partitions is made durable:
+    /// one fdatasync per partition file, or one syncfs of the data
+    /// directory's file system (one device flush instead of one per
+    /// partition; best on a file system of its own).
+    #[arg(long, value_enum, default_value = "syncfs", env = "METRICSTREAM_SYNC")]
+    pub sync: crate::log::SyncMode,
     /// How long a request waits for room in a full queue before a 503.
     #[arg(long, default_value = "500ms", value_parser = parse_duration, env = "METRICSTREAM_ENQUEUE_TIMEOUT")]
     pub enqueue_timeout: Duration,

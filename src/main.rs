@@ -82,7 +82,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                         retention: (!a.retention.is_zero()).then_some(a.retention),
                         ..LogConfig::default()
                     },
-                    capacity: a.queue_capacity,
+                    queue_bytes: a.queue_bytes,
+                    sync: a.sync,
                     enqueue_timeout: a.enqueue_timeout,
                     retention_check: std::time::Duration::from_secs(30),
                 },

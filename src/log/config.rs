@@ -33,3 +33,14 @@ impl LogConfig {
         self.segment_bytes.min(u64::from(u32::MAX))
     }
 }
+
+/// How [`crate::log::PartitionLog::sync_many`] makes several logs durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    /// One fdatasync per log: each costs a device cache flush, but only this
+    /// log's data is written out.
+    Fdatasync,
+    /// One syncfs for all: a single journal commit and flush, but it also
+    /// writes out every other dirty file of the same file system.
+    Syncfs,
+}

@@ -20,7 +20,7 @@ mod segment;
 #[cfg(test)]
 mod testutil;
 
-pub use config::LogConfig;
+pub use config::{LogConfig, SyncMode};
 pub use partition::PartitionLog;
 pub use reader::LogReader;
 pub use record::{NewRecord, Record, RECORD_OVERHEAD};

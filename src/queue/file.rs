@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
-use crate::log::{LogConfig, NewRecord, PartitionLog};
+use crate::log::{LogConfig, NewRecord, PartitionLog, SyncMode};
 use crate::telemetry::Telemetry;
 
 /// Most batches one group commit takes, and most bytes.
@@ -39,8 +39,9 @@ pub struct FileQueueConfig {
     pub partitions: u32,
     pub ack: AckMode,
     pub log: LogConfig,
-    /// Batches that may wait per partition before senders have to wait.
-    pub capacity: usize,
+    /// Bytes of batches that may wait in memory before senders have to wait.
+    pub queue_bytes: usize,
+    pub sync: SyncMode,
     /// How long a sender waits for room before the request gets a 503.
     pub enqueue_timeout: Duration,
     pub retention_check: Duration,
@@ -71,6 +72,8 @@ struct Pending {
     value: Vec<u8>,
     timestamp_ms: i64,
     enqueued: Instant,
+    /// This batch's share of the memory budget, given back when it is written.
+    _budget: OwnedSemaphorePermit,
     /// `None` in accepted mode: nobody waits for the answer.
     reply: Option<oneshot::Sender<Result<u64, QueueError>>>,
 }
@@ -92,6 +95,10 @@ struct Shared {
 
 pub struct FileQueue {
     sender: mpsc::Sender<Command>,
+    /// Bytes of batches in memory, waiting or being written: bounds memory
+    /// by size, whatever the batch sizes.
+    budget: Arc<Semaphore>,
+    budget_max: usize,
     partitions: u32,
     ack: AckMode,
     enqueue_timeout: Duration,
@@ -151,9 +158,12 @@ impl FileQueue {
             );
             logs.push(log);
         }
-        let capacity = config.capacity.max(1) * config.partitions as usize;
-        let (tx, rx) = mpsc::channel(capacity);
+        // The byte budget is the real bound; the channel only needs room
+        // for as many batches as the budget can hold.
+        let budget_max = config.queue_bytes.clamp(1 << 20, u32::MAX as usize);
+        let (tx, rx) = mpsc::channel(MAX_GROUP * 8);
         let writer = Writer {
+            sync: config.sync,
             groups: logs.iter().map(|_| Vec::new()).collect(),
             logs,
             rx,
@@ -164,6 +174,8 @@ impl FileQueue {
             .spawn(move || writer.run())?;
         let queue = FileQueue {
             sender: tx,
+            budget: Arc::new(Semaphore::new(budget_max)),
+            budget_max,
             partitions: config.partitions,
             ack: config.ack,
             enqueue_timeout: config.enqueue_timeout,
@@ -208,7 +220,21 @@ impl Queue for FileQueue {
                 }
                 AckMode::Accepted => (None, None),
             };
+            // A batch bigger than the whole budget waits for all of it.
+            let cost = msg.value.len().clamp(1, self.budget_max) as u32;
+            let budget = match self.budget.clone().try_acquire_many_owned(cost) {
+                Ok(p) => p,
+                Err(_) => {
+                    let wait = self.budget.clone().acquire_many_owned(cost);
+                    match tokio::time::timeout(self.enqueue_timeout, wait).await {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(_)) => return Err(QueueError::Closed),
+                        Err(_) => return Err(QueueError::Full),
+                    }
+                }
+            };
             let cmd = Command::Append(Pending {
+                _budget: budget,
                 partition,
                 key: msg.key,
                 value: msg.value,
@@ -294,6 +320,7 @@ impl Queue for FileQueue {
 /// The writer: owns every partition's log, runs on its own thread because
 /// file writes and fsync block.
 struct Writer {
+    sync: SyncMode,
     logs: Vec<PartitionLog>,
     /// The current group, by partition (kept to reuse the allocations).
     groups: Vec<Vec<Pending>>,
@@ -380,7 +407,7 @@ impl Writer {
                 .filter(|(p, _)| firsts[*p].is_some())
                 .map(|(_, log)| log)
                 .collect();
-            if let Err(e) = PartitionLog::sync_many(&mut logs) {
+            if let Err(e) = PartitionLog::sync_many(&mut logs, self.sync) {
                 for &p in &written {
                     fail(&self.shared, p, &mut self.groups[p], &e);
                 }
