@@ -203,6 +203,31 @@ def run_suite():
     return r
 
 
+def targets(r):
+    """The issues' targets, checked against this run's figures."""
+    rows = []
+    wrk_rows = {w["server"]: w for w in r.get("wrk", [])}
+    if "noop" in wrk_rows and "file/durable" in wrk_rows:
+        d, n = wrk_rows["file/durable"], wrk_rows["noop"]
+        ratio = d["requests_per_sec"] / n["requests_per_sec"]
+        rows += [
+            ("durable embedded log ≥ 0.5 × do-nothing server (wrk, 50 keep-alive)",
+             f"{ratio:.2f} ({d['requests_per_sec']:,.0f} / {n['requests_per_sec']:,.0f})", ratio >= 0.5),
+            ("… with zero errors", str(d["errors"]), d["errors"] == 0),
+            ("… p99 under 5 ms", f"{d['p99_ms']:.2f} ms", d["p99_ms"] < 5),
+            ("… RSS under 64 MiB", f"{d['peak_rss_mib']:.1f} MiB", d["peak_rss_mib"] < 64),
+        ]
+    cpp = [t for n, t in r["cpp_test"].items() if n != "noop"]
+    rows.append(("C++ test: 100% success on every backend",
+                 ", ".join(f"{t['success_rate']:.2f}%" for t in cpp),
+                 all(t["failed"] == 0 for t in cpp)))
+    errors = sum(t["failed"] for key in ("throughput", "big_batches", "open_loop") for t in r[key])
+    rows.append(("no failed request in any bench scenario", str(errors), errors == 0))
+    out = ["| target | this run | met |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {'yes' if ok else '**no**'} |" for a, b, ok in rows]
+    return out + [""]
+
+
 def fmt(x, d=1):
     return f"{x:,.{d}f}"
 
@@ -220,6 +245,7 @@ def render(r):
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']};",
         f"{m['rustc']}; {m['wrk']}; run on {m['date']}; {r['duration']} per timed run.",
         "",
+        *targets(r),
         "![throughput](bench/plots/throughput.svg)",
         "![latency](bench/plots/latency.svg)",
         "",
