@@ -41,6 +41,31 @@ pub enum Command {
 pub enum QueueKind {
     /// The embedded on-disk log in --data-dir.
     File,
+    /// Apache Kafka (or any Kafka-API broker): --brokers, --topic, -X.
+    Kafka,
+}
+
+/// One librdkafka property, `KEY=VALUE` (`-X`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaProperty {
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for KafkaProperty {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok(KafkaProperty {
+                key: k.trim().to_string(),
+                value: v.to_string(),
+            }),
+            _ => Err(format!(
+                "{s:?}: expected KEY=VALUE (a librdkafka property, e.g. linger.ms=5)"
+            )),
+        }
+    }
 }
 
 /// Where the queue lives; shared by `serve` and `consume`.
@@ -49,9 +74,30 @@ pub struct QueueArgs {
     /// Queue backend.
     #[arg(long, value_enum, default_value = "file", env = "METRICSTREAM_QUEUE")]
     pub queue: QueueKind,
-    /// Directory of the embedded log (and consumer-group offsets).
+    /// Directory of the embedded log (and consumer-group offsets); with
+    /// Kafka, of the spill log.
     #[arg(long, default_value = "./data", env = "METRICSTREAM_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…] (needed with --queue kafka).
+    #[arg(long, env = "METRICSTREAM_BROKERS")]
+    pub brokers: Option<String>,
+    /// Kafka topic.
+    #[arg(long, default_value = "metrics", env = "METRICSTREAM_TOPIC")]
+    pub topic: String,
+    /// A librdkafka property KEY=VALUE (repeatable; overrides metricstream's
+    /// defaults): TLS, SASL, tuning. In the environment, separate several with ';'.
+    #[arg(
+        short = 'X',
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        env = "METRICSTREAM_KAFKA_PROPERTY",
+        value_delimiter = ';',
+        hide_env_values = true
+    )]
+    pub kafka_properties: Vec<KafkaProperty>,
+    /// How long to wait for a Kafka broker at start before giving up.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "METRICSTREAM_CONNECT_TIMEOUT")]
+    pub connect_timeout: Duration,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -120,6 +166,21 @@ pub struct ServeArgs {
     /// Delete segments older than this (0s = keep forever).
     #[arg(long, default_value = "168h", value_parser = parse_duration, env = "METRICSTREAM_RETENTION")]
     pub retention: Duration,
+    /// Kafka: create the topic with --partitions if it does not exist.
+    #[arg(long, env = "METRICSTREAM_CREATE_TOPIC")]
+    pub create_topic: bool,
+    /// Kafka: replication factor of a topic made by --create-topic [default: the broker's].
+    #[arg(long, env = "METRICSTREAM_REPLICATION_FACTOR",
+          value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub replication_factor: Option<i32>,
+    /// Kafka: longest wait for the brokers to acknowledge a batch
+    /// (librdkafka's message.timeout.ms); a durable request gets a 503 after it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "METRICSTREAM_DELIVERY_TIMEOUT")]
+    pub delivery_timeout: Duration,
+    /// Kafka, accepted mode: largest size of the spill log in <data-dir>/spill
+    /// (batches that could not be delivered yet); when full, requests get 503.
+    #[arg(long, default_value_t = 1 << 30, env = "METRICSTREAM_SPILL_MAX_BYTES")]
+    pub spill_max_bytes: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -183,13 +244,10 @@ pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
         .unwrap_or_default()
         .iter()
         .find(|a| !a.starts_with('-'));
-    for (key, value) in config_pairs(&table, sub.map(String::as_str)) {
-        let var = format!(
-            "METRICSTREAM_{}",
-            key.replace('-', "_").to_ascii_uppercase()
-        );
+    // `config_pairs` already yields the variable names.
+    for (var, value) in config_pairs(&table, sub.map(String::as_str)) {
         if std::env::var_os(&var).is_none() {
-            std::env::set_var(key, value);
+            std::env::set_var(var, value);
         }
     }
     Ok(())
@@ -201,6 +259,8 @@ fn config_pairs(table: &toml::Table, subcommand: Option<&str>) -> Vec<(String, S
     let mut out = Vec::new();
     let mut add = |t: &toml::Table, prefix: &str| {
         for (k, v) in t {
+            // librdkafka values may hold commas (broker lists), not ';'.
+            let delimiter = if k == "kafka-property" { ";" } else { "," };
             let text = match v {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Array(items) => items
@@ -211,7 +271,7 @@ fn config_pairs(table: &toml::Table, subcommand: Option<&str>) -> Vec<(String, S
                             .unwrap_or_else(|| i.to_string())
                     })
                     .collect::<Vec<_>>()
-                    .join(","),
+                    .join(delimiter),
                 toml::Value::Table(_) => continue,
                 other => other.to_string(),
             };
@@ -263,6 +323,66 @@ mod tests {
         assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(s.rate_limit, 10_000);
         assert_eq!(s.max_body, 1 << 20);
+        assert_eq!(s.queue.topic, "metrics");
+        assert_eq!(s.queue.brokers, None);
+        assert!(!s.create_topic);
+        assert_eq!(s.delivery_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn kafka_flags() {
+        let cli = Cli::try_parse_from([
+            "metricstream",
+            "serve",
+            "--queue",
+            "kafka",
+            "--brokers",
+            "k1:9092,k2:9092",
+            "--topic",
+            "m",
+            "-X",
+            "linger.ms=5",
+            "-X",
+            "sasl.jaas.config=a=b",
+            "--create-topic",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.queue.queue, QueueKind::Kafka);
+        assert_eq!(s.queue.brokers.as_deref(), Some("k1:9092,k2:9092"));
+        assert_eq!(s.queue.topic, "m");
+        assert!(s.create_topic);
+        assert_eq!(
+            s.queue.kafka_properties,
+            vec![
+                KafkaProperty {
+                    key: "linger.ms".into(),
+                    value: "5".into()
+                },
+                KafkaProperty {
+                    key: "sasl.jaas.config".into(),
+                    value: "a=b".into()
+                },
+            ]
+        );
+        assert!(Cli::try_parse_from(["metricstream", "serve", "-X", "novalue"]).is_err());
+        let cli = Cli::try_parse_from([
+            "metricstream",
+            "consume",
+            "--queue",
+            "kafka",
+            "--brokers",
+            "k:1",
+            "--group",
+            "g",
+        ])
+        .unwrap();
+        let Command::Consume(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.queue.queue, QueueKind::Kafka);
     }
 
     #[test]
@@ -281,6 +401,15 @@ mod tests {
                 ("METRICSTREAM_DATA_DIR".into(), "/d".into()),
                 ("METRICSTREAM_PARTITIONS".into(), "8".into()),
             ]
+        );
+        let t: toml::Table =
+            toml::from_str("kafka-property = [\"bootstrap.servers=a:1,b:2\", \"acks=1\"]").unwrap();
+        assert_eq!(
+            config_pairs(&t, Some("serve")),
+            vec![(
+                "METRICSTREAM_KAFKA_PROPERTY".to_string(),
+                "bootstrap.servers=a:1,b:2;acks=1".to_string()
+            )]
         );
         let t: toml::Table = toml::from_str("[bench]\nkeep-alive = true").unwrap();
         assert_eq!(

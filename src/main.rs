@@ -15,6 +15,7 @@ use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
 use metricstream::limits::ClientLimiter;
 use metricstream::log::LogConfig;
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
+use metricstream::queue::kafka::{CreateTopic, KafkaQueue, KafkaQueueConfig};
 use metricstream::queue::Queue;
 use metricstream::server::{self, App};
 use metricstream::telemetry::Telemetry;
@@ -89,6 +90,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 },
                 telemetry.clone(),
             )?),
+            QueueKind::Kafka => {
+                Arc::new(KafkaQueue::open(kafka_config(&a)?, telemetry.clone()).await?)
+            }
         };
         let mut keys = a.api_keys.clone();
         if let Some(file) = &a.api_keys_file {
@@ -108,6 +112,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(
+            queue = ?a.queue.queue,
             ack = ?a.ack,
             partitions = a.partitions,
             workers,
@@ -121,5 +126,37 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(3)
         })
+    })
+}
+
+fn kafka_config(a: &ServeArgs) -> anyhow::Result<KafkaQueueConfig> {
+    let brokers = a
+        .queue
+        .brokers
+        .clone()
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--queue kafka needs --brokers HOST:PORT[,HOST:PORT…]"))?;
+    if a.delivery_timeout >= a.request_timeout {
+        tracing::warn!(
+            "--delivery-timeout ({:?}) is not below --request-timeout ({:?}): a durable request \
+             may time out before Kafka's answer",
+            a.delivery_timeout,
+            a.request_timeout
+        );
+    }
+    Ok(KafkaQueueConfig {
+        brokers,
+        topic: a.queue.topic.clone(),
+        properties: a.queue.kafka_properties.clone(),
+        ack: a.ack,
+        create_topic: a.create_topic.then_some(CreateTopic {
+            partitions: a.partitions,
+            replication: a.replication_factor,
+        }),
+        enqueue_timeout: a.enqueue_timeout,
+        delivery_timeout: a.delivery_timeout,
+        connect_timeout: a.queue.connect_timeout,
+        data_dir: a.queue.data_dir.clone(),
+        spill_max_bytes: a.spill_max_bytes,
     })
 }

@@ -27,6 +27,20 @@ pub struct Telemetry {
     pub spilled: IntCounter,
     /// Group commits (one fsync each) and the batches they carried.
     pub commits: IntCounter,
+    // Kafka producer figures (zero with the embedded log).
+    /// Messages sent to a broker and awaiting its acknowledgement
+    /// (librdkafka statistics, refreshed every second).
+    pub in_flight: IntGauge,
+    /// Produce requests librdkafka retried (statistics, every second).
+    pub retried: IntCounter,
+    /// Time from handing a batch to the producer until the broker's ack.
+    pub delivery_latency: Histogram,
+    /// Spilled batches delivered to Kafka later.
+    pub resent: IntCounter,
+    /// Bytes in the spill log (on disk and on their way there).
+    pub spill_bytes: IntGauge,
+    /// 1 while a Kafka broker answers, else 0.
+    pub broker_reachable: IntGauge,
 }
 
 /// The `/stats` body.
@@ -41,6 +55,9 @@ pub struct Stats {
     pub spilled: u64,
     pub queued: i64,
     pub commits: u64,
+    pub in_flight: i64,
+    pub retried: u64,
+    pub resent: u64,
 }
 
 /// Latency buckets from 50 µs to 10 s: our answers are sub-millisecond, the
@@ -78,7 +95,30 @@ impl Telemetry {
             "batches waiting in memory for the queue",
         )?;
         registry.register(Box::new(queue_depth.clone()))?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(format!("metricstream_{name}"), help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         Ok(Telemetry {
+            in_flight: gauge(
+                "kafka_in_flight",
+                "messages sent to a Kafka broker and awaiting its acknowledgement",
+            )?,
+            retried: counter("kafka_retries_total", "produce requests librdkafka retried")?,
+            delivery_latency: histogram(
+                "kafka_delivery_latency_seconds",
+                "time from handing a batch to the Kafka producer until the broker's ack",
+            )?,
+            resent: counter(
+                "spill_resent_total",
+                "spilled batches delivered to Kafka later",
+            )?,
+            spill_bytes: gauge("spill_bytes", "bytes in the spill log")?,
+            broker_reachable: gauge(
+                "kafka_broker_reachable",
+                "1 while a Kafka broker answers, else 0",
+            )?,
             metrics_received: counter("metrics_received_total", "metrics in decoded batches")?,
             batches_processed: counter("batches_processed_total", "batches accepted (200)")?,
             validation_errors: counter("validation_errors_total", "batches rejected as invalid")?,
@@ -115,6 +155,9 @@ impl Telemetry {
             spilled: self.spilled.get(),
             queued: self.queue_depth.get(),
             commits: self.commits.get(),
+            in_flight: self.in_flight.get(),
+            retried: self.retried.get(),
+            resent: self.resent.get(),
         }
     }
 

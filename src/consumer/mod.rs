@@ -1,8 +1,11 @@
 //! `metricstream consume`: a consumer-group member that prints one JSON line
 //! per metric and commits offsets only after the lines are written
 //! (at-least-once: a crash between the two repeats, never skips).
+//! The embedded log's groups are in [`group`]; Kafka's own consumer groups
+//! in [`kafka`]. Both print the same lines.
 
 pub mod group;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::{Metric, StoredBatch};
-use crate::cli::ConsumeArgs;
-use crate::log::{LogReader, Record};
+use crate::cli::{ConsumeArgs, QueueKind};
+use crate::log::LogReader;
 use crate::queue::file::{partition_dir, stored_partitions};
 use group::GroupMember;
 
@@ -39,6 +42,13 @@ struct Owned {
 }
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    match args.queue.queue {
+        QueueKind::File => run_file(args),
+        QueueKind::Kafka => kafka::run(args),
+    }
+}
+
+fn run_file(args: ConsumeArgs) -> anyhow::Result<()> {
     let data_dir = &args.queue.data_dir;
     let partitions = stored_partitions(data_dir)?.ok_or_else(|| {
         anyhow::anyhow!(
@@ -95,7 +105,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             if let Some(last) = records.last() {
                 let next = last.offset + 1;
                 for r in &records {
-                    write_record(&mut out, p, r)?;
+                    write_record(&mut out, p, r.offset, &r.value)?;
                 }
                 out.flush()?;
                 member.commit(p, next)?;
@@ -118,12 +128,18 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_record(out: &mut impl Write, partition: u32, r: &Record) -> anyhow::Result<()> {
-    let batch: StoredBatch<'_> = match serde_json::from_slice(&r.value) {
+/// The lines of one queue message (one batch).
+fn write_record(
+    out: &mut impl Write,
+    partition: u32,
+    offset: u64,
+    value: &[u8],
+) -> anyhow::Result<()> {
+    let batch: StoredBatch<'_> = match serde_json::from_slice(value) {
         Ok(b) => b,
         Err(e) => {
             // Not ours to judge: report it and go on rather than stall the partition.
-            tracing::error!(partition, offset = r.offset, "undecodable message: {e}");
+            tracing::error!(partition, offset, "undecodable message: {e}");
             return Ok(());
         }
     };
@@ -131,7 +147,7 @@ fn write_record(out: &mut impl Write, partition: u32, r: &Record) -> anyhow::Res
         let line = Line {
             client_id: &batch.client_id,
             partition,
-            offset: r.offset,
+            offset,
             metric,
             received_at: batch.received_at,
         };

@@ -3,9 +3,12 @@
 //! The HTTP layer sees only [`Queue`]: it hands over a [`Message`] and waits
 //! for the answer, which comes when the batch is as safe as the ack mode
 //! promises. Backends count what they deliver into the shared
-//! [`crate::telemetry::Telemetry`]. Backends: [`file::FileQueue`] (the embedded log).
+//! [`crate::telemetry::Telemetry`]. Backends: [`file::FileQueue`] (the
+//! embedded log) and [`kafka::KafkaQueue`] (a Kafka cluster, with a local
+//! spill log for accepted batches it cannot take yet).
 
 pub mod file;
+pub mod kafka;
 pub mod partitioner;
 
 use std::future::Future;

@@ -2,6 +2,8 @@
 //! with a temporary data directory, and a minimal blocking HTTP client.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,205 @@
+//! `consume --queue kafka`: a member of a Kafka consumer group. Kafka
+//! splits the topic's partitions between the members; this prints one JSON
+//! line per metric (the same lines as the embedded-log consumer) and commits
+//! each partition's offset only after its lines are written and flushed.
+//!
+//! `--exit-at-end` uses librdkafka's partition-EOF events: the member exits
+//! once it has been through a group assignment and every partition assigned
+//! to it has reported its end since it last delivered a message.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::write_record;
+use crate::cli::ConsumeArgs;
+use crate::queue::kafka::config::{client_config, consumer_defaults, describe};
+
+/// Messages handled between two commits, at most.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Default)]
+struct Progress {
+    /// Has any assignment happened yet (possibly an empty one)?
+    assigned_once: bool,
+    /// Assigned partitions that reported their end since their last message.
+    at_end: BTreeSet<i32>,
+}
+
+struct GroupContext {
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::queue::kafka::log_line(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!("kafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                p.assigned_once = true;
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                for part in &parts {
+                    p.at_end.remove(part);
+                }
+                tracing::info!(partitions = ?parts, "assigned partitions");
+            }
+            Rebalance::Revoke(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                for part in &parts {
+                    p.at_end.remove(part);
+                }
+                tracing::info!(partitions = ?parts, "partitions revoked");
+            }
+            Rebalance::Error(e) => tracing::warn!("rebalance failed: {e}"),
+        }
+    }
+}
+
+pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    let q = &args.queue;
+    let brokers = q
+        .brokers
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--queue kafka needs --brokers HOST:PORT[,HOST:PORT…]"))?;
+    if args.group.trim().is_empty() {
+        bail!("--group must not be empty");
+    }
+    let config = client_config(
+        brokers,
+        &consumer_defaults(&args.group, args.from_beginning),
+        &q.kafka_properties,
+    );
+    tracing::info!(settings = %describe(&config), "kafka consumer");
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let consumer: BaseConsumer<GroupContext> = config
+        .create_with_context(GroupContext {
+            progress: progress.clone(),
+        })
+        .context("creating the Kafka consumer (check the -X properties)")?;
+    let md = consumer
+        .fetch_metadata(None, q.connect_timeout)
+        .with_context(|| {
+            format!(
+                "cannot reach Kafka at {brokers} within {:?}",
+                q.connect_timeout
+            )
+        })?;
+    if !md
+        .topics()
+        .iter()
+        .any(|t| t.name() == q.topic && t.error().is_none())
+    {
+        bail!(
+            "topic {:?} does not exist on the Kafka cluster at {brokers}",
+            q.topic
+        );
+    }
+    consumer
+        .subscribe(&[&q.topic])
+        .with_context(|| format!("subscribing to {}", q.topic))?;
+    tracing::info!(
+        group = args.group,
+        topic = q.topic,
+        "joining the consumer group"
+    );
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    loop {
+        let mut handled = 0;
+        let mut wait = args.poll_interval;
+        while handled < MAX_BATCH {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(m)) => {
+                    let (p, offset) = (m.partition(), m.offset());
+                    if let Some(value) = m.payload() {
+                        write_record(&mut out, p.max(0) as u32, offset.max(0) as u64, value)?;
+                    }
+                    next.insert(p, offset + 1);
+                    lock(&progress).at_end.remove(&p);
+                    handled += 1;
+                    // Take what is already fetched without waiting.
+                    wait = Duration::ZERO;
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    lock(&progress).at_end.insert(p);
+                }
+                Some(Err(e)) => {
+                    if let Some((code, why)) = consumer.client().fatal_error() {
+                        bail!("the Kafka consumer failed: {code}: {why}");
+                    }
+                    tracing::warn!("kafka consumer: {e}");
+                    break;
+                }
+            }
+        }
+        if !next.is_empty() {
+            out.flush()?;
+            commit(&consumer, &q.topic, &mut next);
+        }
+        if args.exit_at_end && handled == 0 && caught_up(&consumer, &progress) {
+            break;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    // Dropping the consumer leaves the group, so the others rebalance now.
+    drop(consumer);
+    Ok(())
+}
+
+fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Commits the offsets after the lines just written. A failure (typically a
+/// rebalance that moved the partition) only means the new owner reads those
+/// lines again: at-least-once.
+fn commit(consumer: &BaseConsumer<GroupContext>, topic: &str, next: &mut BTreeMap<i32, i64>) {
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in next.iter() {
+        if let Err(e) = tpl.add_partition_offset(topic, p, Offset::Offset(o)) {
+            tracing::warn!(partition = p, "kafka commit: {e}");
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => next.clear(),
+        Err(e) => {
+            tracing::warn!("committing offsets failed ({e}); they are read again after a restart");
+            next.clear();
+        }
+    }
+}
+
+fn caught_up(consumer: &BaseConsumer<GroupContext>, progress: &Mutex<Progress>) -> bool {
+    let Ok(assignment) = consumer.assignment() else {
+        return false;
+    };
+    let p = lock(progress);
+    p.assigned_once
+        && assignment
+            .elements()
+            .iter()
+            .all(|e| p.at_end.contains(&e.partition()))
+}
