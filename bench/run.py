@@ -30,6 +30,7 @@ import plot  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target/release/metricstream"
 NOOP = ROOT / "target/release/examples/noop_server"
+RAW_PRODUCER = ROOT / "target/release/examples/kafka_producer_bench"
 RESULTS = ROOT / "bench/results"
 PLOTS = ROOT / "bench/plots"
 DURATION = os.environ.get("DURATION", "30s")
@@ -70,21 +71,69 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def wait_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def tansu_path():
+    """The local Kafka-API broker (installed by scripts/kafka-broker.sh)."""
+    try:
+        return sh(str(ROOT / "scripts/kafka-broker.sh"), "install").strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+
+
+class Broker:
+    """A fresh tansu broker with its own sqlite storage, for one server."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="msbroker-")
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [TANSU, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "sqlite://tansu.db"],
+            cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+TANSU = None
+
+
 class Server:
-    """A server under test: `noop` or metricstream with the given ack mode."""
+    """A server under test: `noop`, or metricstream on `file` or `kafka`
+    with the given ack mode (a Kafka server gets a broker of its own)."""
 
     def __init__(self, kind, ack=None, extra=()):
         self.kind, self.ack = kind, ack
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="msbench-")
+        self.broker = Broker() if kind == "kafka" else None
         if kind == "noop":
             cmd = [str(NOOP), f"127.0.0.1:{self.port}"]
         else:
             cmd = [str(BIN), "serve", "--listen", f"127.0.0.1:{self.port}",
                    "--data-dir", self.tmp, "--ack", ack, *extra]
+            if self.broker:
+                cmd += ["--queue", "kafka", "--brokers", self.broker.address,
+                        "--create-topic"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_http(f"http://127.0.0.1:{self.port}/health")
+        wait_http(f"http://127.0.0.1:{self.port}/{'health' if kind == 'noop' else 'ready'}",
+                  timeout=60)
         self.url = f"http://127.0.0.1:{self.port}/metrics"
 
     def stop(self):
@@ -95,6 +144,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.broker:
+            self.broker.stop()
         return rss
 
 
@@ -140,9 +191,17 @@ def machine():
 
 
 MODES = [("file", "durable"), ("file", "accepted")]
+KAFKA_MODES = [("kafka", "durable"), ("kafka", "accepted")]
 
 
 def run_suite():
+    global MODES, TANSU
+    if os.environ.get("KAFKA", "1") != "0":
+        TANSU = tansu_path()
+        if not TANSU:
+            sys.exit("the Kafka scenarios need the tansu broker: scripts/kafka-broker.sh install "
+                     "(or KAFKA=0 bench/run.py to measure the embedded log only)")
+        MODES = MODES + KAFKA_MODES
     r = {"machine": machine(), "duration": DURATION, "cpp_test": {}, "throughput": [],
          "tools": [], "wrk": [], "big_batches": [], "open_loop": []}
 
@@ -167,7 +226,7 @@ def run_suite():
     # The generator is not the bottleneck: wrk and bench against the same noop server;
     # and wrk against each mode (one client id, so the rate limit is off for it).
     if shutil.which("wrk"):
-        for kind, ack in [("noop", None), *MODES]:
+        for kind, ack in [("noop", None), *[m for m in MODES if m[0] == "file"]]:
             extra = ("--rate-limit", "0")
             s = Server(kind, ack, extra if kind != "noop" else ())
             w = wrk(s.url, 50, DURATION)
@@ -179,6 +238,25 @@ def run_suite():
                       {"tool": "metricstream bench --clients 50 --keep-alive",
                        **bench(s.url, "--clients", "50", "--duration", DURATION, "--keep-alive")}]
         s.stop()
+
+    # Kafka: the raw librdkafka producer beside metricstream's accepted mode.
+    if TANSU:
+        r["kafka_raw"] = []
+        for _ in range(2):
+            b = Broker()
+            sh(TANSU, "topic", "create", "metrics", "--partitions", "4",
+               "--broker", f"tcp://{b.address}")
+            out = sh(str(RAW_PRODUCER), b.address, "metrics", "200000")
+            b.stop()
+            r["kafka_raw"].append(float(re.search(r"throughput: ([\d.]+)", out).group(1)))
+        # Issue 3's latency goal is stated at 20 connections.
+        r["kafka_20"] = []
+        for backend, ack in KAFKA_MODES:
+            s = Server(backend, ack)
+            rep = bench(s.url, "--clients", "20", "--duration", DURATION, "--keep-alive")
+            rep["peak_rss_mib"] = s.stop()
+            rep["server"], rep["connections"] = f"{backend}/{ack}", 20
+            r["kafka_20"].append(rep)
 
     # 3. Big batches: 1000 metrics per request.
     for backend, ack in MODES:
@@ -217,11 +295,26 @@ def targets(r):
             ("… p99 under 5 ms", f"{d['p99_ms']:.2f} ms", d["p99_ms"] < 5),
             ("… RSS under 64 MiB", f"{d['peak_rss_mib']:.1f} MiB", d["peak_rss_mib"] < 64),
         ]
+    if r.get("kafka_raw") and r.get("kafka_20"):
+        raw = max(r["kafka_raw"])
+        k = {t["server"]: t for t in r["kafka_20"]}
+        acc, dur = k.get("kafka/accepted"), k.get("kafka/durable")
+        if acc:
+            rows.append(("Kafka accepted ≥ 0.8 × raw producer (20 connections)",
+                         f"{acc['requests_per_sec'] / raw:.2f} ({acc['requests_per_sec']:,.0f} / "
+                         f"{raw:,.0f})", acc["requests_per_sec"] >= 0.8 * raw))
+        if dur:
+            rows.append(("Kafka durable p99 under linger (2 ms) + 10 ms at 20 connections",
+                         f"{dur['p99_ms']:.2f} ms", dur["p99_ms"] < 12))
+        kf = [t for t in r["throughput"] + r["kafka_20"] if t["server"].startswith("kafka")]
+        rows.append(("Kafka: zero failed requests at 20 and 500 connections",
+                     str(sum(t["failed"] for t in kf)), all(t["failed"] == 0 for t in kf)))
     cpp = [t for n, t in r["cpp_test"].items() if n != "noop"]
     rows.append(("C++ test: 100% success on every backend",
                  ", ".join(f"{t['success_rate']:.2f}%" for t in cpp),
                  all(t["failed"] == 0 for t in cpp)))
-    errors = sum(t["failed"] for key in ("throughput", "big_batches", "open_loop") for t in r[key])
+    errors = sum(t["failed"] for key in ("throughput", "big_batches", "open_loop", "kafka_20")
+                 for t in r.get(key, []))
     rows.append(("no failed request in any bench scenario", str(errors), errors == 0))
     out = ["| target | this run | met |", "|---|---|---|"]
     out += [f"| {a} | {b} | {'yes' if ok else '**no**'} |" for a, b, ok in rows]
@@ -259,7 +352,7 @@ def render(r):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in CPP.items():
-        lines.append(f"| C++ ({name}) | {c['success_rate']}% | ~{c['rps']} | {c['mean_ms']} ms "
+        lines.append(f"| C++ ({'Kafka' if name == 'kafka' else 'one file per message'}) | {c['success_rate']}% | ~{c['rps']} | {c['mean_ms']} ms "
                      "| – | – | – | – | – |")
     for name, t in r["cpp_test"].items():
         lines.append(
@@ -317,6 +410,23 @@ def render(r):
             f"| {tb['tool']} | {fmt(tb['requests_per_sec'], 0)} "
             f"| {tb['requests_per_sec'] / tw['requests_per_sec']:.2f} |",
         ]
+    if r.get("kafka_raw"):
+        raw = max(r["kafka_raw"])
+        lines += [
+            "",
+            "Kafka: the raw librdkafka producer (`examples/kafka_producer_bench.rs`, same",
+            "settings, C++-sized messages, 200,000 messages) against a fresh local tansu",
+            "broker, beside metricstream's Kafka modes (each with a fresh broker too):",
+            "",
+            "| what | messages/s | of raw producer |",
+            "|---|---|---|",
+            f"| raw producer (best of {len(r['kafka_raw'])}: "
+            f"{', '.join(f'{x:,.0f}' for x in r['kafka_raw'])}) | {raw:,.0f} | 1.00 |",
+        ]
+        for t in r.get("kafka_20", []) + r["throughput"]:
+            if t["server"].startswith("kafka"):
+                lines.append(f"| metricstream {t['server']}, {t['connections']} connections "
+                             f"| {t['requests_per_sec']:,.0f} | {t['requests_per_sec'] / raw:.2f} |")
     lines += [
         "",
         "## 3. Big batches (1000 metrics per request, 20 connections)",
@@ -384,7 +494,8 @@ def main():
     if not shutil.which("wrk") and shutil.which("apt-get"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
     subprocess.run(["cargo", "build", "--release", "--bin", "metricstream",
-                    "--example", "noop_server"], cwd=ROOT, check=True)
+                    "--example", "noop_server", "--example", "kafka_producer_bench"],
+                   cwd=ROOT, check=True)
     results = run_suite()
     if not os.environ.get("SKIP_CRITERION"):
         (RESULTS).mkdir(parents=True, exist_ok=True)
