@@ -270,7 +270,9 @@ def run_suite():
     # 4. Open loop at 50% and 90% of the measured maximum (50 connections).
     for backend, ack in MODES:
         name = f"{backend}/{ack}"
-        best = max(t["requests_per_sec"] for t in r["throughput"] if t["server"] == name)
+        # The maximum at the same connection count as the open-loop runs.
+        best = max(t["requests_per_sec"] for t in r["throughput"]
+                   if t["server"] == name and t["connections"] == 50)
         for share in (0.5, 0.9):
             s = Server(backend, ack)
             rep = bench(s.url, "--clients", "50", "--duration", DURATION, "--keep-alive",
@@ -315,7 +317,8 @@ def targets(r):
                  all(t["failed"] == 0 for t in cpp)))
     errors = sum(t["failed"] for key in ("throughput", "big_batches", "open_loop", "kafka_20")
                  for t in r.get(key, []))
-    rows.append(("no failed request in any bench scenario", str(errors), errors == 0))
+    rows.append(("no failed request in any scenario (a 503 under overload counts as failed)",
+                 str(errors), errors == 0))
     out = ["| target | this run | met |", "|---|---|---|"]
     out += [f"| {a} | {b} | {'yes' if ok else '**no**'} |" for a, b, ok in rows]
     return out + [""]
