@@ -6,12 +6,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use common::{cpp_body, Server, BIN};
-
-type Lines = Arc<Mutex<Vec<serde_json::Value>>>;
+use common::{batches, cpp_body, wait_for, Lines, Server, BIN};
 
 fn start_member(data: &std::path::Path) -> (Child, Lines) {
     let mut child = Command::new(BIN)
@@ -49,32 +47,6 @@ fn post_batches(s: &Server, from: u64, n: u64) {
     }
 }
 
-/// (partition, offset) of every batch read, per member.
-fn batches(lines: &Lines) -> BTreeSet<(u64, u64)> {
-    lines
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["partition"].as_u64().unwrap(),
-                l["offset"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn two_members_split_partitions_and_take_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,7 +57,7 @@ fn two_members_split_partitions_and_take_over() {
     std::thread::sleep(Duration::from_millis(1500)); // both joined and balanced
     post_batches(&s, 1, 199);
 
-    wait_for("all 200 batches", || {
+    wait_for("all 200 batches", Duration::from_secs(20), || {
         batches(&a_lines).len() + batches(&b_lines).len() >= 200
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -107,7 +79,9 @@ fn two_members_split_partitions_and_take_over() {
     a.wait().unwrap();
     let before = bb.len();
     post_batches(&s, 200, 100);
-    wait_for("b to take over", || batches(&b_lines).len() >= before + 100);
+    wait_for("b to take over", Duration::from_secs(20), || {
+        batches(&b_lines).len() >= before + 100
+    });
     let late: BTreeMap<u64, usize> =
         batches(&b_lines)
             .difference(&bb)

@@ -10,15 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::broker::{assert_all_acked_in_kafka, kafka_args, seq_counts, Broker, Load};
-use common::Server;
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::{wait_for, Server};
 
 #[test]
 fn durable_broker_kill_and_restart_under_load() {

@@ -8,12 +8,10 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::broker::{kafka_args, Broker};
-use common::{cpp_body, Server, BIN};
-
-type Lines = Arc<Mutex<Vec<serde_json::Value>>>;
+use common::{batches, cpp_body, wait_for, Lines, Server, BIN};
 
 struct Member {
     child: Child,
@@ -58,29 +56,6 @@ fn start_member(broker: &str, group: &str) -> Member {
         }
     });
     Member { child, lines, log }
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// (partition, offset) of every batch a member read.
-fn batches(lines: &Lines) -> BTreeSet<(u64, u64)> {
-    lines
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["partition"].as_u64().unwrap(),
-                l["offset"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn post(s: &Server, from: u64, n: u64) {

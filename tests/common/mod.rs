@@ -291,3 +291,30 @@ pub fn consume_all(data_dir: &Path, group: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
         .collect()
 }
+
+/// The JSON lines a `consume` process printed so far.
+pub type Lines = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// (partition, offset) of every batch in `lines`.
+pub fn batches(lines: &Lines) -> std::collections::BTreeSet<(u64, u64)> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["partition"].as_u64().unwrap(),
+                l["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `done` until it holds; fails the test after `within`.
+pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
