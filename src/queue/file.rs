@@ -222,17 +222,8 @@ impl Queue for FileQueue {
             };
             // A batch bigger than the whole budget waits for all of it.
             let cost = msg.value.len().clamp(1, self.budget_max) as u32;
-            let budget = match self.budget.clone().try_acquire_many_owned(cost) {
-                Ok(p) => p,
-                Err(_) => {
-                    let wait = self.budget.clone().acquire_many_owned(cost);
-                    match tokio::time::timeout(self.enqueue_timeout, wait).await {
-                        Ok(Ok(p)) => p,
-                        Ok(Err(_)) => return Err(QueueError::Closed),
-                        Err(_) => return Err(QueueError::Full),
-                    }
-                }
-            };
+            let acquire = self.budget.clone().acquire_many_owned(cost);
+            let budget = bounded_wait(self.enqueue_timeout, acquire).await?;
             let cmd = Command::Append(Pending {
                 _budget: budget,
                 partition,
@@ -242,20 +233,9 @@ impl Queue for FileQueue {
                 enqueued: Instant::now(),
                 reply,
             });
-            let tx = &self.sender;
             let depth = &self.shared.telemetry.queue_depth;
             depth.inc();
-            let sent = match tx.try_send(cmd) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(cmd)) => {
-                    match tokio::time::timeout(self.enqueue_timeout, tx.send(cmd)).await {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err(QueueError::Closed),
-                        Err(_) => Err(QueueError::Full),
-                    }
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),
-            };
+            let sent = bounded_wait(self.enqueue_timeout, self.sender.send(cmd)).await;
             if let Err(e) = sent {
                 depth.dec();
                 return Err(e);
@@ -314,6 +294,19 @@ impl Queue for FileQueue {
                 lost,
             }
         })
+    }
+}
+
+/// Waits at most `limit` for room (memory budget or channel): running out
+/// of time means the queue is full, an error means it was closed.
+async fn bounded_wait<T, E>(
+    limit: Duration,
+    wait: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, QueueError> {
+    match tokio::time::timeout(limit, wait).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err(QueueError::Closed),
+        Err(_) => Err(QueueError::Full),
     }
 }
 
