@@ -2,70 +2,11 @@
 # The whole test suite, from a fresh clone: formatting, lints, then every
 # unit, property and integration test (the integration tests start the real
 # server binary themselves on loopback ports with temporary data dirs; the
-# Kafka tests start their own tansu brokers).
-#
-# On a fresh machine it first installs, once, what the Kafka backend and its
-# tests need: a C toolchain, pkg-config, OpenSSL and zlib headers (librdkafka
-# is built from source by the rdkafka crate), the tansu broker
-# (scripts/kafka-broker.sh, ~10 minutes, cached in ~/.cache/metricstream) and
-# Python's confluent-kafka in a venv there (the independent Kafka reader).
-# Everything is skipped when already present.
+# Kafka tests start their own tansu brokers). scripts/deps.sh installs what
+# they need first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if ! command -v cargo >/dev/null; then
-  echo "cargo is required: install a Rust toolchain (rustup) first" >&2
-  exit 1
-fi
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
-
-CACHE="${METRICSTREAM_CACHE:-$HOME/.cache/metricstream}"
-mkdir -p "$CACHE"
-
-apt_install() {
-  if ! command -v apt-get >/dev/null; then
-    echo "missing system packages ($*); install them with your package manager" >&2
-    exit 1
-  fi
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo -n"
-  echo "installing system packages: $*" >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
-}
-
-# Build dependencies of librdkafka (rdkafka-sys): compiler, make, pkg-config,
-# OpenSSL (TLS/SASL) and zlib headers.
-missing=()
-command -v cc >/dev/null || missing+=(gcc)
-command -v c++ >/dev/null || missing+=(g++)
-command -v make >/dev/null || missing+=(make)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-command -v perl >/dev/null || missing+=(perl)
-command -v python3 >/dev/null || missing+=(python3 python3-venv)
-if command -v dpkg >/dev/null; then
-  dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
-  dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
-fi
-if [ "${#missing[@]}" -gt 0 ]; then
-  apt_install "${missing[@]}"
-fi
-
-# The Kafka-API broker the Kafka tests run against.
-METRICSTREAM_TANSU="$(./scripts/kafka-broker.sh install)"
-export METRICSTREAM_TANSU
-
-# The independent Kafka client the tests read Kafka back with.
-VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import confluent_kafka' >/dev/null 2>&1; then
-  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-    apt_install python3-venv
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-  fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'confluent-kafka>=2.3,<3' >&2
-fi
-export METRICSTREAM_PYTHON="$VENV/bin/python"
+source scripts/deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
