@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at startup: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the ingestion server.
@@ -157,6 +159,16 @@ pub struct ServeArgs {
     /// Longest time one request may take, body included.
     #[arg(long, default_value = "30s", value_parser = parse_duration, env = "METRICSTREAM_REQUEST_TIMEOUT")]
     pub request_timeout: Duration,
+    /// Client connections served at once. At the cap the connection idle
+    /// longest is closed to admit a new one; if all are busy, a 503.
+    #[arg(long, default_value_t = 10_000, env = "METRICSTREAM_MAX_CONNECTIONS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// A connection must send a complete request head within this long of
+    /// opening or of its previous answer, else it is closed (slow or idle
+    /// clients). A slow body is bounded by --request-timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration, env = "METRICSTREAM_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
     /// Log segment size before a new segment is started.
     #[arg(long, default_value_t = 64 << 20, env = "METRICSTREAM_SEGMENT_BYTES")]
     pub segment_bytes: u64,
@@ -220,6 +232,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         u => return Err(format!("unknown unit {u:?} in {s:?} (ms, s, m, h, d)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A duration above zero.
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be above zero")),
+        d => Ok(d),
+    }
 }
 
 /// Copies the config file's values into `METRICSTREAM_*` variables that
@@ -327,6 +347,34 @@ mod tests {
         assert_eq!(s.queue.brokers, None);
         assert!(!s.create_topic);
         assert_eq!(s.delivery_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 10_000);
+        assert_eq!(s.idle_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn connection_limits() {
+        let cli = Cli::try_parse_from([
+            "metricstream",
+            "serve",
+            "--max-connections",
+            "50",
+            "--idle-timeout",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.max_connections, 50);
+        assert_eq!(s.idle_timeout, Duration::from_secs(2));
+        for bad in [
+            ["--max-connections", "0"],
+            ["--idle-timeout", "0s"],
+            ["--max-connections", "-1"],
+        ] {
+            let parsed = Cli::try_parse_from(["metricstream", "serve", bad[0], bad[1]]);
+            assert!(parsed.is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

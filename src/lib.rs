@@ -10,6 +10,7 @@ pub mod auth;
 pub mod batch;
 pub mod bench;
 pub mod cli;
+pub mod connections;
 pub mod consumer;
 pub mod ingest;
 pub mod limits;

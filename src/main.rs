@@ -12,6 +12,7 @@ use clap::Parser;
 
 use metricstream::auth::Auth;
 use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
+use metricstream::connections;
 use metricstream::limits::ClientLimiter;
 use metricstream::log::LogConfig;
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
@@ -120,7 +121,18 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             api_keys = app.auth.enabled(),
             "starting"
         );
-        let report = server::run(listener, app, a.request_timeout, a.shutdown_timeout).await?;
+        let connections = connections::Config {
+            max_connections: connections::fit_fd_limit(a.max_connections),
+            idle_timeout: a.idle_timeout,
+        };
+        let report = server::run(
+            listener,
+            app,
+            a.request_timeout,
+            connections,
+            a.shutdown_timeout,
+        )
+        .await?;
         Ok(if report.lost == 0 {
             ExitCode::SUCCESS
         } else {

@@ -3,7 +3,6 @@
 //! Shutdown order: stop accepting → finish in-flight requests → make every
 //! accepted batch durable (the queue's shutdown) → report the counts.
 
-use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +11,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::auth::Auth;
+use crate::connections;
 use crate::ingest::{self, json_response};
 use crate::limits::ClientLimiter;
 use crate::queue::{Queue, ShutdownReport};
@@ -103,23 +102,20 @@ pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     request_timeout: Duration,
+    connections: connections::Config,
     shutdown_timeout: Duration,
 ) -> anyhow::Result<ShutdownReport> {
     let signal = shutdown_signal()?;
     tracing::info!(listen = %listener.local_addr()?, "metricstream serving");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut graceful = stop_rx;
     let service = router(app.clone(), request_timeout);
-    // Answers are small single writes: Nagle would only delay them.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(server.into_future());
+    let mut server = tokio::spawn(connections::serve(
+        listener,
+        service,
+        connections,
+        app.telemetry.clone(),
+        stop_rx,
+    ));
 
     let limiter_app = app.clone();
     tokio::spawn(async move {
@@ -134,8 +130,8 @@ pub async fn run(
 
     tokio::select! {
         ended = &mut server => {
-            // The server only ends by itself on an accept error.
-            ended??;
+            // The accept loop only ends on the stop signal or a panic.
+            ended?;
         }
         _ = signal => {}
     }

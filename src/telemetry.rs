@@ -41,6 +41,12 @@ pub struct Telemetry {
     pub spill_bytes: IntGauge,
     /// 1 while a Kafka broker answers, else 0.
     pub broker_reachable: IntGauge,
+    /// Client connections being served.
+    pub connections_open: IntGauge,
+    /// Idle connections closed at --max-connections to admit a new one.
+    pub connections_evicted: IntCounter,
+    /// Connections answered 503 at --max-connections (all busy).
+    pub connections_refused: IntCounter,
 }
 
 /// The `/stats` body.
@@ -58,6 +64,9 @@ pub struct Stats {
     pub in_flight: i64,
     pub retried: u64,
     pub resent: u64,
+    pub connections_open: i64,
+    pub connections_evicted: u64,
+    pub connections_refused: u64,
 }
 
 /// Latency buckets from 50 µs to 10 s: our answers are sub-millisecond, the
@@ -119,6 +128,15 @@ impl Telemetry {
                 "kafka_broker_reachable",
                 "1 while a Kafka broker answers, else 0",
             )?,
+            connections_open: gauge("connections_open", "client connections being served")?,
+            connections_evicted: counter(
+                "connections_evicted_total",
+                "idle connections closed at --max-connections to admit a new one",
+            )?,
+            connections_refused: counter(
+                "connections_refused_total",
+                "connections answered 503 at --max-connections (all busy)",
+            )?,
             metrics_received: counter("metrics_received_total", "metrics in decoded batches")?,
             batches_processed: counter("batches_processed_total", "batches accepted (200)")?,
             validation_errors: counter("validation_errors_total", "batches rejected as invalid")?,
@@ -158,6 +176,9 @@ impl Telemetry {
             in_flight: self.in_flight.get(),
             retried: self.retried.get(),
             resent: self.resent.get(),
+            connections_open: self.connections_open.get(),
+            connections_evicted: self.connections_evicted.get(),
+            connections_refused: self.connections_refused.get(),
         }
     }
 

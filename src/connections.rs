@@ -1,0 +1,477 @@
+//! The accept loop: hyper HTTP/1 connections with an idle timeout and a
+//! connection cap, so slow, stuck or idle clients cannot hold the server.
+//!
+//! - Idle timeout (`--idle-timeout`) is hyper's header read timeout. In
+//!   hyper 1.12 its timer starts whenever a connection waits for a request
+//!   head (on open, and again after each answer: `poll_read_head` in
+//!   proto/h1/conn.rs) and bytes trickling in do not reset it, so it bounds
+//!   slowloris headers and idle keep-alive connections alike. Such a
+//!   connection is closed without an answer. A body that never finishes is
+//!   the request timeout's job (408, then the connection is closed).
+//! - Cap (`--max-connections`): like nginx reusing idle keep-alive
+//!   connections, a newcomer at the cap closes the connection idle longest
+//!   (no request in flight); only if every connection is busy does the
+//!   newcomer get a canned 503 with Retry-After.
+//! - Shutdown: idle connections close at once, busy ones after their answer.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::telemetry::Telemetry;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// File descriptors kept free for the log, the data directory, Kafka
+/// sockets and refusals.
+const FD_RESERVE: usize = 512;
+/// Refusals being written at once; past it a refused socket is just closed.
+const MAX_REFUSING: usize = 64;
+/// How long a connection closed as idle may take to flush before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// `inflight` of a connection closed as idle: no request may start on it.
+const CLOSED: u32 = u32::MAX;
+
+/// Raises the soft open-file limit to the hard one and returns how many
+/// connections fit in it: `max_connections`, or fewer (with a warning), so
+/// that a full server evicts or refuses instead of failing to accept.
+pub fn fit_fd_limit(max_connections: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(
+            "reading the open-file limit: {}",
+            io::Error::last_os_error()
+        );
+        return max_connections;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        } else {
+            tracing::debug!(
+                "raising the open-file limit: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    let fit = usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(FD_RESERVE)
+        .max(1);
+    if max_connections > fit {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = lim.rlim_cur,
+            serving = fit,
+            "--max-connections does not fit in the open-file limit (less {FD_RESERVE} for the \
+             log and Kafka): serving at most {fit}; raise the hard limit (ulimit -Hn, LimitNOFILE) \
+             or lower --max-connections"
+        );
+    }
+    max_connections.min(fit)
+}
+
+/// Accepts and serves until `stop` turns true, then stops accepting and
+/// waits for every connection to close. Dropping the future drops them all.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: Config,
+    telemetry: Arc<Telemetry>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let registry = Arc::new(Registry {
+        max: config.max_connections.max(1),
+        conns: Mutex::default(),
+        busy: AtomicUsize::new(0),
+        epoch: Instant::now(),
+        telemetry,
+    });
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.idle_timeout)
+        .keep_alive(true);
+    let refusal: Arc<[u8]> = refusal(registry.max).into();
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let mut tasks = JoinSet::new();
+    let mut next_id = 0u64;
+    let conn_stop = stop.clone();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => {
+                let tcp = match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                };
+                // Answers are small single writes: Nagle would only delay them.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                next_id += 1;
+                match registry.admit(next_id) {
+                    Some(conn) => {
+                        registry.telemetry.connections_open.inc();
+                        let serving = Serving {
+                            id: next_id,
+                            conn,
+                            registry: registry.clone(),
+                            router: router.clone(),
+                            stop: conn_stop.clone(),
+                        };
+                        tasks.spawn(serving.run(tcp, http.clone()));
+                    }
+                    None => {
+                        registry.telemetry.connections_refused.inc();
+                        if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                            tokio::spawn(refuse(tcp, refusal.clone(), permit));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Resolves once the stop signal is on (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Connection errors are the client's; others (out of file descriptors)
+/// get a pause so the loop does not spin, as hyper 0.14 and axum do.
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accepting a connection: {e}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+}
+
+/// The answer to a newcomer when every connection is busy.
+fn refusal(max: usize) -> Vec<u8> {
+    let body = format!(
+        r#"{{"error":"all {max} connections (--max-connections) have a request in flight; retry shortly"}}"#
+    );
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn refuse(mut tcp: TcpStream, answer: Arc<[u8]>, _permit: OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        tcp.write_all(&answer).await?;
+        tcp.shutdown().await?;
+        // Read what the client sent until it closes: closing with unread
+        // data resets the connection, which can discard our answer.
+        let mut buf = [0u8; 4096];
+        let mut left = 64usize << 10;
+        while left > 0 {
+            let n = tcp.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+/// The open connections, to pick one to close at the cap.
+struct Registry {
+    max: usize,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Connections with a request in flight (a shortcut: at the cap with
+    /// all busy, refuse without scanning).
+    busy: AtomicUsize,
+    epoch: Instant,
+    telemetry: Arc<Telemetry>,
+}
+
+struct Conn {
+    /// Requests in flight, or CLOSED.
+    inflight: AtomicU32,
+    /// When its last request ended (or it opened), ms since the epoch.
+    idle_since: AtomicU64,
+    /// Told to close because it was picked at the cap.
+    close: Notify,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a new connection, closing the one idle longest if at the
+    /// cap; None if every connection has a request in flight.
+    fn admit(&self, id: u64) -> Option<Arc<Conn>> {
+        let mut conns = self.lock();
+        // A connection may turn busy between the pick and the close: try again.
+        for _ in 0..4 {
+            if conns.len() < self.max {
+                break;
+            }
+            if self.busy.load(Ordering::Acquire) >= conns.len() {
+                return None;
+            }
+            let victim = conns
+                .iter()
+                .filter(|(_, c)| c.inflight.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+                .map(|(id, c)| (*id, c.clone()));
+            let (victim_id, victim) = victim?;
+            if victim.close_if_idle() {
+                conns.remove(&victim_id);
+                victim.close.notify_one();
+                self.telemetry.connections_evicted.inc();
+            }
+        }
+        if conns.len() >= self.max {
+            return None;
+        }
+        let conn = Arc::new(Conn {
+            inflight: AtomicU32::new(0),
+            idle_since: AtomicU64::new(self.now_ms()),
+            close: Notify::new(),
+        });
+        conns.insert(id, conn.clone());
+        Some(conn)
+    }
+}
+
+impl Conn {
+    /// Marks the connection CLOSED if it has no request in flight, so none
+    /// can start on it; then it may be closed without losing an answer.
+    fn close_if_idle(&self) -> bool {
+        self.inflight
+            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// One request in flight on a connection, from the head until the
+/// handler's answer.
+struct InFlight {
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl InFlight {
+    fn begin(conn: &Arc<Conn>, registry: &Arc<Registry>) -> Option<InFlight> {
+        let mut n = conn.inflight.load(Ordering::Acquire);
+        loop {
+            if n == CLOSED {
+                return None;
+            }
+            match conn
+                .inflight
+                .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => n = now,
+            }
+        }
+        if n == 0 {
+            registry.busy.fetch_add(1, Ordering::AcqRel);
+        }
+        Some(InFlight {
+            conn: conn.clone(),
+            registry: registry.clone(),
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since
+            .store(self.registry.now_ms(), Ordering::Relaxed);
+        if self.conn.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.registry.busy.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A request that arrived on a connection already picked to close.
+fn closing_answer() -> Response<Body> {
+    let mut resp = Response::new(Body::from(
+        r#"{"error":"connection closing (idle at --max-connections, or shutdown); retry on a new connection"}"#,
+    ));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// One connection's task.
+struct Serving {
+    id: u64,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+    router: Router,
+    stop: watch::Receiver<bool>,
+}
+
+impl Serving {
+    async fn run(mut self, tcp: TcpStream, http: http1::Builder) {
+        let (conn, registry, router) = (
+            self.conn.clone(),
+            self.registry.clone(),
+            self.router.clone(),
+        );
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let inflight = InFlight::begin(&conn, &registry);
+            let router = router.clone();
+            async move {
+                let Some(_inflight) = inflight else {
+                    return Ok::<_, Infallible>(closing_answer());
+                };
+                router.oneshot(req).await
+            }
+        });
+        let served = http.serve_connection(TokioIo::new(tcp), service);
+        tokio::pin!(served);
+        let mut closing: Option<tokio::time::Instant> = None;
+        let mut stopping = false;
+        loop {
+            let at = closing;
+            let grace = async move {
+                match at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                done = served.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!("connection: {e}");
+                    }
+                    break;
+                }
+                _ = self.conn.close.notified(), if closing.is_none() => {
+                    served.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                }
+                () = stopped(&mut self.stop), if !stopping => {
+                    stopping = true;
+                    // Busy: closes after its answer. Idle: closes now,
+                    // even one that never sent a request.
+                    served.as_mut().graceful_shutdown();
+                    if closing.is_none() && self.conn.close_if_idle() {
+                        closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                }
+                _ = grace => break,
+            }
+        }
+        self.registry.lock().remove(&self.id);
+        self.registry.telemetry.connections_open.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(max: usize) -> Arc<Registry> {
+        Arc::new(Registry {
+            max,
+            conns: Mutex::default(),
+            busy: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            telemetry: Arc::new(Telemetry::new().unwrap()),
+        })
+    }
+
+    #[test]
+    fn at_the_cap_the_connection_idle_longest_makes_room() {
+        let r = registry(2);
+        let a = r.admit(1).unwrap();
+        let b = r.admit(2).unwrap();
+        // a answered a request more recently than b opened.
+        a.idle_since.store(r.now_ms() + 10, Ordering::Relaxed);
+        let c = r.admit(3).unwrap();
+        assert_eq!(b.inflight.load(Ordering::Acquire), CLOSED);
+        assert!(
+            InFlight::begin(&b, &r).is_none(),
+            "no request on a closed one"
+        );
+        assert_eq!(r.telemetry.connections_evicted.get(), 1);
+        // Both left busy: the next newcomer is refused.
+        let _ga = InFlight::begin(&a, &r).unwrap();
+        let _gc = InFlight::begin(&c, &r).unwrap();
+        assert!(r.admit(4).is_none());
+        assert_eq!(a.inflight.load(Ordering::Acquire), 1);
+        drop(_gc);
+        assert_eq!(r.busy.load(Ordering::Acquire), 1);
+        assert!(r.admit(5).is_some(), "c is idle again");
+        assert_eq!(c.inflight.load(Ordering::Acquire), CLOSED);
+    }
+
+    #[test]
+    fn refusal_is_a_complete_503() {
+        let text = String::from_utf8(refusal(50)).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("Retry-After: 1"));
+        assert!(head.contains("Connection: close"));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-connections"));
+    }
+}
