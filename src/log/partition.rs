@@ -5,7 +5,7 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
@@ -17,6 +17,17 @@ use super::segment::{self, ActiveSegment, ClosedSegment};
 
 /// The append buffer is kept between appends, unless one huge batch grew it past this.
 const MAX_RETAINED_BUF: usize = 16 << 20;
+/// How often a failed log retries getting back to its durable prefix.
+const REWIND_RETRY: Duration = Duration::from_secs(1);
+
+/// Why a log refuses writes until it is rewound.
+#[derive(Debug)]
+struct Failure {
+    kind: io::ErrorKind,
+    why: String,
+    /// No rewind attempt before this.
+    retry_at: Option<Instant>,
+}
 
 /// Single writer of one partition (the server owns one per partition, on its own thread).
 ///
@@ -33,19 +44,27 @@ pub struct PartitionLog {
     active: ActiveSegment,
     next_offset: u64,
     hwm: files::HwmFile,
-    /// The value `hwm` was last set to.
+    /// One past the last record made durable by a sync.
     synced_offset: u64,
+    /// Where `synced_offset` is: (segment base, bytes). A failed sync cuts back to here.
+    durable: (u64, u64),
+    /// The last `hwm` write failed (the data is durable; readers lag until it is redone).
+    hwm_stale: bool,
     /// Files of segments closed since the last sync; they still need an fsync.
     unsynced: Vec<File>,
     dir_dirty: bool,
     /// A failed append could not truncate its partial write; redo before writing again.
     dirty_tail: bool,
-    /// An fsync failed. The kernel may have dropped the dirty pages, so a
-    /// retry could "succeed" without the data: refuse until reopened.
-    failed: Option<String>,
+    /// A sync failed. The kernel may have dropped the dirty pages, so a
+    /// retry could "succeed" without the data: refuse writes until
+    /// everything after the last good sync is cut off and the log recovered
+    /// again (`rewind`).
+    failed: Option<Failure>,
     buf: Vec<u8>,
     #[cfg(test)]
     fail_next_write: bool,
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 impl PartitionLog {
@@ -63,9 +82,11 @@ impl PartitionLog {
             closed_bytes: closed.iter().map(|s| s.size).sum(),
             closed,
             config,
+            durable: (recovered.active.base, recovered.active.size),
             active: recovered.active,
             next_offset: recovered.next_offset,
             synced_offset: recovered.next_offset,
+            hwm_stale: false,
             unsynced: Vec::new(),
             dir_dirty: false,
             dirty_tail: false,
@@ -73,6 +94,8 @@ impl PartitionLog {
             buf: Vec::new(),
             #[cfg(test)]
             fail_next_write: false,
+            #[cfg(test)]
+            fail_next_sync: false,
         };
         Ok((log, recovered.report))
     }
@@ -171,15 +194,18 @@ impl PartitionLog {
 
     /// Makes everything appended so far durable, then publishes it to readers
     /// by advancing `hwm`.
+    ///
+    /// On error, whatever was appended since the last good sync is cut off
+    /// again (its callers get the error), now or before the next append.
     pub fn sync(&mut self) -> io::Result<()> {
         if !self.prepare_sync()? {
             return Ok(());
         }
         if let Err(e) = self.sync_data() {
-            self.failed = Some(e.to_string());
-            return Err(e);
+            return Err(self.fail(e));
         }
-        self.finish_sync()
+        self.finish_sync();
+        Ok(())
     }
 
     /// Makes several logs durable, by one fdatasync each or by one `syncfs`.
@@ -191,51 +217,102 @@ impl PartitionLog {
     /// an fsync of every file would. But it also writes out every other
     /// dirty file of the file system: behind a big unrelated write (a build,
     /// a copy) one commit can take tens of milliseconds.
+    ///
+    /// Every log is tried; the first error is returned. Which logs made it
+    /// is told by their [`high_watermark`](Self::high_watermark).
     pub fn sync_many(logs: &mut [&mut PartitionLog], mode: SyncMode) -> io::Result<()> {
+        let mut first_err = None;
         if logs.len() == 1 || mode == SyncMode::Fdatasync {
-            return logs.iter_mut().try_for_each(|log| log.sync());
+            for log in logs.iter_mut() {
+                if let Err(e) = log.sync() {
+                    first_err.get_or_insert(e);
+                }
+            }
+            return first_err.map_or(Ok(()), Err);
         }
         let mut fd = None;
-        for log in logs.iter_mut() {
-            if log.prepare_sync()? {
+        let mut prepared = vec![false; logs.len()];
+        for (log, prepared) in logs.iter_mut().zip(prepared.iter_mut()) {
+            match log.prepare_sync() {
+                Ok(p) => *prepared = p,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+            if *prepared {
                 fd = Some(log.dir_file.as_raw_fd());
             }
         }
-        let Some(fd) = fd else { return Ok(()) };
+        let Some(fd) = fd else {
+            return first_err.map_or(Ok(()), Err);
+        };
         // SAFETY: syncfs only reads the descriptor, which the log keeps open.
-        if unsafe { libc::syncfs(fd) } != 0 {
-            let e = io::Error::last_os_error();
-            for log in logs.iter_mut() {
-                log.failed = Some(e.to_string());
+        let result = if unsafe { libc::syncfs(fd) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
+        #[cfg(test)]
+        let result = match logs
+            .iter_mut()
+            .any(|l| std::mem::take(&mut l.fail_next_sync))
+        {
+            true => Err(io::Error::from_raw_os_error(libc::EIO)),
+            false => result,
+        };
+        if let Err(e) = result {
+            for (log, _) in logs.iter_mut().zip(&prepared).filter(|(_, p)| **p) {
+                log.fail(io::Error::new(e.kind(), e.to_string()));
             }
             return Err(e);
         }
-        for log in logs.iter_mut() {
+        for (log, _) in logs.iter_mut().zip(&prepared).filter(|(_, p)| **p) {
             log.unsynced.clear();
             log.dir_dirty = false;
-            log.finish_sync()?;
+            log.finish_sync();
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// False when there is nothing to sync.
     fn prepare_sync(&mut self) -> io::Result<bool> {
         self.check_failed()?;
-        if self.synced_offset == self.next_offset && self.unsynced.is_empty() && !self.dir_dirty {
+        if self.synced_offset == self.next_offset
+            && self.unsynced.is_empty()
+            && !self.dir_dirty
+            && !self.hwm_stale
+        {
             return Ok(false);
         }
-        self.fix_tail()?;
+        if let Err(e) = self.fix_tail() {
+            return Err(self.fail(e));
+        }
         Ok(true)
     }
 
-    fn finish_sync(&mut self) -> io::Result<()> {
-        self.active.index.flush()?;
-        self.hwm.set(self.next_offset)?;
+    /// After the data is durable: the batches are safe whatever happens
+    /// here, so a failed index or `hwm` write (e.g. ENOSPC) is only retried
+    /// at the next sync. The index is a hint, and recovery rebuilds `hwm`.
+    fn finish_sync(&mut self) {
         self.synced_offset = self.next_offset;
-        Ok(())
+        self.durable = (self.active.base, self.active.size);
+        if let Err(e) = self.active.index.flush() {
+            warn!(dir = %self.dir.display(), error = %e, "cannot write the offset index; retrying at the next sync");
+        }
+        match self.hwm.set(self.next_offset) {
+            Ok(()) => self.hwm_stale = false,
+            Err(e) => {
+                warn!(dir = %self.dir.display(), error = %e, "cannot update hwm; readers lag until the next sync");
+                self.hwm_stale = true;
+            }
+        }
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         for file in &self.unsynced {
             file.sync_data()?;
         }
@@ -248,14 +325,98 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn check_failed(&self) -> io::Result<()> {
-        match &self.failed {
-            None => Ok(()),
-            Some(why) => Err(io::Error::other(format!(
-                "{}: an earlier fsync failed ({why}); reopen the log to recover",
-                self.dir.display()
-            ))),
+    /// Records a failed sync and tries to rewind at once; returns `e`.
+    fn fail(&mut self, e: io::Error) -> io::Error {
+        warn!(dir = %self.dir.display(), error = %e, "sync failed; cutting the log back to its last durable record");
+        self.failed = Some(Failure {
+            kind: e.kind(),
+            why: e.to_string(),
+            retry_at: None,
+        });
+        let _ = self.check_failed();
+        e
+    }
+
+    /// Ok once the log is usable: not failed, or rewound just now.
+    fn check_failed(&mut self) -> io::Result<()> {
+        let Some(f) = &self.failed else {
+            return Ok(());
+        };
+        if f.retry_at.is_none_or(|t| Instant::now() >= t) {
+            match self.rewind() {
+                Ok(()) => {
+                    self.failed = None;
+                    return Ok(());
+                }
+                Err(e) => {
+                    warn!(dir = %self.dir.display(), error = %e, "cannot cut the log back yet; retrying");
+                }
+            }
         }
+        let Some(f) = &mut self.failed else {
+            return Ok(());
+        };
+        f.retry_at = Some(Instant::now() + REWIND_RETRY);
+        Err(io::Error::new(
+            f.kind,
+            format!(
+                "{}: an earlier sync failed ({}); the log takes writes again once it is cut back to its last durable record",
+                self.dir.display(),
+                f.why
+            ),
+        ))
+    }
+
+    /// Cuts off everything after the last good sync (those batches got an
+    /// error) and recovers the directory as after a crash. After a failed
+    /// fsync the page cache may hold bytes the disk lacks, so nothing
+    /// written since is trusted; the durable prefix is.
+    fn rewind(&mut self) -> io::Result<()> {
+        let (base, size) = self.durable;
+        self.unsynced.clear();
+        let later: Vec<u64> = self
+            .closed
+            .iter()
+            .map(|s| s.base)
+            .chain([self.active.base])
+            .filter(|&b| b > base)
+            .collect();
+        for b in later {
+            segment::delete_segment(&self.dir, b)?;
+        }
+        match fs::OpenOptions::new()
+            .write(true)
+            .open(files::log_path(&self.dir, base))
+        {
+            Ok(file) => {
+                if file.metadata()?.len() > size {
+                    file.set_len(size)?;
+                }
+                file.sync_all()?;
+            }
+            // Retention took it: nothing to cut.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.dir_file.sync_all()?;
+        let recovered = recovery::recover(&self.dir, &self.dir_file, &self.config)?;
+        self.hwm = files::HwmFile::open(&self.dir)?;
+        self.closed = recovered.closed.into();
+        self.closed_bytes = self.closed.iter().map(|s| s.size).sum();
+        self.durable = (recovered.active.base, recovered.active.size);
+        self.active = recovered.active;
+        self.next_offset = recovered.next_offset;
+        self.synced_offset = recovered.next_offset;
+        self.hwm_stale = false;
+        self.dir_dirty = false;
+        self.dirty_tail = false;
+        info!(
+            dir = %self.dir.display(),
+            next_offset = self.next_offset,
+            cut = recovered.report.cut.as_deref().unwrap_or("nothing"),
+            "log cut back to its last durable record; taking writes again"
+        );
+        Ok(())
     }
 
     fn fix_tail(&mut self) -> io::Result<()> {
@@ -352,6 +513,11 @@ impl PartitionLog {
     #[cfg(test)]
     pub(crate) fn fail_next_write(&mut self) {
         self.fail_next_write = true;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_next_sync(&mut self) {
+        self.fail_next_sync = true;
     }
 }
 
@@ -464,6 +630,49 @@ mod tests {
         let (log, rec) = PartitionLog::open(dir.path(), config(100_000)).unwrap();
         assert_eq!((rec.next_offset, rec.truncated_bytes), (20, 0));
         assert_eq!(log.next_offset(), 20);
+    }
+
+    #[test]
+    fn failed_sync_cuts_back_to_the_durable_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(500)).unwrap();
+        fill(&mut log, 20, 3);
+        let durable_segments = segment_bases(dir.path());
+        // Enough to roll into new segments, then the fsync fails.
+        append(&mut log, 20..40);
+        append(&mut log, 40..60);
+        assert!(segment_bases(dir.path()).len() > durable_segments.len());
+        log.fail_next_sync();
+        let err = log.sync().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        // Cut back at once: the failed records are gone from memory and disk.
+        assert_eq!((log.next_offset(), log.high_watermark()), (20, 20));
+        assert_eq!(segment_bases(dir.path()), durable_segments);
+        assert_eq!(read_all(dir.path(), 0), records(0..20));
+        // And it takes writes again, at the same offsets.
+        append(&mut log, 20..25);
+        log.sync().unwrap();
+        assert_eq!(read_all(dir.path(), 0), records(0..25));
+
+        // The same through syncfs, with a second log that syncs fine.
+        let other_dir = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+        let (mut other, _) = PartitionLog::open(other_dir.path(), config(500)).unwrap();
+        append(&mut log, 25..30);
+        append(&mut other, 0..5);
+        log.fail_next_sync();
+        let mut both = [&mut log, &mut other];
+        assert!(PartitionLog::sync_many(&mut both, SyncMode::Syncfs).is_err());
+        assert_eq!(log.high_watermark(), 25);
+        assert_eq!(other.high_watermark(), 0, "a failed syncfs proves nothing");
+        append(&mut log, 25..30);
+        append(&mut other, 0..5);
+        let mut both = [&mut log, &mut other];
+        PartitionLog::sync_many(&mut both, SyncMode::Syncfs).unwrap();
+        assert_eq!(read_all(dir.path(), 0), records(0..30));
+        assert_eq!(read_all(other_dir.path(), 0), records(0..5));
+        drop(log);
+        let (_, rec) = PartitionLog::open(dir.path(), config(500)).unwrap();
+        assert_eq!((rec.next_offset, rec.truncated_bytes), (30, 0));
     }
 
     #[test]

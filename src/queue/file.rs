@@ -15,7 +15,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +32,13 @@ const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 8 << 20;
 /// How long an accepted-mode batch that failed to write waits before the next try.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// A partition that hit a full disk counts as ready again once this much is free.
+const READY_FREE_BYTES: u64 = 1 << 20;
+
+/// Health of one partition's writer, for `/ready`.
+const HEALTHY: u8 = 0;
+const FAILED: u8 = 1;
+const DISK_FULL: u8 = 2;
 
 #[derive(Clone, Debug)]
 pub struct FileQueueConfig {
@@ -88,8 +95,8 @@ enum Command {
 struct Shared {
     telemetry: Arc<Telemetry>,
     closing: AtomicBool,
-    /// One flag per partition writer whose last write failed.
-    unhealthy: Vec<AtomicBool>,
+    /// Per partition: HEALTHY, or how its last write failed.
+    health: Vec<AtomicU8>,
     lost: AtomicU64,
 }
 
@@ -99,6 +106,7 @@ pub struct FileQueue {
     /// by size, whatever the batch sizes.
     budget: Arc<Semaphore>,
     budget_max: usize,
+    data_dir: PathBuf,
     partitions: u32,
     ack: AckMode,
     enqueue_timeout: Duration,
@@ -132,8 +140,8 @@ impl FileQueue {
         let shared = Arc::new(Shared {
             telemetry,
             closing: AtomicBool::new(false),
-            unhealthy: (0..config.partitions)
-                .map(|_| AtomicBool::new(false))
+            health: (0..config.partitions)
+                .map(|_| AtomicU8::new(HEALTHY))
                 .collect(),
             lost: AtomicU64::new(0),
         });
@@ -176,6 +184,7 @@ impl FileQueue {
             sender: tx,
             budget: Arc::new(Semaphore::new(budget_max)),
             budget_max,
+            data_dir: config.data_dir.clone(),
             partitions: config.partitions,
             ack: config.ack,
             enqueue_timeout: config.enqueue_timeout,
@@ -257,13 +266,22 @@ impl Queue for FileQueue {
         })
     }
 
+    /// Not ready while a partition's writes fail; after a full disk, ready
+    /// again as soon as space is back (the next write decides), so a load
+    /// balancer that stopped sending sends again.
     fn ready(&self) -> bool {
-        !self.shared.closing.load(Ordering::Acquire)
-            && !self
-                .shared
-                .unhealthy
-                .iter()
-                .any(|u| u.load(Ordering::Acquire))
+        if self.shared.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut full = false;
+        for h in &self.shared.health {
+            match h.load(Ordering::Acquire) {
+                HEALTHY => {}
+                DISK_FULL => full = true,
+                _ => return false,
+            }
+        }
+        !full || free_bytes(&self.data_dir).is_some_and(|b| b >= READY_FREE_BYTES)
     }
 
     fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ShutdownReport> {
@@ -400,18 +418,28 @@ impl Writer {
                 .filter(|(p, _)| firsts[*p].is_some())
                 .map(|(_, log)| log)
                 .collect();
-            if let Err(e) = PartitionLog::sync_many(&mut logs, self.sync) {
-                for &p in &written {
-                    fail(&self.shared, p, &mut self.groups[p], &e);
+            let sync_err = PartitionLog::sync_many(&mut logs, self.sync).err();
+            // A log whose sync failed has cut the group back off: only what
+            // the high watermark covers is durable and gets its 200.
+            for &p in &written {
+                let (Some(first), group) = (firsts[p], &mut self.groups[p]) else {
+                    continue;
+                };
+                if self.logs[p].high_watermark() < first + group.len() as u64 {
+                    let e = sync_err
+                        .as_ref()
+                        .map_or_else(|| io::Error::other("not made durable"), clone_error);
+                    fail(&self.shared, p, group, &e);
+                    firsts[p] = None;
                 }
-                firsts.iter_mut().for_each(|f| *f = None);
-            } else if !written.is_empty() {
+            }
+            if firsts.iter().any(Option::is_some) {
                 t.commits.inc();
             }
             for (p, first) in firsts.iter().enumerate() {
                 let Some(first) = *first else { continue };
                 let group = &mut self.groups[p];
-                set_healthy(&self.shared, p, true);
+                set_health(&self.shared, p, HEALTHY);
                 t.delivered.inc_by(group.len() as u64);
                 t.queue_depth.sub(group.len() as i64);
                 for (i, b) in group.drain(..).enumerate() {
@@ -451,14 +479,21 @@ impl Writer {
 /// A partition's write failed: durable-mode senders get the error now;
 /// accepted-mode batches stay in `group` for the next try.
 fn fail(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
-    set_healthy(shared, partition, false);
+    let full = matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    );
+    set_health(shared, partition, if full { DISK_FULL } else { FAILED });
     tracing::error!(partition, "log write failed: {e}");
+    let why = if full {
+        format!("the disk is full (ENOSPC/EDQUOT): partition {partition} could not be written, nothing was stored ({e})")
+    } else {
+        format!("writing the log failed, nothing was stored: {e}")
+    };
     let before = group.len();
     group.retain_mut(|b| match b.reply.take() {
         Some(reply) => {
-            let _ = reply.send(Err(QueueError::Unavailable(format!(
-                "writing the log failed: {e}"
-            ))));
+            let _ = reply.send(Err(QueueError::Unavailable(why.clone())));
             false
         }
         None => true,
@@ -468,8 +503,26 @@ fn fail(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Err
     shared.telemetry.queue_depth.sub(answered as i64);
 }
 
-fn set_healthy(shared: &Shared, partition: usize, healthy: bool) {
-    if let Some(flag) = shared.unhealthy.get(partition) {
-        flag.store(!healthy, Ordering::Release);
+fn set_health(shared: &Shared, partition: usize, health: u8) {
+    if let Some(h) = shared.health.get(partition) {
+        h.store(health, Ordering::Release);
     }
+}
+
+/// io::Error is not Clone; kind and message are what `fail` uses.
+fn clone_error(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a pointer to a live statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
