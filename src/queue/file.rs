@@ -153,6 +153,7 @@ impl FileQueue {
             if let Some(cut) = &recovery.cut {
                 tracing::warn!(
                     partition = p,
+                    kept_offsets = recovery.next_offset,
                     cut_bytes = recovery.truncated_bytes,
                     "recovery cut the log: {cut}"
                 );
