@@ -2,8 +2,8 @@
 //! the partition key. With API keys configured, it must carry a known key,
 //! and the client is then the key's name (so keys never reach the queue).
 
-use axum::http::HeaderValue;
-use subtle::ConstantTimeEq;
+use axum::http::{header, HeaderMap, HeaderValue};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 /// The client id when no `Authorization` header is sent.
 pub const DEFAULT_CLIENT: &str = "default";
@@ -77,6 +77,23 @@ impl Auth {
         !self.keys.is_empty()
     }
 
+    /// The client id for a request's headers. Two `Authorization` headers
+    /// are refused: which one counts would be a guess, and a proxy in front
+    /// may have checked the other.
+    pub fn client_for(&self, headers: &HeaderMap) -> Result<String, AuthError> {
+        let mut all = headers.get_all(header::AUTHORIZATION).iter();
+        let first = all.next();
+        if all.next().is_some() {
+            let msg = "Authorization: sent more than once";
+            return Err(if self.enabled() {
+                AuthError::Unauthorized(msg)
+            } else {
+                AuthError::BadClientId(msg.into())
+            });
+        }
+        self.client_id(first)
+    }
+
     /// The client id for a request's `Authorization` header.
     pub fn client_id(&self, header: Option<&HeaderValue>) -> Result<String, AuthError> {
         if self.enabled() {
@@ -107,11 +124,11 @@ impl Auth {
                 .ok_or(AuthError::Unauthorized(
                     "Authorization: expected Bearer <key>",
                 ))?;
-        // Compare against every key in constant time so the answer's timing
-        // says nothing about how much of a key was right.
+        // Compare against every key, each in constant time, so the answer's
+        // timing says nothing about which key or how much of one was right.
         let mut found: Option<&ApiKey> = None;
         for key in &self.keys {
-            if bool::from(key.secret.as_slice().ct_eq(presented)) {
+            if bool::from(secret_eq(&key.secret, presented)) {
                 found = Some(key);
             }
         }
@@ -121,9 +138,36 @@ impl Auth {
     }
 }
 
+/// `secret == presented` in time that depends only on `presented.len()`
+/// (which the caller knows anyway). subtle's `[u8]::ct_eq` returns at once
+/// when the lengths differ, which would tell the secret's length. Here every
+/// presented byte is compared with the secret cycled to that length, and
+/// the lengths are compared the same way; the cycling index is reset by a
+/// constant-time select, not a branch or a division.
+fn secret_eq(secret: &[u8], presented: &[u8]) -> Choice {
+    let len = secret.len() as u64;
+    let mut equal = len.ct_eq(&(presented.len() as u64));
+    let mut j: u64 = 0;
+    for &b in presented {
+        // `secret` is never empty (ApiKey::from_str), so `j < len` holds.
+        let s = secret.get(j as usize).copied().unwrap_or(0);
+        equal &= s.ct_eq(&b);
+        let next = j + 1;
+        j = u64::conditional_select(&next, &0, next.ct_eq(&len));
+        #[cfg(test)]
+        tests::COMPARED.with(|c| c.set(c.get() + 1));
+    }
+    equal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Byte comparisons `secret_eq` made on this thread.
+        pub(super) static COMPARED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn hv(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).unwrap()
@@ -180,6 +224,74 @@ mod tests {
             auth.client_id(None),
             Err(AuthError::Unauthorized(_))
         ));
+    }
+
+    #[test]
+    fn secret_eq_is_exact() {
+        let eq = |a: &str, b: &str| bool::from(secret_eq(a.as_bytes(), b.as_bytes()));
+        assert!(eq("s3cret", "s3cret"));
+        assert!(eq("a", "a"));
+        for (secret, presented) in [
+            ("s3cret", "s3cre"),
+            ("s3cret", "s3crets3cret"),
+            ("s3cret", "s3cret\0"),
+            ("ab", "abab"),
+            ("s3cret", ""),
+            ("s3cret", "S3cret"),
+            ("s3cret", "x3cret"),
+        ] {
+            assert!(!eq(secret, presented), "{secret} vs {presented}");
+        }
+    }
+
+    /// Timing itself is not measured: on a shared, noisy machine a
+    /// nanosecond difference cannot be told from noise, so such a test would
+    /// either be flaky or assert nothing. What makes the timing constant is
+    /// the work done, which is countable: every presented byte is compared
+    /// against every key, whatever the keys' lengths and wherever a mismatch is.
+    #[test]
+    fn lookup_compares_every_byte_against_every_key() {
+        let auth = Auth::new(vec![
+            "a:k".parse().unwrap(),
+            "b:a-much-longer-secret-than-the-first".parse().unwrap(),
+            "c:right".parse().unwrap(),
+        ]);
+        for presented in [
+            "right",
+            "wrong",
+            "x",
+            "a-much-longer-secret-than-the-firsT",
+            "rightplus",
+        ] {
+            COMPARED.with(|c| c.set(0));
+            let _ = auth.client_id(Some(&hv(&format!("Bearer {presented}"))));
+            assert_eq!(
+                COMPARED.with(|c| c.get()),
+                3 * presented.len(),
+                "{presented}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        h.append(header::AUTHORIZATION, hv("Bearer s3cret"));
+        let keyed = Auth::new(vec!["web:s3cret".parse().unwrap()]);
+        assert_eq!(keyed.client_for(&h).unwrap(), "web");
+        h.append(header::AUTHORIZATION, hv("Bearer s3cret"));
+        assert!(matches!(
+            keyed.client_for(&h),
+            Err(AuthError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            Auth::default().client_for(&h),
+            Err(AuthError::BadClientId(_))
+        ));
+        assert_eq!(
+            Auth::default().client_for(&HeaderMap::new()).unwrap(),
+            "default"
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// At most this many metrics in one request (the contract's limit).
@@ -20,13 +23,39 @@ pub const MAX_TAGS: usize = 64;
 /// Longest tag key or tag value, in bytes.
 pub const MAX_TAG_LEN: usize = 255;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricType {
     Counter,
     Gauge,
     Histogram,
     Summary,
+}
+
+const TYPES: &[&str] = &["counter", "gauge", "histogram", "summary"];
+
+/// By hand, because serde_json reads a derived enum from a number as a
+/// syntax error ("expected value"); this says what the field takes.
+impl<'de> Deserialize<'de> for MetricType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MetricType, D::Error> {
+        struct TypeName;
+        impl Visitor<'_> for TypeName {
+            type Value = MetricType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of `counter`, `gauge`, `histogram`, `summary`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<MetricType, E> {
+                match s {
+                    "counter" => Ok(MetricType::Counter),
+                    "gauge" => Ok(MetricType::Gauge),
+                    "histogram" => Ok(MetricType::Histogram),
+                    "summary" => Ok(MetricType::Summary),
+                    other => Err(E::unknown_variant(other, TYPES)),
+                }
+            }
+        }
+        d.deserialize_str(TypeName)
+    }
 }
 
 /// One metric as sent and as stored. Timestamps are filled in before storing.
@@ -46,7 +75,42 @@ pub struct Metric<'a> {
 #[derive(Debug, Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
-    metrics: Vec<Metric<'a>>,
+    metrics: Vec<Object<Metric<'a>>>,
+}
+
+/// A struct that must arrive as a JSON object. serde's derive also reads a
+/// struct from an array of its fields in order (`["cpu",1,"gauge"]`), which
+/// the contract does not allow and no client means.
+#[derive(Debug)]
+struct Object<T>(T);
+
+trait Named {
+    /// What the error says was expected.
+    const EXPECTED: &'static str;
+}
+
+impl Named for Wire<'_> {
+    const EXPECTED: &'static str = r#"an object {"metrics":[...]}"#;
+}
+
+impl Named for Metric<'_> {
+    const EXPECTED: &'static str = "a metric object";
+}
+
+impl<'de, T: Deserialize<'de> + Named> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Object<T>, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Named> Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTED)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Fields(PhantomData))
+    }
 }
 
 /// What a queue message holds: the batch with its client and receive time.
@@ -67,24 +131,31 @@ pub struct BatchError(pub String);
 /// Decodes and validates a request body. Everything is checked before
 /// anything is stored, so a batch is accepted whole or not at all.
 pub fn decode(body: &[u8]) -> Result<Vec<Metric<'_>>, BatchError> {
-    let wire: Wire<'_> = match serde_json::from_slice(body) {
+    let wire: Object<Wire<'_>> = match serde_json::from_slice(body) {
         Ok(w) => w,
         Err(_) => return Err(describe_decode_error(body)),
     };
-    validate(&wire.metrics)?;
-    Ok(wire.metrics)
+    let metrics: Vec<Metric<'_>> = wire.0.metrics.into_iter().map(|m| m.0).collect();
+    validate(&metrics)?;
+    Ok(metrics)
 }
 
 /// Decoding again with path tracking only on the (rare) error path keeps
 /// the fast path free of its bookkeeping.
 fn describe_decode_error(body: &[u8]) -> BatchError {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, Wire<'_>>(de) {
-        Ok(_) => BatchError("invalid JSON".into()),
+    let decoded = serde_path_to_error::deserialize::<_, Object<Wire<'_>>>(&mut *de);
+    match decoded {
+        // Only what follows the value can be wrong (path tracking does not
+        // check for trailing characters).
+        Ok(_) => match de.end() {
+            Err(e) => BatchError(format!("invalid JSON after the object: {e}")),
+            Ok(()) => BatchError("invalid JSON".into()),
+        },
         Err(e) => {
-            let path = e.path().to_string();
+            let path = readable_path(&e.path().to_string());
             let inner = e.into_inner();
-            let known_path = !(path.is_empty() || path == "." || path == "?");
+            let known_path = !path.is_empty();
             match inner.classify() {
                 serde_json::error::Category::Data if known_path => {
                     BatchError(format!("{path}: {inner}"))
@@ -94,6 +165,20 @@ fn describe_decode_error(body: &[u8]) -> BatchError {
             }
         }
     }
+}
+
+/// serde_path_to_error writes `?` for a map key it had not read yet (an
+/// error inside a key, or the end of input before one): drop those segments
+/// so the message names the innermost known place, e.g. `metrics[0].tags`.
+fn readable_path(path: &str) -> String {
+    let mut p = path;
+    while let Some(rest) = p.strip_suffix(".?").or_else(|| p.strip_suffix('?')) {
+        p = rest;
+    }
+    if p == "." {
+        p = "";
+    }
+    p.to_string()
 }
 
 fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
@@ -162,8 +247,12 @@ mod tests {
     use super::*;
 
     fn err(body: &str) -> String {
-        match decode(body.as_bytes()) {
-            Ok(m) => panic!("accepted {body}: {m:?}"),
+        err_bytes(body.as_bytes())
+    }
+
+    fn err_bytes(body: &[u8]) -> String {
+        match decode(body) {
+            Ok(m) => panic!("accepted {}: {m:?}", String::from_utf8_lossy(body)),
             Err(e) => e.0,
         }
     }
@@ -311,6 +400,68 @@ mod tests {
         assert_eq!(e, "metrics[0].tags: at most 64 tags, got 65");
         let e = err(&metric(r#","tags":{"":"v"}"#));
         assert!(e.starts_with("metrics[0].tags."), "{e}");
+    }
+
+    /// The error for `body`, checked to start with `want`.
+    fn err_starting(body: &[u8], want: &str) {
+        let e = err_bytes(body);
+        assert!(e.starts_with(want), "{e:?} should start with {want:?}");
+    }
+
+    #[test]
+    fn metrics_and_the_batch_must_be_objects() {
+        // serde's derive would take these arrays of fields as a metric.
+        err_starting(
+            br#"{"metrics":[["cpu",1,"gauge"]]}"#,
+            "metrics[0]: invalid type: sequence, expected a metric object",
+        );
+        err_starting(
+            br#"[[["cpu",1,"gauge"]]]"#,
+            r#"invalid JSON: invalid type: sequence, expected an object {"metrics":[...]}"#,
+        );
+        err_starting(
+            "[".repeat(100_000).as_bytes(),
+            "invalid JSON: invalid type: sequence",
+        );
+        err_starting(
+            br#"{"metrics":[5]}"#,
+            "metrics[0]: invalid type: integer `5`, expected a metric object",
+        );
+    }
+
+    #[test]
+    fn a_type_that_is_not_a_string_says_what_it_takes() {
+        err_starting(
+            metric("").replace(r#""gauge""#, "5").as_bytes(),
+            "metrics[0].type: invalid type: integer `5`, expected one of `counter`",
+        );
+    }
+
+    #[test]
+    fn errors_name_the_innermost_known_place() {
+        // The input ends where the next key would be: no `?` in the path.
+        err_starting(
+            br#"{"metrics":[{"name":"x""#,
+            "invalid JSON in metrics[0]: EOF",
+        );
+        err_starting(
+            b"{\"metrics\":[{\"name\":\"a\",\"value\":1,\"type\":\"gauge\",\"tags\":{\"k\xff\":\"v\"}}]}",
+            "invalid JSON in metrics[0].tags: invalid unicode",
+        );
+        err_starting(
+            format!("{} x", metric("")).as_bytes(),
+            "invalid JSON after the object: trailing characters",
+        );
+    }
+
+    #[test]
+    fn stored_batches_still_read_back() {
+        let body = metric(r#","tags":{"h":"w"}"#);
+        let metrics = decode(body.as_bytes()).unwrap();
+        let value = normalize("c", 7, metrics);
+        let stored: StoredBatch<'_> = serde_json::from_slice(&value).unwrap();
+        assert_eq!(stored.metrics[0].kind, MetricType::Gauge);
+        assert_eq!(stored.metrics[0].tags["h"], "w");
     }
 
     #[test]
