@@ -165,10 +165,20 @@ fn disk_full_answers_503_and_recovers_when_space_returns() {
     assert_eq!(s.get("/health").status, 200);
     assert_eq!(s.get("/ready").status, 503, "ready while writes fail");
 
+    // A crash while the disk is full: the restart must still come up
+    // (recovery writes nothing new) and keep refusing with the same 503.
+    s.kill();
+    let mut s = Server::start(&data, &args);
+    let mut seq = 8_000_000;
+    for _ in 0..5 {
+        seq += 1;
+        assert_eq!(post(s.addr, seq % 4, seq, &out), 503, "stored on a full disk");
+    }
+    assert_eq!(s.get("/ready").status, 503, "ready while writes fail");
+
     // Space returns: the same process takes writes again.
     fs.resize("64m");
     let back = Instant::now();
-    let mut seq = 9_000_000;
     wait_for(
         "a 200 after space returned",
         Duration::from_secs(30),

@@ -102,12 +102,23 @@ pub(crate) fn read_hwm(dir: &Path) -> io::Result<u64> {
     ))
 }
 
-/// Replaces `hwm` with a new file (at open, before the writer's handle).
+/// Sets `hwm` at open, before the writer's handle. In place when the file
+/// exists, so a full disk does not keep the log from opening (readers tell
+/// a torn value by its complement); else a new file renamed into place.
 /// It is not fsynced: the writer rewrites it from the recovered log at
 /// every open.
 pub(crate) fn write_hwm(dir: &Path, value: u64) -> io::Result<()> {
+    let bytes = encode_hwm(value);
+    match fs::OpenOptions::new().write(true).open(dir.join(HWM)) {
+        Ok(file) => {
+            file.write_all_at(&bytes, 0)?;
+            return file.set_len(bytes.len() as u64);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let tmp = dir.join(HWM_TMP);
-    File::create(&tmp)?.write_all(&encode_hwm(value))?;
+    File::create(&tmp)?.write_all(&bytes)?;
     fs::rename(&tmp, dir.join(HWM))
 }
 

@@ -233,7 +233,13 @@ fn check_segment(dir: &Path, base: u64, mode: Mode, config: &LogConfig) -> io::R
         };
         entries.extend(policy.observe(rel, pos, size));
     })?;
-    IndexWriter::rewrite(&index_path, &entries)?;
+    if let Err(e) = IndexWriter::rewrite(&index_path, &entries) {
+        // A full disk must not keep the log from opening: an empty index is
+        // valid (readers scan from the segment start), and truncating frees space.
+        warn!(dir = %dir.display(), segment = base, error = %e, "cannot rewrite the offset index; leaving it empty");
+        File::create(&index_path)?;
+        entries.clear();
+    }
     if end.invalid.is_none() {
         // The records may only have been in the page cache of a crashed process.
         file.sync_data()?;
