@@ -359,15 +359,8 @@ fn malformed_http_and_json_get_a_clear_4xx_and_store_nothing() {
     // The log holds exactly the accepted batches, nothing from the table's rejects.
     assert_eq!(s.terminate(Duration::from_secs(15)).code(), Some(0));
     let lines = consume_all(dir.path(), "check");
-    let batches: std::collections::BTreeSet<(u64, u64)> = lines
-        .iter()
-        .map(|l| {
-            (
-                l["partition"].as_u64().unwrap(),
-                l["offset"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let lines: common::Lines = std::sync::Arc::new(std::sync::Mutex::new(lines));
+    let batches = common::batches(&lines);
     assert_eq!(batches.len() as u64, acknowledged, "batches in the log");
 
     record(Figures {
