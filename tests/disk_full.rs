@@ -1,7 +1,8 @@
 //! Disk full: the data directory lives on a 4 MiB tmpfs. Load it until
 //! writes fail: every refused batch gets a 503 that says the disk is full,
-//! the server keeps running and `/ready` turns 503. Then give the file
-//! system more room: the same process takes writes again. After a restart
+//! the server keeps running and `/ready` turns 503, also after a SIGKILL
+//! and restart on the full disk. Then give the file system more room:
+//! `/ready` turns 200 and the same process takes writes again. After a restart
 //! with a full CRC scan, every 200 is read back exactly once at its offset,
 //! no refused batch is stored, and recovery cuts nothing (no torn bytes
 //! were left behind by the failed writes).
@@ -172,12 +173,19 @@ fn disk_full_answers_503_and_recovers_when_space_returns() {
     let mut seq = 8_000_000;
     for _ in 0..5 {
         seq += 1;
-        assert_eq!(post(s.addr, seq % 4, seq, &out), 503, "stored on a full disk");
+        assert_eq!(
+            post(s.addr, seq % 4, seq, &out),
+            503,
+            "stored on a full disk"
+        );
     }
     assert_eq!(s.get("/ready").status, 503, "ready while writes fail");
 
     // Space returns: the same process takes writes again.
     fs.resize("64m");
+    // Ready again before any write: a load balancer that stopped sending
+    // because of /ready must get a reason to send again.
+    assert_eq!(s.get("/ready").status, 200, "not ready once space is back");
     let back = Instant::now();
     wait_for(
         "a 200 after space returned",
@@ -259,8 +267,9 @@ fn disk_full_answers_503_and_recovers_when_space_returns() {
     record(Figures {
         scenario: "disk full",
         checks: "4 MiB tmpfs filled: 503 + Retry-After naming ENOSPC, /ready 503, no crash; \
-                 writes resume without restart once space returns; every 200 read back once \
-                 at its offset, no refused batch stored, full rescan cuts nothing",
+                 a SIGKILL on the full disk restarts and still refuses; writes resume without \
+                 restart once space returns; every 200 read back once at its offset, no \
+                 refused batch stored, full rescan cuts nothing",
         acknowledged: o.acked.len() as u64,
         lost: lost.len() as u64,
         duplicated: dup.len() as u64,
