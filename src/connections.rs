@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
@@ -50,6 +51,21 @@ const MAX_REFUSING: usize = 64;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// `inflight` of a connection closed as idle: no request may start on it.
 const CLOSED: u32 = u32::MAX;
+
+/// Listens with a backlog for a burst of connections the accept loop has
+/// not taken yet (tokio's default of 1024 overflowed in the idle-flood test;
+/// the kernel caps it at net.core.somaxconn).
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
 
 /// Raises the soft open-file limit to the hard one and returns how many
 /// connections fit in it: `max_connections`, or fewer (with a warning), so

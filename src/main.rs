@@ -109,9 +109,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             inflight: tokio::sync::Semaphore::new(a.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
         });
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
+        let listener =
+            connections::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(
             queue = ?a.queue.queue,
             ack = ?a.ack,
