@@ -133,11 +133,33 @@ pub struct BatchError(pub String);
 pub fn decode(body: &[u8]) -> Result<Vec<Metric<'_>>, BatchError> {
     let wire: Object<Wire<'_>> = match serde_json::from_slice(body) {
         Ok(w) => w,
-        Err(_) => return Err(describe_decode_error(body)),
+        Err(_) => return Err(shorten(describe_decode_error(body))),
     };
     let metrics: Vec<Metric<'_>> = wire.0.metrics.into_iter().map(|m| m.0).collect();
-    validate(&metrics)?;
+    validate(&metrics).map_err(shorten)?;
     Ok(metrics)
+}
+
+/// Longest error message, in bytes. Messages quote the client's strings (a
+/// tag key in the path, an unknown type): a 1 MiB key must not come back as
+/// a 1 MiB answer (or log line).
+pub const MAX_ERROR_LEN: usize = 400;
+
+/// Keeps the head (the path) and the tail (what was expected, and where).
+fn shorten(e: BatchError) -> BatchError {
+    let m = &e.0;
+    if m.len() <= MAX_ERROR_LEN {
+        return e;
+    }
+    let mut head = MAX_ERROR_LEN / 2;
+    while !m.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = m.len() - MAX_ERROR_LEN / 3;
+    while !m.is_char_boundary(tail) {
+        tail += 1;
+    }
+    BatchError(format!("{} … {}", &m[..head], &m[tail..]))
 }
 
 /// Decoding again with path tracking only on the (rare) error path keeps
@@ -452,6 +474,19 @@ mod tests {
             format!("{} x", metric("")).as_bytes(),
             "invalid JSON after the object: trailing characters",
         );
+    }
+
+    #[test]
+    fn long_client_strings_are_cut_out_of_messages() {
+        let key = "k".repeat(100_000);
+        let e = err(&metric(&format!(r#","tags":{{"{key}":"v"}}"#)));
+        assert!(e.len() <= MAX_ERROR_LEN + 10, "{} bytes", e.len());
+        assert!(e.starts_with("metrics[0].tags.kkk"), "{e}");
+        assert!(e.ends_with("values at most 255"), "{e}");
+        let e = err(&metric("").replace("gauge", &"é".repeat(50_000)));
+        assert!(e.len() <= MAX_ERROR_LEN + 10, "{} bytes", e.len());
+        assert!(e.starts_with("metrics[0].type: unknown variant"), "{e}");
+        assert!(e.contains("expected one of"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod bench;
 pub mod cli;
 pub mod connections;
 pub mod consumer;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod limits;
 pub mod log;
