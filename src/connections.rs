@@ -20,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
@@ -32,6 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::telemetry::Telemetry;
@@ -49,6 +50,9 @@ const FD_RESERVE: usize = 512;
 const MAX_REFUSING: usize = 64;
 /// How long a connection closed as idle may take to flush before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// At shutdown, how long a connection may still start a request its client
+/// already sent before it counts as idle.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// `inflight` of a connection closed as idle: no request may start on it.
 const CLOSED: u32 = u32::MAX;
 
@@ -181,6 +185,14 @@ pub async fn serve(
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
+}
+
+/// Sleeps until `at`; forever if None.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves once the stop signal is on (or its sender is gone).
@@ -399,16 +411,12 @@ impl Serving {
         });
         let served = http.serve_connection(TokioIo::new(tcp), service);
         tokio::pin!(served);
-        let mut closing: Option<tokio::time::Instant> = None;
+        // Dropped then, even if hyper is not done.
+        let mut drop_at: Option<Instant> = None;
+        // Shutting down: closed then if idle.
+        let mut idle_check_at: Option<Instant> = None;
         let mut stopping = false;
         loop {
-            let at = closing;
-            let grace = async move {
-                match at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 done = served.as_mut() => {
                     if let Err(e) = done {
@@ -416,20 +424,30 @@ impl Serving {
                     }
                     break;
                 }
-                _ = self.conn.close.notified(), if closing.is_none() => {
+                // Picked at the cap (already CLOSED): hyper flushes the last
+                // answer and closes an idle keep-alive connection at once.
+                _ = self.conn.close.notified(), if drop_at.is_none() => {
                     served.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                    drop_at = Some(Instant::now() + CLOSE_GRACE);
                 }
+                // hyper closes a connection idle after an answer, or with
+                // nothing read yet, at once; a busy one after its answer.
+                // One with half a head (slowloris) is ours to close below,
+                // rather than at the idle timeout.
                 () = stopped(&mut self.stop), if !stopping => {
                     stopping = true;
-                    // Busy: closes after its answer. Idle: closes now,
-                    // even one that never sent a request.
                     served.as_mut().graceful_shutdown();
-                    if closing.is_none() && self.conn.close_if_idle() {
-                        closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                    idle_check_at = Some(Instant::now() + SHUTDOWN_GRACE);
+                }
+                // Idle now: nothing can start on it, and the last answer
+                // was written in the same poll that finished its request.
+                () = sleep_until(idle_check_at) => {
+                    idle_check_at = None;
+                    if self.conn.close_if_idle() {
+                        break;
                     }
                 }
-                _ = grace => break,
+                () = sleep_until(drop_at) => break,
             }
         }
         self.registry.lock().remove(&self.id);
