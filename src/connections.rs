@@ -12,7 +12,8 @@
 //!   connections, a newcomer at the cap closes the connection idle longest
 //!   (no request in flight); only if every connection is busy does the
 //!   newcomer get a canned 503 with Retry-After.
-//! - Shutdown: idle connections close at once, busy ones after their answer.
+//! - Shutdown: stop accepting; idle connections close at once (one stuck
+//!   in half a head after a short grace), busy ones after their answer.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -147,7 +148,13 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = ended {
+                    if e.is_panic() {
+                        tracing::error!("a connection's task panicked: {e}");
+                    }
+                }
+            }
             accepted = listener.accept() => {
                 let tcp = match accepted {
                     Ok((tcp, _)) => tcp,
@@ -450,6 +457,12 @@ impl Serving {
                 () = sleep_until(drop_at) => break,
             }
         }
+    }
+}
+
+/// The slot is freed however the task ends: done, aborted or panicked.
+impl Drop for Serving {
+    fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
         self.registry.telemetry.connections_open.dec();
     }
