@@ -141,7 +141,7 @@ pub struct ServeArgs {
     #[arg(long, env = "METRICSTREAM_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
     /// Requests handled at once; more get 503 (bounds memory).
-    #[arg(long, default_value_t = 4096, env = "METRICSTREAM_MAX_INFLIGHT")]
+    #[arg(long, default_value_t = 1024, env = "METRICSTREAM_MAX_INFLIGHT")]
     pub max_inflight: usize,
     /// Bytes of accepted batches that may wait in memory for the log writer;
     /// past it, requests wait up to --enqueue-timeout, then get a 503.

@@ -84,7 +84,7 @@ fn rate(report: &serde_json::Value) -> f64 {
 fn ten_times_capacity_is_shed_and_recovered_from() {
     let dir = tempfile::tempdir().unwrap();
     // The generator shares this machine's two cores, so it cannot offer ten
-    // times what the server takes through the default 1024 request slots;
+    // times what the server takes through the default 1024 request slots (--max-inflight);
     // a smaller --max-inflight makes the storm reach the limit.
     let s = Server::start(
         dir.path(),
