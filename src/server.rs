@@ -139,6 +139,7 @@ pub async fn run(
     app.shutting_down.store(true, Ordering::Release);
     let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    app.queue.closing(deadline);
     if tokio::time::timeout_at(deadline, &mut server)
         .await
         .is_err()

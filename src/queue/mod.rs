@@ -72,6 +72,10 @@ pub trait Queue: Send + Sync + 'static {
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>>;
     /// True when a write would be taken now (`/ready`).
     fn ready(&self) -> bool;
+    /// The server stopped taking requests and calls [`shutdown`](Self::shutdown)
+    /// by `deadline`: requests still waiting in `send` should get their
+    /// answer before then. Default: they finish by themselves.
+    fn closing(&self, _deadline: tokio::time::Instant) {}
     /// Makes everything accepted durable (or spilled) within `timeout`.
     /// Called once, after the HTTP server has stopped taking requests.
     fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ShutdownReport>;

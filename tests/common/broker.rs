@@ -44,6 +44,14 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker and waits until it answers.
     pub fn start() -> Broker {
+        let mut b = Broker::unstarted();
+        b.spawn();
+        b
+    }
+
+    /// A broker with its port and storage chosen but not running yet:
+    /// [`restart`](Self::restart) starts it.
+    pub fn unstarted() -> Broker {
         let bin = tansu_bin();
         assert!(
             bin.exists(),
@@ -52,14 +60,12 @@ impl Broker {
              METRICSTREAM_TANSU to the binary",
             bin.display()
         );
-        let mut b = Broker {
+        Broker {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             log: Arc::default(),
-        };
-        b.spawn();
-        b
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -121,7 +127,7 @@ impl Broker {
         }
     }
 
-    /// Starts it again on the same port with the same storage.
+    /// Starts it (again) on the same port with the same storage.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -281,6 +287,13 @@ pub struct Outcome {
     pub took: Duration,
 }
 
+impl Outcome {
+    /// When the request was sent.
+    pub fn sent(&self) -> Instant {
+        self.at - self.took
+    }
+}
+
 /// Client threads POSTing C++-shaped batches with unique `seq` tags, one
 /// fresh connection per request, until stopped.
 pub struct Load {
@@ -363,23 +376,30 @@ pub fn kafka_args<'a>(broker_addr: &'a str, topic: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Seqs that got a 200 and are not in Kafka.
+pub fn missing_acked(outcomes: &[Outcome], records: &[KafkaRecord]) -> Vec<u64> {
+    let seen = seq_counts(records);
+    outcomes
+        .iter()
+        .filter(|o| o.status == 200 && !seen.contains_key(&o.seq.to_string()))
+        .map(|o| o.seq)
+        .collect()
+}
+
+/// Copies beyond the first, over every seq: 0 means no duplicates.
+pub fn duplicated(records: &[KafkaRecord]) -> u64 {
+    seq_counts(records).values().map(|n| *n as u64 - 1).sum()
+}
+
 /// Asserts that every seq that got a 200 is in Kafka.
 pub fn assert_all_acked_in_kafka(outcomes: &[Outcome], records: &[KafkaRecord]) {
-    let seen = seq_counts(records);
-    let acked: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.status == 200)
-        .map(|o| o.seq)
-        .collect();
-    let missing: Vec<&u64> = acked
-        .iter()
-        .filter(|s| !seen.contains_key(&s.to_string()))
-        .collect();
+    let missing = missing_acked(outcomes, records);
+    let acked = outcomes.iter().filter(|o| o.status == 200).count();
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged batches are not in Kafka: {:?}",
         missing.len(),
-        acked.len(),
+        acked,
         &missing[..missing.len().min(10)]
     );
 }

@@ -51,6 +51,12 @@ const MAX_PAUSE: Duration = Duration::from_millis(20);
 /// Batches that may wait for the spill writer.
 const SPILL_CAPACITY: usize = 4096;
 
+/// Of a shutdown's time, what is kept for purging and spilling after the
+/// flush (and, in durable mode, after the last answers).
+fn shutdown_reserve(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_secs(2))
+}
+
 #[derive(Clone, Debug)]
 pub struct KafkaQueueConfig {
     pub brokers: String,
@@ -90,6 +96,9 @@ struct Inner {
     spill: Spill,
     partitions: Arc<AtomicU32>,
     closing: AtomicBool,
+    /// Set when the server stops taking requests: by when a durable request
+    /// still waiting for its ack must be answered (with a 503).
+    answer_by: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
     stop_health: Arc<AtomicBool>,
     /// Accepted mode: new batches go to the spill log, behind what is
     /// already there, until the re-sender has caught up.
@@ -170,6 +179,7 @@ impl KafkaQueue {
             spill,
             partitions: Arc::new(AtomicU32::new(partitions)),
             closing: AtomicBool::new(false),
+            answer_by: tokio::sync::watch::Sender::new(None),
             stop_health: Arc::new(AtomicBool::new(false)),
             diverting: AtomicBool::new(backlog > 0 && cfg.ack == AckMode::Accepted),
             switch: RwLock::new(()),
@@ -277,7 +287,17 @@ impl Inner {
         let t = &self.telemetry;
         // Counted while waiting, also if the request goes away meanwhile.
         let _waiting = Gauge::inc(&t.queue_depth);
-        match future.await {
+        let answered = tokio::select! {
+            a = future => a,
+            _ = self.answer_deadline() => {
+                return Err(QueueError::Unavailable(
+                    "shutting down before Kafka acknowledged the batch (it may still be \
+                     stored)"
+                        .into(),
+                ))
+            }
+        };
+        match answered {
             Ok(Ok(d)) => {
                 self.delivered(started);
                 Ok(Delivery {
@@ -390,6 +410,16 @@ impl Inner {
         }
     }
 
+    /// Resolves when a durable request must stop waiting for its ack:
+    /// shortly before the server's shutdown deadline.
+    async fn answer_deadline(&self) {
+        let mut by = self.answer_by.subscribe();
+        match by.wait_for(Option::is_some).await.ok().and_then(|at| *at) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
     fn delivered(&self, started: Instant) {
         let t = &self.telemetry;
         let secs = started.elapsed().as_secs_f64();
@@ -457,6 +487,17 @@ impl Queue for KafkaQueue {
                 && (inner.spill.full() || !inner.spill.healthy()))
     }
 
+    /// Durable requests still waiting for Kafka get their 503 early enough
+    /// for the server to send it and for `shutdown` to purge and finish
+    /// within the deadline (a broker that is gone would otherwise keep them
+    /// waiting until `--delivery-timeout`, and the server would close their
+    /// connections unanswered).
+    fn closing(&self, deadline: tokio::time::Instant) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let at = deadline - shutdown_reserve(left);
+        self.inner.answer_by.send_replace(Some(at));
+    }
+
     fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ShutdownReport> {
         Box::pin(async move {
             let inner = &self.inner;
@@ -464,7 +505,7 @@ impl Queue for KafkaQueue {
             let start = tokio::time::Instant::now();
             let deadline = start + timeout;
             // Most of the time goes to delivering; the rest to spilling.
-            let reserve = (timeout / 4).min(Duration::from_secs(2));
+            let reserve = shutdown_reserve(timeout);
             let flush_for = timeout.saturating_sub(reserve);
             let producer = inner.producer.clone();
             let flushed =
@@ -501,12 +542,14 @@ impl Queue for KafkaQueue {
                 Ok(mut h) => h.take(),
                 Err(p) => p.into_inner().take(),
             };
+            // Polled, not joined on a blocking task: a probe stuck in its
+            // 2 s metadata request to a dead broker would hold up the
+            // runtime's exit after the deadline. Past it, the thread is left
+            // to die with the process.
             if let Some(h) = health {
-                let _ = tokio::time::timeout_at(
-                    deadline,
-                    tokio::task::spawn_blocking(move || h.join()),
-                )
-                .await;
+                while !h.is_finished() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
             // The spill writer gets at least a moment even if flushing used
             // the whole budget.
