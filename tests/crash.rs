@@ -113,7 +113,7 @@ fn sigkill_under_load_loses_no_acknowledged_batch() {
     let lost: Vec<_> = acked.iter().filter(|s| !seen.contains_key(*s)).collect();
     let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     record(Figures {
-        scenario: "SIGKILL under load ×5",
+        scenario: &format!("SIGKILL under load ×{kills}"),
         checks: "12 durable clients, server SIGKILLed mid-load and restarted; every restart \
                  recovers every partition as after a crash; every 200 read back exactly once",
         acknowledged: acked.len() as u64,

@@ -211,7 +211,7 @@ fn broker_sigkill_repeated_durable() {
     let (records, lost, dups) = read_back(&broker, &outcomes);
     let recovery = recovery_ms(&outages);
     record(Figures {
-        scenario: "Kafka broker SIGKILL ×3, durable",
+        scenario: &format!("Kafka broker SIGKILL ×{kills}, durable"),
         checks: "broker SIGKILLed under load and restarted after 2 s, repeatedly: every 200 \
                  is in Kafka at the offset answered, 503 + Retry-After while it is away, \
                  recovery without a restart of metricstream",
@@ -291,7 +291,7 @@ fn broker_sigkill_repeated_accepted() {
     let (_, lost, dups) = read_back(&broker, &outcomes);
     let recovery = recovery_ms(&outages);
     record(Figures {
-        scenario: "Kafka broker SIGKILL ×3, accepted",
+        scenario: &format!("Kafka broker SIGKILL ×{kills}, accepted"),
         checks: "broker SIGKILLed under load and restarted after 2 s, repeatedly: every \
                  request answered 200, batches spilled while it is away and re-sent \
                  when it is back, every 200 in Kafka",
