@@ -92,7 +92,7 @@ fn check_body(body: &[u8]) {
 
 /// Log recovery. The first byte's low bit chooses the input:
 /// - 0: the bytes are the files themselves (segment 0, its index, and a
-///   later segment, separated by [`FILE_SEPARATOR`]);
+///   later segment, separated by [`FILE_SEPARATOR`]), as after a crash;
 /// - 1: a valid log is written, closed cleanly or dropped as in a crash,
 ///   and then damaged by the operations the bytes describe.
 ///
@@ -179,9 +179,9 @@ fn write_raw(path: &Path, flags: u8, rest: &[u8]) {
         let base = u64::from(flags >> 3).max(1);
         fs::write(path.join(segment(base, "log")), log1).expect("write segment");
     }
-    if flags & 2 != 0 {
-        fs::write(path.join("clean-shutdown"), b"").expect("write marker");
-    }
+    // No clean-shutdown marker here: after a clean close recovery trusts
+    // closed segments by design (as Kafka does), so arbitrary bytes under
+    // the marker are outside its contract. Mode 1 covers clean closes.
     if flags & 4 != 0 {
         fs::write(path.join("hwm"), u64::MAX.to_le_bytes()).expect("write hwm");
     }
