@@ -452,6 +452,18 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_in_an_ignored_field_is_skipped_without_recursion() {
+        // Unknown fields are ignored; serde_json skips them with a loop, not
+        // recursion, so depth cannot overflow the stack (the body limit
+        // bounds the work).
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let body = format!(
+            r#"{{"x":{deep},"metrics":[{{"name":"a","value":1,"type":"gauge","y":{deep}}}]}}"#
+        );
+        assert_eq!(decode(body.as_bytes()).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_type_that_is_not_a_string_says_what_it_takes() {
         err_starting(
             metric("").replace(r#""gauge""#, "5").as_bytes(),

@@ -106,6 +106,7 @@ fn rows() -> Vec<Row> {
     let chunked = [format!("{:x}\r\n", valid.len()).as_bytes(), &valid, b"\r\n0\r\n\r\n"].concat();
     let ten_k_tags: Vec<String> = (0..10_000).map(|i| format!(r#""k{i}":"v""#)).collect();
     let zip = gzip(&valid);
+    let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
     let row = |name, send, status, message| Row { name, send, status, message };
     let bad = |name, body: Vec<u8>, message| row(name, post(json(), body), 400, message);
     let gz = || with(&[("Content-Encoding", "gzip")]);
@@ -118,6 +119,7 @@ fn rows() -> Vec<Row> {
         bad("100k '[' as a metric", [br#"{"metrics":["#.as_slice(), "[".repeat(100_000).as_bytes()].concat(), "metrics[0]: invalid type: sequence, expected a metric object"),
         bad("40k '{' as a tag value", one(r#""cpu""#, "1", r#""gauge""#, &format!(r#","tags":{}"#, r#"{"a":"#.repeat(40_000))), "metrics[0].tags.a: invalid type: map, expected a string"),
         bad("100k '[' in an unknown field, unclosed", [br#"{"x":"#.as_slice(), "[".repeat(100_000).as_bytes()].concat(), "invalid JSON in x: EOF"),
+        row("100k balanced '[' in unknown fields (ignored)", post(json(), format!(r#"{{"x":{deep},"metrics":[{}]}}"#, metric(r#""cpu""#, "1", r#""gauge""#, &format!(r#","y":{deep}"#))).into_bytes()), 200, ""),
         bad("a request line after the object", [valid.as_slice(), b"POST /metrics HTTP/1.1\r\n\r\n"].concat(), "invalid JSON after the object: trailing characters"),
         bad("not JSON at all", b"metrics=cpu:1".to_vec(), "invalid JSON: expected value at line 1 column 1"),
         // Numbers.
