@@ -51,15 +51,20 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "regressions/$t" "artifacts/$t"
   log="artifacts/$t/run.log"
   rm -f artifacts/"$t"/{crash,timeout,oom,leak}-*
+  # Built first, so the time reported is fuzzing time.
+  cargo "${toolchain[@]}" fuzz build -s none "$t" >"$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
   start=$(date +%s)
   set +e
   cargo "${toolchain[@]}" fuzz run -s none "$t" "corpus/$t" -- \
     -max_total_time="$SECONDS_EACH" -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="artifacts/$t/" >"$log" 2>&1
+    -artifact_prefix="artifacts/$t/" >>"$log" 2>&1
   status=$?
   set -e
   elapsed=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  # libFuzzer's own count of seconds fuzzed, when it got to print it.
+  fuzzed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  elapsed="${fuzzed:-$elapsed}"
   crashes=0
   for f in artifacts/"$t"/crash-* artifacts/"$t"/timeout-* artifacts/"$t"/oom-* artifacts/"$t"/leak-*; do
     [ -e "$f" ] || continue
