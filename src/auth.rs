@@ -103,7 +103,7 @@ impl Auth {
             return Ok(DEFAULT_CLIENT.to_string());
         };
         let raw = value.as_bytes();
-        let id = raw.strip_prefix(b"Bearer ").unwrap_or(raw).trim_ascii();
+        let id = strip_bearer(raw).unwrap_or(raw).trim_ascii();
         if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.iter().all(|b| b.is_ascii_graphic()) {
             return Err(AuthError::BadClientId(format!(
                 "Authorization: the client id must be 1-{MAX_CLIENT_ID} printable ASCII characters without spaces"
@@ -117,13 +117,9 @@ impl Auth {
         let header = header.ok_or(AuthError::Unauthorized(
             "Authorization: an API key is required (Bearer <key>)",
         ))?;
-        let presented =
-            header
-                .as_bytes()
-                .strip_prefix(b"Bearer ")
-                .ok_or(AuthError::Unauthorized(
-                    "Authorization: expected Bearer <key>",
-                ))?;
+        let presented = strip_bearer(header.as_bytes()).ok_or(AuthError::Unauthorized(
+            "Authorization: expected Bearer <key>",
+        ))?;
         // Compare against every key, each in constant time, so the answer's
         // timing says nothing about which key or how much of one was right.
         let mut found: Option<&ApiKey> = None;
@@ -154,6 +150,13 @@ fn secret_eq(secret: &[u8], presented: &[u8]) -> Choice {
         equal &= s.ct_eq(&b);
         let next = j + 1;
         j = u64::conditional_select(&next, &0, next.ct_eq(&len));
+        /// The credentials after `Bearer `; the scheme is case-insensitive (RFC 9110 §11.1).
+        fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+            const SCHEME: &[u8] = b"bearer ";
+            let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+            scheme.eq_ignore_ascii_case(SCHEME).then_some(rest)
+        }
+
         #[cfg(test)]
         tests::COMPARED.with(|c| c.set(c.get() + 1));
     }
@@ -205,6 +208,8 @@ mod tests {
         ]);
         assert_eq!(auth.client_id(Some(&hv("Bearer s3cret"))).unwrap(), "web");
         assert_eq!(auth.client_id(Some(&hv("Bearer other"))).unwrap(), "db");
+        assert_eq!(auth.client_id(Some(&hv("bearer other"))).unwrap(), "db");
+        assert_eq!(auth.client_id(Some(&hv("BEARER s3cret"))).unwrap(), "web");
         for bad in [
             "s3cret",
             "Bearer s3cre",
