@@ -150,17 +150,17 @@ fn secret_eq(secret: &[u8], presented: &[u8]) -> Choice {
         equal &= s.ct_eq(&b);
         let next = j + 1;
         j = u64::conditional_select(&next, &0, next.ct_eq(&len));
-        /// The credentials after `Bearer `; the scheme is case-insensitive (RFC 9110 §11.1).
-        fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-            const SCHEME: &[u8] = b"bearer ";
-            let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
-            scheme.eq_ignore_ascii_case(SCHEME).then_some(rest)
-        }
-
         #[cfg(test)]
         tests::COMPARED.with(|c| c.set(c.get() + 1));
     }
     equal
+}
+
+/// The credentials after `Bearer `; the scheme is case-insensitive (RFC 9110 §11.1).
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer ";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    scheme.eq_ignore_ascii_case(SCHEME).then_some(rest)
 }
 
 #[cfg(test)]
