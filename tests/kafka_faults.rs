@@ -530,7 +530,9 @@ fn broker_gone_at_shutdown_accepted() {
         detail: format!(
             "stopped {} ms after SIGTERM (--shutdown-timeout 4s); of {acked} 200s: \
              delivered {delivered}, spilled {spilled}; re-sent {resent} on the next start; \
-             recovery = restart to spill log drained",
+             recovery = restart to spill log drained; duplicates are batches the broker \
+             stored but never acknowledged before it died, re-sent from the spill by a \
+             new producer (at-least-once, docs/kafka.md)",
             millis(stopped_in)
         ),
     });

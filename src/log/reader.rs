@@ -227,10 +227,13 @@ impl LogReader {
                     }
                     Err(invalid) => {
                         seg.resume = None;
-                        // A short file is a writer mid-recovery; bad bytes below hwm are not.
-                        if invalid.is_truncation() || !out.is_empty() {
+                        // Return what came before; the next read reports it.
+                        if !out.is_empty() {
                             return Ok(Step::Stop);
                         }
+                        // Everything below hwm was fsync'd before hwm moved,
+                        // so bad or missing bytes there are damage, not a
+                        // write in progress: say so rather than stall.
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!("{}: {invalid} at byte {pos}", files::log_name(seg.base)),
@@ -481,6 +484,22 @@ mod tests {
             err.to_string().contains("crc mismatch at offset 4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_short_segment_below_hwm_is_an_error_not_a_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(100_000)).unwrap();
+        fill(&mut log, 10, 10);
+        let (_, pos, _) = frames(dir.path(), 0)[6];
+        let path = files::log_path(dir.path(), 0);
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(pos + 5).unwrap();
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        assert_eq!(reader.read(0, usize::MAX).unwrap(), records(0..6));
+        let err = reader.read(6, usize::MAX).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains(&format!("at byte {pos}")), "{err}");
     }
 
     #[test]
