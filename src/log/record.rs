@@ -103,6 +103,7 @@ pub(crate) enum Invalid {
 
 impl Invalid {
     /// Whether the file simply ends early (torn write) rather than holding bad bytes.
+    #[cfg(test)]
     pub(crate) fn is_truncation(&self) -> bool {
         matches!(self, Invalid::TornLength { .. } | Invalid::PastEnd { .. })
     }
