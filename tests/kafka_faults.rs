@@ -15,6 +15,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::broker::{
@@ -143,6 +144,17 @@ fn read_back(broker: &Broker, outcomes: &[Outcome]) -> (Vec<KafkaRecord>, Vec<u6
     }
 }
 
+/// The batches (seqs) stored at each (partition, offset).
+fn held_at(records: &[KafkaRecord]) -> HashMap<(u64, u64), Vec<String>> {
+    let mut at: HashMap<(u64, u64), Vec<String>> = HashMap::new();
+    for r in records {
+        at.entry((r.partition as u64, r.offset))
+            .or_default()
+            .push(r.seq().unwrap_or_default());
+    }
+    at
+}
+
 fn count(outcomes: &[Outcome], status: u16) -> usize {
     outcomes.iter().filter(|o| o.status == status).count()
 }
@@ -210,6 +222,25 @@ fn broker_sigkill_repeated_durable() {
 
     let (records, lost, dups) = read_back(&broker, &outcomes);
     let recovery = recovery_ms(&outages);
+    // Offsets answered are the offsets in Kafka, with one broker-made
+    // exception. When tansu stored a batch but died before acking it,
+    // librdkafka's retry is answered "duplicate sequence": librdkafka counts
+    // it as delivered (it is in Kafka once: checked below) but the offset
+    // tansu 0.6.0 returns with it is not the batch's (seen: 0, or none).
+    // Apache Kafka returns the original offset there.
+    let at = held_at(&records);
+    let misplaced: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status == 200)
+        .filter(|o| {
+            let j: serde_json::Value = serde_json::from_str(&o.body).unwrap();
+            let p = j["partition"].as_u64().unwrap();
+            j["offset"].as_u64().is_some_and(|off| {
+                !at.get(&(p, off))
+                    .is_some_and(|seqs| seqs.contains(&o.seq.to_string()))
+            })
+        })
+        .collect();
     record(Figures {
         scenario: &format!("Kafka broker SIGKILL ×{kills}, durable"),
         checks: "broker SIGKILLed under load and restarted after 2 s, repeatedly: every 200 \
@@ -221,29 +252,26 @@ fn broker_sigkill_repeated_durable() {
         recovery_ms: recovery.iter().copied().max().unwrap_or(0),
         detail: format!(
             "{kills} kills; 503s {}, per outage {refused:?}; recovery ms per kill \
-             {recovery:?} (restart to first 200); 200s without an offset {}",
+             {recovery:?} (restart to first 200); 200s answered without an offset {} \
+             or with the broker's wrong offset for a retried batch {}",
             count(&outcomes, 503),
             outcomes
                 .iter()
                 .filter(|o| o.status == 200 && !o.body.contains("\"offset\""))
-                .count()
+                .count(),
+            misplaced.len()
         ),
     });
     assert!(lost.is_empty(), "acknowledged but not in Kafka: {lost:?}");
-    // Offsets answered are the offsets in Kafka. A 200 may lack one: when
-    // the broker stored a batch but died before acking it, librdkafka's
-    // retry is answered "duplicate sequence", which it counts as delivered
-    // without an offset (the batch is in Kafka: checked above).
-    let at: std::collections::HashMap<(u64, u64), String> = records
-        .iter()
-        .map(|r| ((r.partition as u64, r.offset), r.seq().unwrap_or_default()))
-        .collect();
-    for o in outcomes.iter().filter(|o| o.status == 200) {
-        let j: serde_json::Value = serde_json::from_str(&o.body).unwrap();
-        let p = j["partition"].as_u64().unwrap();
-        if let Some(off) = j["offset"].as_u64() {
-            assert_eq!(at.get(&(p, off)), Some(&o.seq.to_string()), "{o:?}");
-        }
+    // A batch answered with an offset that holds another batch must have
+    // been in flight across a broker restart (see `misplaced`).
+    for o in &misplaced {
+        assert!(
+            outages
+                .iter()
+                .any(|w| o.sent() < w.restarted && o.at >= w.restarted),
+            "{o:?}: answered an offset that holds another batch, outside any restart"
+        );
     }
     assert_eq!(dups, 0, "duplicates despite the idempotent producer");
 }
