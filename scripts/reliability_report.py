@@ -75,6 +75,24 @@ def main():
             f"{r['lost']} | {r['duplicated']} | {rec} | {cell(r['detail'])} |"
         )
     out.append("")
+    out.append("## Reading the figures\n")
+    out.append(
+        "- The tests run the debug build (`cargo test`), on the same 2 cores as their "
+        "load and, for Kafka, the broker: throughput here is far below the release "
+        "figures in BENCHMARKS.md, and the timings are upper bounds.\n"
+        "- Overload: *capacity* is measured in the same run (64 closed-loop clients, "
+        "batches of 200 metrics); the storm then offers ten times that, open loop, from "
+        "400 connections against `--max-inflight 100` (the generator cannot reach the "
+        "default 1024 slots from this machine). *Not sent* are requests the generator "
+        "itself could not send on schedule; *probe* is an ordinary client posting every "
+        "50 ms during the storm.\n"
+        "- Kafka rows run against tansu 0.6.0, a Kafka-API broker on sqlite "
+        "(docs/kafka.md lists where it differs from Apache Kafka, e.g. the wrong offset "
+        "it returns for a retried batch, counted in the durable kill row).\n"
+        "- Torn writes destroy acknowledged batches on purpose (the damage is the point); "
+        "they are not counted as lost: the check is that recovery keeps exactly the "
+        "prefix before the damage.\n"
+    )
     out.append("## How it runs\n")
     out.append(
         "- Every scenario is a Rust integration test under `tests/` that starts the real "
