@@ -427,6 +427,9 @@ impl Serving {
             tokio::select! {
                 done = served.as_mut() => {
                     if let Err(e) = done {
+                        if e.is_timeout() {
+                            self.registry.telemetry.connections_timed_out.inc();
+                        }
                         tracing::debug!("connection: {e}");
                     }
                     break;

@@ -47,6 +47,8 @@ pub struct Telemetry {
     pub connections_evicted: IntCounter,
     /// Connections answered 503 at --max-connections (all busy).
     pub connections_refused: IntCounter,
+    /// Connections closed for not sending a request head within --idle-timeout.
+    pub connections_timed_out: IntCounter,
 }
 
 /// The `/stats` body.
@@ -67,6 +69,7 @@ pub struct Stats {
     pub connections_open: i64,
     pub connections_evicted: u64,
     pub connections_refused: u64,
+    pub connections_timed_out: u64,
 }
 
 /// Latency buckets from 50 µs to 10 s: our answers are sub-millisecond, the
@@ -137,6 +140,10 @@ impl Telemetry {
                 "connections_refused_total",
                 "connections answered 503 at --max-connections (all busy)",
             )?,
+            connections_timed_out: counter(
+                "connections_timed_out_total",
+                "connections closed for not sending a request head within --idle-timeout",
+            )?,
             metrics_received: counter("metrics_received_total", "metrics in decoded batches")?,
             batches_processed: counter("batches_processed_total", "batches accepted (200)")?,
             validation_errors: counter("validation_errors_total", "batches rejected as invalid")?,
@@ -179,6 +186,7 @@ impl Telemetry {
             connections_open: self.connections_open.get(),
             connections_evicted: self.connections_evicted.get(),
             connections_refused: self.connections_refused.get(),
+            connections_timed_out: self.connections_timed_out.get(),
         }
     }
 

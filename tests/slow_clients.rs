@@ -307,6 +307,11 @@ fn slowloris_headers_are_cut_off_at_the_idle_timeout() {
         "{open} of {n} slowloris connections still open after {:?}",
         idle + SLACK
     );
+    let timed_out = stat(&s, "connections_timed_out");
+    assert!(
+        timed_out as u64 >= n,
+        "connections_timed_out {timed_out} of {n}"
+    );
     let first = conns.iter().filter_map(|c| c.1).min().unwrap();
     let last = conns.iter().filter_map(|c| c.1).max().unwrap();
     // Trickling bytes must not keep a head alive, nor be cut off early.
@@ -392,6 +397,11 @@ fn thousands_of_idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
         assert_eq!(rest, "", "an idle connection got an answer");
     }
     let cleared = all_open.elapsed();
+    let timed_out = stat(&s, "connections_timed_out");
+    assert!(
+        timed_out as u64 >= n,
+        "connections_timed_out {timed_out} of {n}"
+    );
     let served = normal.finish("idle flood");
     conclude(
         &mut s,
