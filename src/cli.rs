@@ -166,7 +166,8 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// A connection must send a complete request head within this long of
     /// opening or of its previous answer, else it is closed (slow or idle
-    /// clients). A slow body is bounded by --request-timeout.
+    /// clients); an answer the client does not read for this long closes it
+    /// too. A slow body is bounded by --request-timeout.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration, env = "METRICSTREAM_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
     /// Log segment size before a new segment is started.

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::telemetry::Telemetry;
+use crate::write_timeout::WriteTimeout;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -177,6 +178,7 @@ pub async fn serve(
                             registry: registry.clone(),
                             router: router.clone(),
                             stop: conn_stop.clone(),
+                            write_timeout: config.idle_timeout,
                         };
                         tasks.spawn(serving.run(tcp, http.clone()));
                     }
@@ -397,6 +399,14 @@ struct Serving {
     registry: Arc<Registry>,
     router: Router,
     stop: watch::Receiver<bool>,
+    write_timeout: Duration,
+}
+
+/// The answer could not be written: see `WriteTimeout`.
+fn io_timed_out(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
 }
 
 impl Serving {
@@ -416,7 +426,9 @@ impl Serving {
                 router.oneshot(req).await
             }
         });
-        let served = http.serve_connection(TokioIo::new(tcp), service);
+        // A client that stops reading its answers is cut off like an idle one.
+        let io = WriteTimeout::new(tcp, self.write_timeout);
+        let served = http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(served);
         // Dropped then, even if hyper is not done.
         let mut drop_at: Option<Instant> = None;
@@ -427,7 +439,7 @@ impl Serving {
             tokio::select! {
                 done = served.as_mut() => {
                     if let Err(e) = done {
-                        if e.is_timeout() {
+                        if e.is_timeout() || io_timed_out(&e) {
                             self.registry.telemetry.connections_timed_out.inc();
                         }
                         tracing::debug!("connection: {e}");

@@ -20,3 +20,4 @@ pub mod log;
 pub mod queue;
 pub mod server;
 pub mod telemetry;
+pub mod write_timeout;

@@ -367,6 +367,72 @@ fn a_body_that_never_finishes_gets_408_and_is_closed() {
     );
 }
 
+/// Pipelines requests on `c` without reading an answer until the server
+/// closes it: (when the writes first stalled, when it was closed), or None
+/// if it is still open at `deadline`.
+fn write_without_reading(c: &mut TcpStream, deadline: Instant) -> Option<(Instant, Instant)> {
+    c.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let burst = KEEP_ALIVE_GET.repeat(100);
+    let mut stalled = None;
+    while Instant::now() < deadline {
+        match c.write(&burst) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                stalled.get_or_insert_with(Instant::now);
+            }
+            Err(_) => return Some((stalled.unwrap_or_else(Instant::now), Instant::now())),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_cut_off() {
+    let idle = SHORT;
+    let n = scale(5);
+    let (_dir, mut s) = short_timeout_server(n);
+    let normal = Normal::start(s.addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut slowest = Duration::ZERO;
+    let readers: Vec<_> = (0..n)
+        .map(|_| {
+            let mut c = connect(s.addr);
+            std::thread::spawn(move || write_without_reading(&mut c, deadline))
+        })
+        .collect();
+    for r in readers {
+        let (stalled, closed) = r
+            .join()
+            .unwrap()
+            .expect("a client that reads nothing still connected after 30 s");
+        slowest = slowest.max(closed - stalled);
+    }
+    let served = normal.finish("clients that never read");
+    assert!(
+        slowest <= idle + SLACK,
+        "closed {slowest:?} after the writes stalled"
+    );
+    let timed_out = stat(&s, "connections_timed_out");
+    assert!(
+        timed_out as u64 >= n,
+        "connections_timed_out {timed_out} of {n}"
+    );
+    conclude(
+        &mut s,
+        &served,
+        "answers never read",
+        "clients pipeline requests and never read the answers: once the server's \
+         writes make no progress for --idle-timeout (2 s) the connection is closed; \
+         a normal client keeps getting 200",
+        slowest,
+        format!(
+            "{n} such clients, each closed at most {:.1} s after its writes stalled",
+            slowest.as_secs_f64(),
+        ),
+    );
+}
+
 #[test]
 fn thousands_of_idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
     let idle = SHORT;
