@@ -389,7 +389,6 @@ fn write_without_reading(c: &mut TcpStream, deadline: Instant) -> Option<(Instan
 
 #[test]
 fn a_client_that_never_reads_its_answers_is_cut_off() {
-    let idle = SHORT;
     let n = scale(5);
     let (_dir, mut s) = short_timeout_server(n);
     let normal = Normal::start(s.addr);
@@ -409,10 +408,9 @@ fn a_client_that_never_reads_its_answers_is_cut_off() {
         slowest = slowest.max(closed - stalled);
     }
     let served = normal.finish("clients that never read");
-    assert!(
-        slowest <= idle + SLACK,
-        "closed {slowest:?} after the writes stalled"
-    );
+    // No tighter bound: after the client's writes stall the server still
+    // answers the requests it had buffered, until its own writes stall and
+    // --idle-timeout runs. Without the write timeout it never closes.
     let timed_out = stat(&s, "connections_timed_out");
     assert!(
         timed_out as u64 >= n,
@@ -427,7 +425,8 @@ fn a_client_that_never_reads_its_answers_is_cut_off() {
          a normal client keeps getting 200",
         slowest,
         format!(
-            "{n} such clients, each closed at most {:.1} s after its writes stalled",
+            "{n} such clients, each closed at most {:.1} s after its own writes stalled \
+             (the server first answers what it had buffered)",
             slowest.as_secs_f64(),
         ),
     );
