@@ -19,12 +19,13 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -36,6 +37,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::ingest::ApiError;
 use crate::telemetry::Telemetry;
 use crate::write_timeout::WriteTimeout;
 
@@ -133,7 +135,6 @@ pub async fn serve(
     let registry = Arc::new(Registry {
         max: config.max_connections.max(1),
         conns: Mutex::default(),
-        busy: AtomicUsize::new(0),
         epoch: Instant::now(),
         telemetry,
     });
@@ -261,9 +262,6 @@ async fn refuse(mut tcp: TcpStream, answer: Arc<[u8]>, _permit: OwnedSemaphorePe
 struct Registry {
     max: usize,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
-    /// Connections with a request in flight (a shortcut: at the cap with
-    /// all busy, refuse without scanning).
-    busy: AtomicUsize,
     epoch: Instant,
     telemetry: Arc<Telemetry>,
 }
@@ -295,14 +293,12 @@ impl Registry {
             if conns.len() < self.max {
                 break;
             }
-            if self.busy.load(Ordering::Acquire) >= conns.len() {
-                return None;
-            }
             let victim = conns
                 .iter()
                 .filter(|(_, c)| c.inflight.load(Ordering::Acquire) == 0)
                 .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
                 .map(|(id, c)| (*id, c.clone()));
+            // None idle: every connection has a request in flight.
             let (victim_id, victim) = victim?;
             if victim.close_if_idle() {
                 conns.remove(&victim_id);
@@ -342,22 +338,11 @@ struct InFlight {
 
 impl InFlight {
     fn begin(conn: &Arc<Conn>, registry: &Arc<Registry>) -> Option<InFlight> {
-        let mut n = conn.inflight.load(Ordering::Acquire);
-        loop {
-            if n == CLOSED {
-                return None;
-            }
-            match conn
-                .inflight
-                .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(now) => n = now,
-            }
-        }
-        if n == 0 {
-            registry.busy.fetch_add(1, Ordering::AcqRel);
-        }
+        conn.inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != CLOSED).then(|| n + 1)
+            })
+            .ok()?;
         Some(InFlight {
             conn: conn.clone(),
             registry: registry.clone(),
@@ -370,25 +355,20 @@ impl Drop for InFlight {
         self.conn
             .idle_since
             .store(self.registry.now_ms(), Ordering::Relaxed);
-        if self.conn.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.registry.busy.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.conn.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// A request that arrived on a connection already picked to close.
 fn closing_answer() -> Response<Body> {
-    let mut resp = Response::new(Body::from(
-        r#"{"error":"connection closing (idle at --max-connections, or shutdown); retry on a new connection"}"#,
-    ));
-    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut resp = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "connection closing (idle at --max-connections, or shutdown); retry on a new connection",
+    )
+    .retry(1)
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
@@ -491,7 +471,6 @@ mod tests {
         Arc::new(Registry {
             max,
             conns: Mutex::default(),
-            busy: AtomicUsize::new(0),
             epoch: Instant::now(),
             telemetry: Arc::new(Telemetry::new().unwrap()),
         })
@@ -517,7 +496,8 @@ mod tests {
         assert!(r.admit(4).is_none());
         assert_eq!(a.inflight.load(Ordering::Acquire), 1);
         drop(_gc);
-        assert_eq!(r.busy.load(Ordering::Acquire), 1);
+        // One busy (a), one idle (c).
+        assert_eq!(c.inflight.load(Ordering::Acquire), 0);
         assert!(r.admit(5).is_some(), "c is idle again");
         assert_eq!(c.inflight.load(Ordering::Acquire), CLOSED);
     }

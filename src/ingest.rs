@@ -39,7 +39,7 @@ impl ApiError {
         }
     }
 
-    fn retry(mut self, secs: u64) -> ApiError {
+    pub fn retry(mut self, secs: u64) -> ApiError {
         self.retry_after = Some(secs.max(1));
         self
     }
