@@ -11,7 +11,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::report::{record, scale, Figures};
@@ -48,11 +48,19 @@ fn bench(url: &str, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&text).expect("bench JSON")
 }
 
-fn rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+/// Peak resident memory of `pid` so far (the kernel keeps it: VmHWM).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in proc status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM in KiB");
+    kib / 1024
 }
 
 /// One small request every 50 ms on a fresh connection, as an ordinary
@@ -99,19 +107,6 @@ fn ten_times_capacity_is_shed_and_recovered_from() {
     assert_eq!(before["failed"], 0, "failures before overload: {before}");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let peak_rss = Arc::new(Mutex::new(0u64));
-    let sampler = {
-        let (stop, peak) = (stop.clone(), peak_rss.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(mib) = rss_mib(pid) {
-                    let mut p = peak.lock().unwrap();
-                    *p = (*p).max(mib);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
     let prober = {
         let stop = stop.clone();
         let addr = s.addr;
@@ -133,9 +128,8 @@ fn ten_times_capacity_is_shed_and_recovered_from() {
         ],
     );
     stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
     let probes = prober.join().unwrap();
-    let peak = *peak_rss.lock().unwrap();
+    let peak = peak_rss_mib(pid);
 
     // The server answered everything it was sent: what it could not take
     // was refused, nothing timed out or was reset.
