@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::batch::{self, MetricType, StoredBatch};
-use crate::ingest;
+use crate::http;
 use crate::log::{LogConfig, LogReader, NewRecord, PartitionLog};
 
 /// Body limit used when the input asks for gzip (the server's default).
@@ -24,7 +24,7 @@ pub fn check_decode(data: &[u8]) {
         return;
     };
     if flags & 1 == 1 {
-        match ingest::gunzip(body, MAX_BODY) {
+        match http::body::gunzip(body, MAX_BODY) {
             Ok(plain) => check_body(&plain),
             Err(e) => assert!(
                 e.status.is_client_error() && !e.message.is_empty(),

@@ -4,7 +4,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,13 +11,11 @@ use clap::Parser;
 
 use metricstream::auth::Auth;
 use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
-use metricstream::connections;
-use metricstream::limits::ClientLimiter;
+use metricstream::http::{self, App, Limits, ServerConfig};
 use metricstream::log::LogConfig;
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
 use metricstream::queue::kafka::{CreateTopic, KafkaQueue, KafkaQueueConfig};
 use metricstream::queue::Queue;
-use metricstream::server::{self, App};
 use metricstream::telemetry::Telemetry;
 use metricstream::{bench, consumer};
 
@@ -99,18 +96,18 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(file) = &a.api_keys_file {
             keys.extend(Auth::read_keys_file(file)?);
         }
-        let app = Arc::new(App {
+        let app = App::new(
             queue,
-            auth: Auth::new(keys),
-            limiter: ClientLimiter::new(a.rate_limit),
-            rate_limit: a.rate_limit,
+            Auth::new(keys),
+            Limits {
+                rate_limit: a.rate_limit,
+                max_body: a.max_body,
+                max_inflight: a.max_inflight,
+            },
             telemetry,
-            max_body: a.max_body,
-            inflight: tokio::sync::Semaphore::new(a.max_inflight.max(1)),
-            shutting_down: AtomicBool::new(false),
-        });
+        );
         let listener =
-            connections::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
+            http::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(
             queue = ?a.queue.queue,
             ack = ?a.ack,
@@ -120,18 +117,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             api_keys = app.auth.enabled(),
             "starting"
         );
-        let connections = connections::Config {
-            max_connections: connections::fit_fd_limit(a.max_connections),
-            idle_timeout: a.idle_timeout,
+        let config = ServerConfig {
+            request_timeout: a.request_timeout,
+            shutdown_timeout: a.shutdown_timeout,
+            connections: http::connections::Config {
+                max_connections: http::fit_fd_limit(a.max_connections),
+                idle_timeout: a.idle_timeout,
+            },
         };
-        let report = server::run(
-            listener,
-            app,
-            a.request_timeout,
-            connections,
-            a.shutdown_timeout,
-        )
-        .await?;
+        let report = http::run(listener, app, config, shutdown_signal()?).await?;
         Ok(if report.lost == 0 {
             ExitCode::SUCCESS
         } else {
@@ -169,5 +163,19 @@ fn kafka_config(a: &ServeArgs) -> anyhow::Result<KafkaQueueConfig> {
         connect_timeout: a.queue.connect_timeout,
         data_dir: a.queue.data_dir.clone(),
         spill_max_bytes: a.spill_max_bytes,
+    })
+}
+
+/// Registers for SIGTERM and SIGINT now (so a signal that comes before the
+/// future is first polled is not missed) and resolves on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     })
 }

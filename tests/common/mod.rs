@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod in_process;
 pub mod report;
 
 use std::io::{BufRead, BufReader, Read, Write};

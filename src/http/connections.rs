@@ -35,11 +35,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
-use crate::ingest::ApiError;
+use super::error::ApiError;
 use crate::telemetry::Telemetry;
-use crate::write_timeout::WriteTimeout;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -79,41 +79,21 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 /// connections fit in it: `max_connections`, or fewer (with a warning), so
 /// that a full server evicts or refuses instead of failing to accept.
 pub fn fit_fd_limit(max_connections: usize) -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        tracing::warn!(
-            "reading the open-file limit: {}",
-            io::Error::last_os_error()
-        );
-        return max_connections;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        } else {
-            tracing::debug!(
-                "raising the open-file limit: {}",
-                io::Error::last_os_error()
-            );
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!("reading or raising the open-file limit: {e}");
+            return max_connections;
         }
-    }
-    let fit = usize::try_from(lim.rlim_cur)
+    };
+    let fit = usize::try_from(limit)
         .unwrap_or(usize::MAX)
         .saturating_sub(FD_RESERVE)
         .max(1);
     if max_connections > fit {
         tracing::warn!(
             max_connections,
-            open_file_limit = lim.rlim_cur,
+            open_file_limit = limit,
             serving = fit,
             "--max-connections does not fit in the open-file limit (less {FD_RESERVE} for the \
              log and Kafka): serving at most {fit}; raise the hard limit (ulimit -Hn, LimitNOFILE) \
@@ -382,7 +362,7 @@ struct Serving {
     write_timeout: Duration,
 }
 
-/// The answer could not be written: see `WriteTimeout`.
+/// The answer could not be written within the write timeout.
 fn io_timed_out(e: &hyper::Error) -> bool {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<io::Error>())
@@ -406,8 +386,13 @@ impl Serving {
                 router.oneshot(req).await
             }
         });
-        // A client that stops reading its answers is cut off like an idle one.
-        let io = WriteTimeout::new(tcp, self.write_timeout);
+        // A client that stops reading its answers is cut off like an idle
+        // one: hyper has no write timeout, and a write that makes no progress
+        // for this long fails with TimedOut. The timer only starts when the
+        // kernel says "not now", so a write that goes through costs nothing.
+        let mut io = TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(self.write_timeout));
+        let io = Box::pin(io);
         let served = http.serve_connection(TokioIo::new(io), service);
         tokio::pin!(served);
         // Dropped then, even if hyper is not done.
@@ -515,5 +500,42 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("--max-connections"));
+    }
+
+    // The write-timeout semantics the never-reading-client defence relies on.
+    fn write_limited(
+        a: tokio::io::DuplexStream,
+    ) -> std::pin::Pin<Box<TimeoutStream<tokio::io::DuplexStream>>> {
+        let mut s = TimeoutStream::new(a);
+        s.set_write_timeout(Some(Duration::from_secs(5)));
+        Box::pin(s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_never_reads_times_the_write_out() {
+        // A 64-byte pipe whose other end is never read.
+        let (a, _b) = tokio::io::duplex(64);
+        let mut w = write_limited(a);
+        let err = w.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut w = write_limited(a);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let mut total = 0;
+            while total < 1024 {
+                // Slower than the limit in all, faster than it each time.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                total += b.read(&mut buf).await.unwrap();
+            }
+            total
+        });
+        w.write_all(&[0u8; 1024]).await.unwrap();
+        drop(w);
+        assert_eq!(reader.await.unwrap(), 1024);
     }
 }

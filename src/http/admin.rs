@@ -1,0 +1,53 @@
+//! The endpoints that are not ingest: liveness, readiness, the counters as
+//! JSON and as Prometheus text, and the 404 that lists what exists.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::error::json_response;
+use super::state::App;
+
+pub async fn health() -> Response {
+    json_response(
+        StatusCode::OK,
+        r#"{"status":"healthy","service":"ingestion"}"#.into(),
+    )
+}
+
+/// `GET /ready`: 200 while the queue takes writes and we are not shutting down.
+pub async fn ready(State(app): State<Arc<App>>) -> Response {
+    if !app.shutting_down.load(Ordering::Acquire) && app.queue.ready() {
+        json_response(StatusCode::OK, r#"{"status":"ready"}"#.into())
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"unavailable"}"#.into(),
+        )
+    }
+}
+
+pub async fn stats(State(app): State<Arc<App>>) -> Response {
+    let body = serde_json::to_string(&app.telemetry.stats()).unwrap_or_default();
+    json_response(StatusCode::OK, body)
+}
+
+pub async fn prometheus(State(app): State<Arc<App>>) -> Response {
+    let mut resp = Response::new(app.telemetry.render().into());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+pub async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        r#"{"error":"no such endpoint (POST /metrics, GET /health, /ready, /stats, /metrics)"}"#
+            .into(),
+    )
+}
