@@ -12,8 +12,8 @@
 //!   deleted and started afresh ([`Spill::reset`]): the disk is given back
 //!   and offsets restart at 0.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::log::{LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
+use crate::log::{replace_durably, LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
 use crate::queue::group_commit::{next_group, Took, RETRY_PAUSE};
 use crate::telemetry::Telemetry;
 
@@ -304,12 +304,7 @@ fn read_progress(dir: &Path) -> io::Result<u64> {
 }
 
 fn write_progress(dir: &Path, next: u64) -> io::Result<()> {
-    let tmp = dir.join("progress.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(next.to_string().as_bytes())?;
-    f.sync_data()?;
-    fs::rename(&tmp, dir.join("progress"))?;
-    File::open(dir)?.sync_all()
+    replace_durably(dir, "progress", "progress.tmp", next.to_string().as_bytes())
 }
 
 struct Writer {
