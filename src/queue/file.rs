@@ -514,3 +514,6 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+#[cfg(test)]
+mod tests;
