@@ -15,9 +15,11 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::log::replace_durably;
 
 pub struct GroupMember {
     dir: PathBuf,
@@ -128,13 +130,9 @@ impl GroupMember {
 
     /// Durably records that everything before `next` in p has been handled.
     pub fn commit(&self, p: u32, next: u64) -> io::Result<()> {
-        let dir = self.dir.join("offsets");
-        let tmp = dir.join(format!(".{p}.{}", self.id));
-        let mut f = File::create(&tmp)?;
-        f.write_all(next.to_string().as_bytes())?;
-        f.sync_data()?;
-        fs::rename(&tmp, dir.join(p.to_string()))?;
-        File::open(&dir)?.sync_all()
+        let tmp = format!(".{p}.{}", self.id);
+        let offsets = self.dir.join("offsets");
+        replace_durably(&offsets, &p.to_string(), &tmp, next.to_string().as_bytes())
     }
 
     /// Leaves the group: the member file goes, so others rebalance at once.

@@ -140,6 +140,24 @@ impl HwmFile {
     }
 }
 
+/// Replaces `dir/name` with `contents` so that a crash leaves the old
+/// contents or the new, never a mix or nothing: written to `dir/tmp_name`,
+/// fsynced, renamed over `name`, and the directory fsynced so the rename
+/// itself survives. `tmp_name` must be unique to the writer.
+pub(crate) fn replace_durably(
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    contents: &[u8],
+) -> io::Result<()> {
+    let tmp = dir.join(tmp_name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_data()?;
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
 /// Removes a file, treating "already gone" as success.
 pub(crate) fn remove_if_exists(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
@@ -166,6 +184,17 @@ mod tests {
         assert_eq!(parse_base("0000000000000000004x.log", LOG_EXT), None);
         assert_eq!(parse_base("99999999999999999999.log", LOG_EXT), None);
         assert_eq!(parse_base("00000000000000000042.index", LOG_EXT), None);
+    }
+
+    #[test]
+    fn replace_durably_leaves_only_the_new_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        replace_durably(dir.path(), "f", "f.tmp", b"one").unwrap();
+        replace_durably(dir.path(), "f", "f.tmp", b"two").unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"two");
+        assert!(!dir.path().join("f.tmp").exists());
+        let missing = dir.path().join("missing");
+        assert!(replace_durably(&missing, "f", "f.tmp", b"x").is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod segment;
 mod testutil;
 
 pub use config::{LogConfig, SyncMode};
+pub(crate) use files::replace_durably;
 pub use partition::PartitionLog;
 pub use reader::LogReader;
 pub use record::{NewRecord, Record, RECORD_OVERHEAD};

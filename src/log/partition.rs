@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, TryLockError};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -230,7 +229,6 @@ impl PartitionLog {
             }
             return first_err.map_or(Ok(()), Err);
         }
-        let mut fd = None;
         let mut prepared = vec![false; logs.len()];
         for (log, prepared) in logs.iter_mut().zip(prepared.iter_mut()) {
             match log.prepare_sync() {
@@ -239,25 +237,19 @@ impl PartitionLog {
                     first_err.get_or_insert(e);
                 }
             }
-            if *prepared {
-                fd = Some(log.dir_file.as_raw_fd());
-            }
         }
-        let Some(fd) = fd else {
+        // Every log is on the data directory's file system: any prepared
+        // one's directory names it.
+        let Some(on) = prepared.iter().rposition(|p| *p) else {
             return first_err.map_or(Ok(()), Err);
         };
-        // SAFETY: syncfs only reads the descriptor, which the log keeps open.
-        let result = if unsafe { libc::syncfs(fd) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        };
+        let result = rustix::fs::syncfs(&logs[on].dir_file).map_err(io::Error::from);
         #[cfg(test)]
         let result = match logs
             .iter_mut()
             .any(|l| std::mem::take(&mut l.fail_next_sync))
         {
-            true => Err(io::Error::from_raw_os_error(libc::EIO)),
+            true => Err(rustix::io::Errno::IO.into()),
             false => result,
         };
         if let Err(e) = result {
@@ -311,7 +303,7 @@ impl PartitionLog {
     fn sync_data(&mut self) -> io::Result<()> {
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next_sync) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
+            return Err(rustix::io::Errno::IO.into());
         }
         for file in &self.unsynced {
             file.sync_data()?;
@@ -644,7 +636,10 @@ mod tests {
         assert!(segment_bases(dir.path()).len() > durable_segments.len());
         log.fail_next_sync();
         let err = log.sync().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::IO.raw_os_error())
+        );
         // Cut back at once: the failed records are gone from memory and disk.
         assert_eq!((log.next_offset(), log.high_watermark()), (20, 20));
         assert_eq!(segment_bases(dir.path()), durable_segments);

@@ -22,16 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::group_commit::{next_group, Took, MAX_GROUP, RETRY_PAUSE};
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
 use crate::log::{LogConfig, NewRecord, PartitionLog, SyncMode};
 use crate::telemetry::Telemetry;
 
-/// Most batches one group commit takes, and most bytes.
-const MAX_GROUP: usize = 1024;
-const MAX_GROUP_BYTES: usize = 8 << 20;
-/// How long an accepted-mode batch that failed to write waits before the next try.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// A partition that hit a full disk counts as ready again once this much is free.
 const READY_FREE_BYTES: u64 = 1 << 20;
 
@@ -344,33 +340,31 @@ impl Writer {
     fn run(mut self) {
         let mut closing = false;
         while !closing {
-            let Some(first) = self.rx.blocking_recv() else {
+            let mut retention = false;
+            let groups = &mut self.groups;
+            let taken = next_group(&mut self.rx, |rx, cmd| match cmd {
+                Command::Append(p) => {
+                    let size = p.value.len();
+                    if let Some(g) = groups.get_mut(p.partition as usize) {
+                        g.push(p);
+                    }
+                    Took::Batch(size)
+                }
+                Command::Retention => {
+                    retention = true;
+                    Took::Other
+                }
+                Command::Close => {
+                    // Nothing new can be sent once the receiver is
+                    // closed; what is already queued still gets written.
+                    rx.close();
+                    closing = true;
+                    Took::Other
+                }
+            });
+            let Some(count) = taken else {
                 break;
             };
-            let (mut count, mut bytes) = (0, 0);
-            let mut retention = false;
-            let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Append(p) => {
-                        count += 1;
-                        bytes += p.value.len();
-                        if let Some(g) = self.groups.get_mut(p.partition as usize) {
-                            g.push(p);
-                        }
-                    }
-                    Command::Retention => retention = true,
-                    Command::Close => {
-                        // Nothing new can be sent once the receiver is
-                        // closed; what is already queued still gets written.
-                        self.rx.close();
-                        closing = true;
-                    }
-                }
-                if count < MAX_GROUP && bytes < MAX_GROUP_BYTES {
-                    next = self.rx.try_recv().ok();
-                }
-            }
             if count > 0 {
                 self.commit();
             }
@@ -517,13 +511,9 @@ fn clone_error(e: &io::Error) -> io::Error {
 
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a pointer to a live statvfs.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
+    let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+#[cfg(test)]
+mod tests;

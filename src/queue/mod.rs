@@ -8,6 +8,7 @@
 //! spill log for accepted batches it cannot take yet).
 
 pub mod file;
+pub mod group_commit;
 pub mod kafka;
 pub mod partitioner;
 

@@ -12,22 +12,19 @@
 //!   deleted and started afresh ([`Spill::reset`]): the disk is given back
 //!   and offsets restart at 0.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::log::{LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
+use crate::log::{replace_durably, LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
+use crate::queue::group_commit::{next_group, Took, RETRY_PAUSE};
 use crate::telemetry::Telemetry;
 
-const MAX_GROUP: usize = 1024;
-const MAX_GROUP_BYTES: usize = 8 << 20;
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
 const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// One batch on its way into the spill log.
@@ -307,12 +304,7 @@ fn read_progress(dir: &Path) -> io::Result<u64> {
 }
 
 fn write_progress(dir: &Path, next: u64) -> io::Result<()> {
-    let tmp = dir.join("progress.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(next.to_string().as_bytes())?;
-    f.sync_data()?;
-    fs::rename(&tmp, dir.join("progress"))?;
-    File::open(dir)?.sync_all()
+    replace_durably(dir, "progress", "progress.tmp", next.to_string().as_bytes())
 }
 
 struct Writer {
@@ -328,21 +320,22 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut group: Vec<SpillItem> = Vec::with_capacity(64);
-        while let Some(first) = self.rx.blocking_recv() {
-            let mut next = Some(first);
-            let mut bytes = 0;
+        loop {
+            // Commit, reset and close act on what was appended before them.
             let mut after = None;
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Cmd::Append(item) => {
-                        bytes += item.value.len();
-                        group.push(item);
-                        if group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
-                            next = self.rx.try_recv().ok();
-                        }
-                    }
-                    other => after = Some(other),
+            let taken = next_group(&mut self.rx, |_, cmd| match cmd {
+                Cmd::Append(item) => {
+                    let size = item.value.len();
+                    group.push(item);
+                    Took::Batch(size)
                 }
+                other => {
+                    after = Some(other);
+                    Took::Last
+                }
+            });
+            if taken.is_none() {
+                break;
             }
             if !group.is_empty() {
                 self.write(&mut group);
@@ -471,6 +464,8 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn item(v: &str) -> SpillItem {
