@@ -3,12 +3,11 @@
 //! The data path, top to bottom: [`server`] (routes, shutdown) → [`ingest`]
 //! (one request) → [`batch`] (decode + validate) → [`queue`] (the backend
 //! trait) → [`log`] (the embedded on-disk log) → the ack back to the client.
-//! [`consumer`] reads the queue back in consumer groups; [`bench`] is the
-//! load generator.
+//! [`consumer`] reads the queue back in consumer groups. The load generator
+//! is the `loadgen` crate.
 
 pub mod auth;
 pub mod batch;
-pub mod bench;
 pub mod cli;
 pub mod connections;
 pub mod consumer;

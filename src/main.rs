@@ -13,6 +13,7 @@ use clap::Parser;
 use metricstream::auth::Auth;
 use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
 use metricstream::connections;
+use metricstream::consumer;
 use metricstream::limits::ClientLimiter;
 use metricstream::log::LogConfig;
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
@@ -20,7 +21,6 @@ use metricstream::queue::kafka::{CreateTopic, KafkaQueue, KafkaQueueConfig};
 use metricstream::queue::Queue;
 use metricstream::server::{self, App};
 use metricstream::telemetry::Telemetry;
-use metricstream::{bench, consumer};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -51,7 +51,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = rt.block_on(bench::run(a))?;
+            let report = rt.block_on(loadgen::run(a.into_config()))?;
             Ok(if report.failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::args::BenchArgs;
+use super::config::BenchConfig;
 
 /// When a run ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +23,7 @@ pub enum Pacing {
     Open { rate: f64 },
 }
 
-/// The shape of a run, derived from the flags.
+/// The shape of a run, derived from the config.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {
     pub clients: u32,
@@ -32,7 +32,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_args(args: &BenchArgs) -> Self {
+    pub fn from_config(args: &BenchConfig) -> Self {
         let stop = match args.duration {
             Some(duration) => Stop::After(duration),
             None => Stop::Requests(args.requests),
@@ -40,7 +40,7 @@ impl Plan {
         let pacing = match args.rate {
             Some(rate) => Pacing::Open { rate },
             None => Pacing::Closed {
-                interval: Duration::from_millis(args.interval_ms),
+                interval: args.interval,
             },
         };
         Self {

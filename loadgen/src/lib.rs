@@ -1,17 +1,20 @@
-//! `metricstream bench`: the load generator.
+//! The load generator behind `metricstream bench`.
 //!
 //! It replays the C++ load test's traffic (same JSON shape, same headers)
 //! against an ingest endpoint and reports what came back: throughput,
 //! latency percentiles from an HDR histogram, and every failure by kind.
 //!
-//! Layout: `args` (flags) → `schedule` (closed / open loop) → `runner`
+//! Layout: [`BenchConfig`] → `schedule` (closed / open loop) → `runner`
 //! (one task per client) → `client` (hyper, one request) → `outcome`
 //! (success or which failure) → `stats` (per-task tallies) → `report`.
 //! Bodies come pre-built from `payload`; `progress` shows a live line.
 //!
-//! The caller (main) provides the multi-threaded tokio runtime.
+//! Flags and their parsing belong to the binary; this crate takes a plain
+//! config so it can be driven from tests and other tools without clap.
+//! The caller provides the multi-threaded tokio runtime.
 
-pub mod args;
+mod config;
+
 pub mod client;
 pub mod outcome;
 pub mod payload;
@@ -28,16 +31,17 @@ use std::time::Instant;
 use anyhow::Context as _;
 use hyper::header::HeaderValue;
 
-pub use args::{parse_duration, BenchArgs};
+pub use config::BenchConfig;
 pub use outcome::{FailureKind, Outcome};
 pub use report::{Report, RunParams};
 
 /// Runs the load described by `args`, prints the table to stdout (unless
-/// `--quiet`), writes `--json` if asked, and returns the report. Failed requests are reported,
-/// not returned as errors; errors mean the run itself could not happen
-/// (bad URL, unresolvable host, unwritable JSON path).
-pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
-    let plan = schedule::Plan::from_args(&args);
+/// `quiet`), writes `json` if asked, and returns the report. Failed requests
+/// are reported, not returned as errors; errors mean the run itself could
+/// not happen (bad config or URL, unresolvable host, unwritable JSON path).
+pub async fn run(args: BenchConfig) -> anyhow::Result<Report> {
+    args.check()?;
+    let plan = schedule::Plan::from_config(&args);
     let target = client::Target::resolve(&args.url).await?;
     let metrics = args.metrics_per_request as usize;
     let pool = payload::BodyPool::generate(payload::pool_size(metrics), metrics, args.gzip)?;
@@ -47,7 +51,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         plan,
         target,
         config: client::ClientConfig {
-            keep_alive: args.keep_alive(),
+            keep_alive: args.keep_alive,
             gzip: args.gzip,
             timeout: args.timeout,
         },
@@ -82,7 +86,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
 /// `Bearer KEY` for everyone with --api-key, else `load_client_<i>` per
 /// client as the C++ test did.
-fn authorizations(args: &BenchArgs) -> anyhow::Result<Vec<HeaderValue>> {
+fn authorizations(args: &BenchConfig) -> anyhow::Result<Vec<HeaderValue>> {
     match &args.api_key {
         Some(key) => {
             let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
@@ -99,7 +103,7 @@ fn authorizations(args: &BenchArgs) -> anyhow::Result<Vec<HeaderValue>> {
     }
 }
 
-fn run_params(args: &BenchArgs) -> RunParams {
+fn run_params(args: &BenchConfig) -> RunParams {
     RunParams {
         url: args.url.clone(),
         clients: args.clients,
@@ -107,8 +111,8 @@ fn run_params(args: &BenchArgs) -> RunParams {
         duration_limit_secs: args.duration.map(|d| d.as_secs_f64()),
         rate: args.rate,
         metrics_per_request: args.metrics_per_request,
-        keep_alive: args.keep_alive(),
-        interval_ms: args.interval_ms,
+        keep_alive: args.keep_alive,
+        interval_ms: u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX),
         gzip: args.gzip,
         auth: if args.api_key.is_some() {
             "bearer"
