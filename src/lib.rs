@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cli;
 pub mod connections;
 pub mod consumer;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ingest;
