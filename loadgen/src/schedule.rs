@@ -32,19 +32,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_config(args: &BenchConfig) -> Self {
-        let stop = match args.duration {
+    pub fn from_config(config: &BenchConfig) -> Self {
+        let stop = match config.duration {
             Some(duration) => Stop::After(duration),
-            None => Stop::Requests(args.requests),
+            None => Stop::Requests(config.requests),
         };
-        let pacing = match args.rate {
+        let pacing = match config.rate {
             Some(rate) => Pacing::Open { rate },
             None => Pacing::Closed {
-                interval: args.interval,
+                interval: config.interval,
             },
         };
         Self {
-            clients: args.clients.max(1),
+            clients: config.clients.max(1),
             stop,
             pacing,
         }
