@@ -1,5 +1,7 @@
-//! Micro-benchmarks of the request path's CPU work: decode + validate +
-//! normalize a batch, the partitioner, and log append (with and without fsync).
+//! Criterion micro-benchmarks (`cargo bench`) of the request path's CPU work:
+//! decode + validate + normalize a batch, the partitioner, and log append
+//! (with and without fsync). The end-to-end suite behind BENCHMARKS.md is
+//! benchmarks/run.py; the load generator is `metricstream bench` (loadgen/).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use metricstream::batch;

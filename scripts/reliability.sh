@@ -12,8 +12,8 @@ source scripts/deps.sh
 
 SCALE="${SCALE:-3}"
 export FUZZ_SECONDS="${FUZZ_SECONDS:-120}"
-OUT="bench/results/reliability.jsonl"
-mkdir -p bench/results
+OUT="benchmarks/results/reliability.jsonl"
+mkdir -p benchmarks/results
 : >"$OUT"
 export METRICSTREAM_RELIABILITY_OUT="$PWD/$OUT"
 export METRICSTREAM_FAULT_SCALE="$SCALE"

@@ -102,7 +102,7 @@ def main():
         "larger scale and writes this file.\n"
         "- The fuzz targets (`fuzz/`, cargo-fuzz) run only in `scripts/fuzz.sh`; their "
         "corpus and any crash reproducers are replayed by `tests/fuzz_corpus.rs` in CI.\n"
-        "- Raw figures: `bench/results/reliability.jsonl`."
+        "- Raw figures: `benchmarks/results/reliability.jsonl`."
     )
     print("\n".join(out))
 

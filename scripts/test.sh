@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+cargo test --locked --workspace --all-features

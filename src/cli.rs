@@ -9,8 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::ApiKey;
-use crate::bench::BenchArgs;
 use crate::queue::AckMode;
+
+mod bench;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,7 +37,7 @@ pub enum Command {
     /// Read the queue as a member of a consumer group; one JSON line per metric.
     Consume(ConsumeArgs),
     /// Load generator: POSTs metrics and reports success rate and latency.
-    Bench(BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -168,7 +169,7 @@ pub struct ServeArgs {
     /// opening or of its previous answer, else it is closed (slow or idle
     /// clients); an answer the client does not read for this long closes it
     /// too. A slow body is bounded by --request-timeout.
-    #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration, env = "METRICSTREAM_IDLE_TIMEOUT")]
+    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "METRICSTREAM_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
     /// Log segment size before a new segment is started.
     #[arg(long, default_value_t = 64 << 20, env = "METRICSTREAM_SEGMENT_BYTES")]
@@ -215,7 +216,7 @@ pub struct ConsumeArgs {
 }
 
 /// `250ms`, `10s`, `5m`, `2h`, `7d`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -236,7 +237,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A duration above zero.
-fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(format!("{s:?}: must be above zero")),
         d => Ok(d),

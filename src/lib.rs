@@ -4,13 +4,14 @@
 //! per protocol: request → admission → body) → [`batch`] (decode +
 //! validate) → [`queue`] (the backend trait) → [`log`] (the embedded
 //! on-disk log) or Kafka → the ack back to the client. [`consumer`] reads
-//! the queue back in consumer groups; [`bench`] is the load generator.
+//! the queue back in consumer groups. The load generator is the `loadgen`
+//! crate.
 
 pub mod auth;
 pub mod batch;
-pub mod bench;
 pub mod cli;
 pub mod consumer;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

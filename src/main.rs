@@ -11,13 +11,13 @@ use clap::Parser;
 
 use metricstream::auth::Auth;
 use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
+use metricstream::consumer;
 use metricstream::http::{self, App, Limits, ServerConfig};
 use metricstream::log::LogConfig;
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
 use metricstream::queue::kafka::{CreateTopic, KafkaQueue, KafkaQueueConfig};
 use metricstream::queue::Queue;
 use metricstream::telemetry::Telemetry;
-use metricstream::{bench, consumer};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -48,7 +48,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = rt.block_on(bench::run(a))?;
+            let report = rt.block_on(loadgen::run(a.into_config()))?;
             Ok(if report.failed == 0 {
                 ExitCode::SUCCESS
             } else {

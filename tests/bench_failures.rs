@@ -1,6 +1,8 @@
-//! `metricstream bench` against tiny in-process servers that succeed, refuse,
-//! hang up, stall or lie: every request must be counted exactly once, and
-//! nothing but a real acknowledgement may count as a success.
+//! `metricstream bench`'s load generator (the `loadgen` crate) against tiny
+//! in-process servers that succeed, refuse, hang up, stall or lie: every
+//! request must be counted exactly once, and nothing but a real
+//! acknowledgement may count as a success. Its flags are tested in
+//! src/cli/bench.rs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,28 +14,20 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use clap::Parser;
-use metricstream::bench::{self, BenchArgs, Report};
+use loadgen::{BenchConfig, Report};
 use tokio::net::TcpListener;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchArgs,
-}
-
-fn args(url: &str, extra: &[&str]) -> BenchArgs {
-    let argv = ["bench", "--quiet", "--url", url]
-        .into_iter()
-        .chain(extra.iter().copied());
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => cli.bench,
-        Err(e) => panic!("bad test arguments: {e}"),
+/// The defaults of `metricstream bench --quiet --url URL`.
+fn config(url: &str) -> BenchConfig {
+    BenchConfig {
+        url: url.to_string(),
+        quiet: true,
+        ..BenchConfig::default()
     }
 }
 
-async fn run(url: &str, extra: &[&str]) -> Report {
-    let report = bench::run(args(url, extra)).await.expect("bench run");
+async fn run(config: BenchConfig) -> Report {
+    let report = loadgen::run(config).await.expect("bench run");
     assert_eq!(
         report.successful + report.failed,
         report.total,
@@ -82,10 +76,20 @@ async fn hang_up_server() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_successes_against_a_healthy_server() {
     let url = ok_server().await;
-    for mode in ["--new-connection", "--keep-alive"] {
-        let report = run(&url, &["--clients", "4", "--requests", "25", mode]).await;
-        assert_eq!(report.total, 100, "{mode}");
-        assert_eq!(report.successful, 100, "{mode}: {:?}", report.failures);
+    for keep_alive in [false, true] {
+        let report = run(BenchConfig {
+            clients: 4,
+            requests: 25,
+            keep_alive,
+            ..config(&url)
+        })
+        .await;
+        assert_eq!(report.total, 100, "keep-alive {keep_alive}");
+        assert_eq!(
+            report.successful, 100,
+            "keep-alive {keep_alive}: {:?}",
+            report.failures
+        );
         assert_eq!(report.success_rate, 100.0);
         assert!(report.p50_ms > 0.0 && report.p50_ms <= report.max_ms);
         assert!(
@@ -93,18 +97,13 @@ async fn all_successes_against_a_healthy_server() {
             "3 metrics each"
         );
     }
-    let report = run(
-        &url,
-        &[
-            "--clients",
-            "2",
-            "--requests",
-            "5",
-            "--gzip",
-            "--api-key",
-            "k",
-        ],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 5,
+        gzip: true,
+        api_key: Some("k".to_string()),
+        ..config(&url)
+    })
     .await;
     assert_eq!(report.successful, 10);
 }
@@ -116,8 +115,14 @@ async fn status_503_is_a_failure_by_kind() {
         post(|| async { json(StatusCode::SERVICE_UNAVAILABLE, r#"{"success":true}"#) }),
     ))
     .await;
-    for mode in ["--new-connection", "--keep-alive"] {
-        let report = run(&url, &["--clients", "3", "--requests", "10", mode]).await;
+    for keep_alive in [false, true] {
+        let report = run(BenchConfig {
+            clients: 3,
+            requests: 10,
+            keep_alive,
+            ..config(&url)
+        })
+        .await;
         assert_eq!(report.total, 30);
         assert_eq!(report.successful, 0, "a 503 is never a success");
         assert_eq!(
@@ -137,7 +142,12 @@ async fn ok_without_acknowledgement_is_bad_body() {
         post(|| async { json(StatusCode::OK, r#"{"success":false,"error":"nope"}"#) }),
     ))
     .await;
-    let report = run(&url, &["--clients", "2", "--requests", "5"]).await;
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 5,
+        ..config(&url)
+    })
+    .await;
     assert_eq!(report.successful, 0);
     assert_eq!(report.failures.get("bad_body"), Some(&10));
 }
@@ -145,8 +155,15 @@ async fn ok_without_acknowledgement_is_bad_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_connections_are_failures_by_kind() {
     let url = hang_up_server().await;
-    for mode in ["--new-connection", "--keep-alive"] {
-        let report = run(&url, &["--clients", "3", "--requests", "10", mode]).await;
+    for keep_alive in [false, true] {
+        let report = run(BenchConfig {
+            clients: 3,
+            requests: 10,
+            keep_alive,
+            ..config(&url)
+        })
+        .await;
+        let mode = format!("keep-alive {keep_alive}");
         assert_eq!(report.total, 30, "{mode}");
         assert_eq!(report.successful, 0, "{mode}: a hang-up is never a success");
         assert!(
@@ -168,10 +185,11 @@ async fn refused_connections_are_connect_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let report = run(
-        &format!("http://{addr}/metrics"),
-        &["--clients", "2", "--requests", "3"],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 3,
+        ..config(&format!("http://{addr}/metrics"))
+    })
     .await;
     assert_eq!(report.successful, 0);
     assert_eq!(
@@ -193,10 +211,12 @@ async fn silent_server_times_out() {
     ))
     .await;
     let started = Instant::now();
-    let report = run(
-        &url,
-        &["--clients", "2", "--requests", "2", "--timeout", "200ms"],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 2,
+        timeout: Duration::from_millis(200),
+        ..config(&url)
+    })
     .await;
     assert_eq!(
         report.failures.get("timeout"),
@@ -224,10 +244,12 @@ async fn keep_alive_reconnects_when_the_server_closes() {
         }),
     ))
     .await;
-    let report = run(
-        &url,
-        &["--clients", "2", "--requests", "20", "--keep-alive"],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 20,
+        keep_alive: true,
+        ..config(&url)
+    })
     .await;
     assert_eq!(report.successful, 40, "{:?}", report.failures);
 }
@@ -235,18 +257,13 @@ async fn keep_alive_reconnects_when_the_server_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duration_bounds_a_closed_loop_run() {
     let url = ok_server().await;
-    let report = run(
-        &url,
-        &[
-            "--clients",
-            "2",
-            "--duration",
-            "500ms",
-            "--interval-ms",
-            "50",
-            "--keep-alive",
-        ],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        duration: Some(Duration::from_millis(500)),
+        interval: Duration::from_millis(50),
+        keep_alive: true,
+        ..config(&url)
+    })
     .await;
     // About 10 requests per client; generous bounds for a loaded machine.
     assert!((6..=24).contains(&report.total), "{}", report.total);
@@ -257,10 +274,12 @@ async fn duration_bounds_a_closed_loop_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_rate_sends_the_scheduled_count() {
     let url = ok_server().await;
-    let report = run(
-        &url,
-        &["--rate", "200", "--duration", "1s", "--clients", "10"],
-    )
+    let report = run(BenchConfig {
+        rate: Some(200.0),
+        duration: Some(Duration::from_secs(1)),
+        clients: 10,
+        ..config(&url)
+    })
     .await;
     // The schedule has exactly 200 slots in 1 s.
     assert_eq!(report.total, 200, "{:?}", report.failures);
@@ -276,10 +295,12 @@ async fn open_loop_rate_sends_the_scheduled_count() {
         report.requests_per_sec
     );
 
-    let report = run(
-        &url,
-        &["--rate", "100", "--clients", "2", "--requests", "5"],
-    )
+    let report = run(BenchConfig {
+        rate: Some(100.0),
+        clients: 2,
+        requests: 5,
+        ..config(&url)
+    })
     .await;
     assert_eq!(report.total, 10);
 }
@@ -308,18 +329,13 @@ async fn open_loop_does_not_hide_a_stall() {
     // One client at 100 req/s for 1 s: the stall delays ~30 scheduled sends,
     // and each must carry its wait, so p90 lands far above a healthy answer.
     let url = stall_once_server().await;
-    let open = run(
-        &url,
-        &[
-            "--rate",
-            "100",
-            "--duration",
-            "1s",
-            "--clients",
-            "1",
-            "--keep-alive",
-        ],
-    )
+    let open = run(BenchConfig {
+        rate: Some(100.0),
+        duration: Some(Duration::from_secs(1)),
+        clients: 1,
+        keep_alive: true,
+        ..config(&url)
+    })
     .await;
     assert_eq!(open.successful, 100, "{:?}", open.failures);
     assert!(open.max_ms >= 290.0, "max {}", open.max_ms);
@@ -327,10 +343,12 @@ async fn open_loop_does_not_hide_a_stall() {
 
     // The same stall in a closed loop is a single slow sample.
     let url = stall_once_server().await;
-    let closed = run(
-        &url,
-        &["--requests", "100", "--clients", "1", "--keep-alive"],
-    )
+    let closed = run(BenchConfig {
+        requests: 100,
+        clients: 1,
+        keep_alive: true,
+        ..config(&url)
+    })
     .await;
     assert!(closed.max_ms >= 290.0, "max {}", closed.max_ms);
     assert!(closed.p90_ms < 100.0, "p90 {}", closed.p90_ms);
@@ -341,17 +359,12 @@ async fn json_report_is_written() {
     let url = ok_server().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.json");
-    let report = run(
-        &url,
-        &[
-            "--clients",
-            "2",
-            "--requests",
-            "3",
-            "--json",
-            path.to_str().unwrap(),
-        ],
-    )
+    let report = run(BenchConfig {
+        clients: 2,
+        requests: 3,
+        json: Some(path.clone()),
+        ..config(&url)
+    })
     .await;
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -364,6 +377,6 @@ async fn json_report_is_written() {
 #[tokio::test]
 async fn bad_urls_are_errors_not_panics() {
     for url in ["https://127.0.0.1/metrics", "nonsense", "http://"] {
-        assert!(bench::run(args(url, &[])).await.is_err(), "{url}");
+        assert!(loadgen::run(config(url)).await.is_err(), "{url}");
     }
 }

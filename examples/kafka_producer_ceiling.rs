@@ -7,7 +7,7 @@
 //! prints messages/s once every delivery report is in.
 //!
 //! Usage:
-//!   cargo run --release --example kafka_producer_bench -- BROKERS [TOPIC] [MESSAGES] [KEY=VALUE…]
+//!   cargo run --release --example kafka_producer_ceiling -- BROKERS [TOPIC] [MESSAGES] [KEY=VALUE…]
 //! e.g. `… -- 127.0.0.1:9092 metrics 200000 linger.ms=5`. The topic must exist.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +62,7 @@ fn message(client: &str, seq: u64) -> anyhow::Result<Vec<u8>> {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let brokers = args.first().ok_or_else(|| {
-        anyhow::anyhow!("usage: kafka_producer_bench BROKERS [TOPIC] [MESSAGES] [KEY=VALUE…]")
+        anyhow::anyhow!("usage: kafka_producer_ceiling BROKERS [TOPIC] [MESSAGES] [KEY=VALUE…]")
     })?;
     let topic = args.get(1).map_or("metrics", String::as_str);
     let total: u64 = args.get(2).map_or(Ok(200_000), |n| n.parse())?;

@@ -1,7 +1,7 @@
 -- wrk script: POST the C++ load test's 3-metric request, for comparing
 -- `metricstream bench` against wrk on the same endpoint.
 --
---   wrk -t2 -c20 -d30s -s bench/post.lua http://127.0.0.1:8080/metrics
+--   wrk -t2 -c20 -d30s -s benchmarks/post.lua http://127.0.0.1:8080/metrics
 --
 -- No request() function: wrk then builds the request once and is at its
 -- fastest, so it is the stronger ceiling to compare against.

@@ -1,17 +1,20 @@
-//! `metricstream bench`: the load generator.
+//! The load generator behind `metricstream bench`.
 //!
 //! It replays the C++ load test's traffic (same JSON shape, same headers)
 //! against an ingest endpoint and reports what came back: throughput,
 //! latency percentiles from an HDR histogram, and every failure by kind.
 //!
-//! Layout: `args` (flags) → `schedule` (closed / open loop) → `runner`
+//! Layout: [`BenchConfig`] → `schedule` (closed / open loop) → `runner`
 //! (one task per client) → `client` (hyper, one request) → `outcome`
 //! (success or which failure) → `stats` (per-task tallies) → `report`.
 //! Bodies come pre-built from `payload`; `progress` shows a live line.
 //!
-//! The caller (main) provides the multi-threaded tokio runtime.
+//! Flags and their parsing belong to the binary; this crate takes a plain
+//! config so it can be driven from tests and other tools without clap.
+//! The caller provides the multi-threaded tokio runtime.
 
-pub mod args;
+mod config;
+
 pub mod client;
 pub mod outcome;
 pub mod payload;
@@ -28,28 +31,29 @@ use std::time::Instant;
 use anyhow::Context as _;
 use hyper::header::HeaderValue;
 
-pub use args::{parse_duration, BenchArgs};
+pub use config::BenchConfig;
 pub use outcome::{FailureKind, Outcome};
 pub use report::{Report, RunParams};
 
-/// Runs the load described by `args`, prints the table to stdout (unless
-/// `--quiet`), writes `--json` if asked, and returns the report. Failed requests are reported,
-/// not returned as errors; errors mean the run itself could not happen
-/// (bad URL, unresolvable host, unwritable JSON path).
-pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
-    let plan = schedule::Plan::from_args(&args);
-    let target = client::Target::resolve(&args.url).await?;
-    let metrics = args.metrics_per_request as usize;
-    let pool = payload::BodyPool::generate(payload::pool_size(metrics), metrics, args.gzip)?;
-    let authorizations = authorizations(&args)?;
+/// Runs the load described by `config`, prints the table to stdout (unless
+/// `quiet`), writes `json` if asked, and returns the report. Failed requests
+/// are reported, not returned as errors; errors mean the run itself could
+/// not happen (bad config or URL, unresolvable host, unwritable JSON path).
+pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
+    config.check()?;
+    let plan = schedule::Plan::from_config(&config);
+    let target = client::Target::resolve(&config.url).await?;
+    let metrics = config.metrics_per_request as usize;
+    let pool = payload::BodyPool::generate(payload::pool_size(metrics), metrics, config.gzip)?;
+    let authorizations = authorizations(&config)?;
     let counters = Arc::new(progress::Counters::default());
     let load = runner::Load {
         plan,
         target,
         config: client::ClientConfig {
-            keep_alive: args.keep_alive(),
-            gzip: args.gzip,
-            timeout: args.timeout,
+            keep_alive: config.keep_alive,
+            gzip: config.gzip,
+            timeout: config.timeout,
         },
         pool,
         authorizations,
@@ -58,7 +62,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
     let start = Instant::now();
     // A progress line is for a person watching; never in logs or pipes.
-    let printer = (!args.quiet && std::io::stderr().is_terminal())
+    let printer = (!config.quiet && std::io::stderr().is_terminal())
         .then(|| progress::Printer::start(Arc::clone(&counters), start));
     let result = runner::run_clients(load, start).await;
     if let Some(printer) = printer {
@@ -66,11 +70,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     }
     let (stats, elapsed) = result?;
 
-    let report = Report::from_stats(&stats, elapsed, run_params(&args));
-    if let Some(path) = &args.json {
+    let report = Report::from_stats(&stats, elapsed, run_params(&config));
+    if let Some(path) = &config.json {
         report.write_json(path)?;
     }
-    if !args.quiet {
+    if !config.quiet {
         let mut stdout = std::io::stdout().lock();
         stdout
             .write_all(report.table().as_bytes())
@@ -82,15 +86,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
 /// `Bearer KEY` for everyone with --api-key, else `load_client_<i>` per
 /// client as the C++ test did.
-fn authorizations(args: &BenchArgs) -> anyhow::Result<Vec<HeaderValue>> {
-    match &args.api_key {
+fn authorizations(config: &BenchConfig) -> anyhow::Result<Vec<HeaderValue>> {
+    match &config.api_key {
         Some(key) => {
             let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
                 .context("--api-key contains characters not allowed in a header")?;
             value.set_sensitive(true);
-            Ok(vec![value; args.clients as usize])
+            Ok(vec![value; config.clients as usize])
         }
-        None => (0..args.clients)
+        None => (0..config.clients)
             .map(|i| {
                 HeaderValue::from_str(&format!("load_client_{i}"))
                     .context("build Authorization header")
@@ -99,23 +103,23 @@ fn authorizations(args: &BenchArgs) -> anyhow::Result<Vec<HeaderValue>> {
     }
 }
 
-fn run_params(args: &BenchArgs) -> RunParams {
+fn run_params(config: &BenchConfig) -> RunParams {
     RunParams {
-        url: args.url.clone(),
-        clients: args.clients,
-        requests_per_client: args.duration.is_none().then_some(args.requests),
-        duration_limit_secs: args.duration.map(|d| d.as_secs_f64()),
-        rate: args.rate,
-        metrics_per_request: args.metrics_per_request,
-        keep_alive: args.keep_alive(),
-        interval_ms: args.interval_ms,
-        gzip: args.gzip,
-        auth: if args.api_key.is_some() {
+        url: config.url.clone(),
+        clients: config.clients,
+        requests_per_client: config.duration.is_none().then_some(config.requests),
+        duration_limit_secs: config.duration.map(|d| d.as_secs_f64()),
+        rate: config.rate,
+        metrics_per_request: config.metrics_per_request,
+        keep_alive: config.keep_alive,
+        interval_ms: u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
+        gzip: config.gzip,
+        auth: if config.api_key.is_some() {
             "bearer"
         } else {
             "load_client"
         }
         .to_string(),
-        timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
+        timeout_ms: u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX),
     }
 }

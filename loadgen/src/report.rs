@@ -173,7 +173,7 @@ fn us_to_ms(micros: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::outcome::{FailureKind, Outcome};
+    use crate::outcome::{FailureKind, Outcome};
 
     fn params() -> RunParams {
         RunParams {

@@ -1,7 +1,10 @@
-//! Command-line flags of `metricstream bench`, and the small parsers they use.
+//! Command-line flags of `metricstream bench`; the load generator itself
+//! (the `loadgen` crate) only sees the [`loadgen::BenchConfig`] they make.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use super::positive_duration;
 
 /// Load generator for the ingest endpoint: POSTs realistic metric batches and
 /// reports throughput, latency percentiles and failures by kind.
@@ -115,21 +118,28 @@ impl BenchArgs {
     pub fn keep_alive(&self) -> bool {
         self.keep_alive && !self.new_connection
     }
-}
 
-pub use crate::cli::parse_duration;
-
-/// [`parse_duration`] that also rejects zero (a zero timeout or run length is a typo).
-pub fn positive_duration(text: &str) -> Result<Duration, String> {
-    let duration = parse_duration(text)?;
-    if duration.is_zero() {
-        return Err(format!("`{text}`: must be greater than zero"));
+    pub fn into_config(self) -> loadgen::BenchConfig {
+        loadgen::BenchConfig {
+            keep_alive: self.keep_alive(),
+            url: self.url,
+            clients: self.clients,
+            requests: self.requests,
+            duration: self.duration,
+            rate: self.rate,
+            metrics_per_request: self.metrics_per_request,
+            interval: Duration::from_millis(self.interval_ms),
+            gzip: self.gzip,
+            api_key: self.api_key,
+            timeout: self.timeout,
+            json: self.json,
+            quiet: self.quiet,
+        }
     }
-    Ok(duration)
 }
 
 /// A request rate: finite and within what one machine could ever schedule.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
+fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .trim()
         .parse()
@@ -145,6 +155,7 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::parse_duration;
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -177,6 +188,11 @@ mod tests {
 
     #[test]
     fn defaults() {
+        // Two copies of the defaults (flags, library): they must agree.
+        assert_eq!(
+            parse(&[]).unwrap().into_config(),
+            loadgen::BenchConfig::default()
+        );
         let args = parse(&[]).unwrap();
         assert_eq!(args.url, "http://127.0.0.1:8080/metrics");
         assert_eq!(args.clients, 20);
@@ -231,6 +247,20 @@ mod tests {
         assert_eq!(args.timeout, Duration::from_millis(750));
         assert_eq!(args.json, Some(PathBuf::from("out.json")));
         assert!(args.quiet);
+    }
+
+    #[test]
+    fn config_carries_the_flags() {
+        let config = parse(&["--interval-ms", "100", "--keep-alive", "--clients", "2"])
+            .unwrap()
+            .into_config();
+        assert_eq!(config.interval, Duration::from_millis(100));
+        assert!(config.keep_alive);
+        assert_eq!(config.clients, 2);
+        let config = parse(&["--keep-alive", "--new-connection"])
+            .unwrap()
+            .into_config();
+        assert!(!config.keep_alive);
     }
 
     #[test]

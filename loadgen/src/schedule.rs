@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::args::BenchArgs;
+use super::config::BenchConfig;
 
 /// When a run ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +23,7 @@ pub enum Pacing {
     Open { rate: f64 },
 }
 
-/// The shape of a run, derived from the flags.
+/// The shape of a run, derived from the config.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {
     pub clients: u32,
@@ -32,19 +32,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_args(args: &BenchArgs) -> Self {
-        let stop = match args.duration {
+    pub fn from_config(config: &BenchConfig) -> Self {
+        let stop = match config.duration {
             Some(duration) => Stop::After(duration),
-            None => Stop::Requests(args.requests),
+            None => Stop::Requests(config.requests),
         };
-        let pacing = match args.rate {
+        let pacing = match config.rate {
             Some(rate) => Pacing::Open { rate },
             None => Pacing::Closed {
-                interval: Duration::from_millis(args.interval_ms),
+                interval: config.interval,
             },
         };
         Self {
-            clients: args.clients.max(1),
+            clients: config.clients.max(1),
             stop,
             pacing,
         }

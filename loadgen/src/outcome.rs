@@ -102,7 +102,9 @@ pub fn classify_hyper(error: &hyper::Error) -> FailureKind {
     if let Some(io_error) = find_io_error(error) {
         return classify_io(io_error);
     }
-    if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
+    // Every parse error, a bad status line or an oversized head included
+    // (`is_parse_too_large` exists only with hyper's server feature).
+    if error.is_parse() {
         return FailureKind::ProtocolError;
     }
     FailureKind::IoError

@@ -1,0 +1,124 @@
+//! What to run: the plain settings `metricstream bench`'s flags map onto.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+
+/// One load run. [`Default`] holds the same defaults as the command's flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
+    /// Endpoint to POST to (plain http only).
+    pub url: String,
+    /// Concurrent clients; each is one task with its own connection(s).
+    pub clients: u32,
+    /// Requests per client; ignored when `duration` is set.
+    pub requests: u64,
+    /// Run for this long instead of a fixed request count.
+    pub duration: Option<Duration>,
+    /// Open loop at this many requests/s in total; `None` is closed loop.
+    pub rate: Option<f64>,
+    /// Metrics per request body.
+    pub metrics_per_request: u32,
+    /// Reuse one connection per client; else a fresh one per request.
+    pub keep_alive: bool,
+    /// Closed loop: pause between one client's requests (unused with `rate`).
+    pub interval: Duration,
+    /// Gzip the bodies and send `Content-Encoding: gzip`.
+    pub gzip: bool,
+    /// `Authorization: Bearer KEY` for all; `None` sends `load_client_<i>`.
+    pub api_key: Option<String>,
+    /// Per-request timeout, connecting included.
+    pub timeout: Duration,
+    /// Also write the report as JSON here.
+    pub json: Option<PathBuf>,
+    /// No progress line, no table.
+    pub quiet: bool,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8080/metrics".to_string(),
+            clients: 20,
+            requests: 50,
+            duration: None,
+            rate: None,
+            metrics_per_request: 3,
+            keep_alive: false,
+            interval: Duration::ZERO,
+            gzip: false,
+            api_key: None,
+            timeout: Duration::from_secs(5),
+            json: None,
+            quiet: false,
+        }
+    }
+}
+
+impl BenchConfig {
+    /// The command line already rejects these; a caller building the
+    /// struct by hand gets the same refusal instead of a run that divides
+    /// by zero or never starts.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        if self.clients == 0 || self.requests == 0 || self.metrics_per_request == 0 {
+            bail!("clients, requests and metrics per request must be at least 1");
+        }
+        if self.timeout.is_zero() || self.duration.is_some_and(|d| d.is_zero()) {
+            bail!("timeout and duration must be above zero");
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("rate {rate}: must be a positive number of requests/s");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_runnable() {
+        assert!(BenchConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn rejects_what_cannot_run() {
+        let base = BenchConfig::default();
+        for bad in [
+            BenchConfig {
+                clients: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                requests: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                metrics_per_request: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                timeout: Duration::ZERO,
+                ..base.clone()
+            },
+            BenchConfig {
+                duration: Some(Duration::ZERO),
+                ..base.clone()
+            },
+            BenchConfig {
+                rate: Some(0.0),
+                ..base.clone()
+            },
+            BenchConfig {
+                rate: Some(f64::NAN),
+                ..base.clone()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?} accepted");
+        }
+    }
+}
