@@ -117,7 +117,28 @@ impl BenchArgs {
     }
 }
 
-pub use crate::cli::parse_duration;
+/// `250ms`, `10s`, `5m`, `2h`, `7d`, or plain seconds.
+// A copy of the binary's `cli::parse_duration` until these flags move to
+// the binary too: the library cannot reach into it.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 5m, 2h)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => return Err(format!("unknown unit {u:?} in {s:?} (ms, s, m, h, d)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
 
 /// [`parse_duration`] that also rejects zero (a zero timeout or run length is a typo).
 pub fn positive_duration(text: &str) -> Result<Duration, String> {
