@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod batch;
 pub mod bench;
-pub mod cli;
 pub mod connections;
 pub mod consumer;
 #[doc(hidden)]
