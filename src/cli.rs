@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::logging::LogFormat;
 use metricstream::bench::BenchArgs;
 use metricstream::queue::kafka::KafkaProperty;
 
@@ -32,6 +33,15 @@ pub struct Cli {
     /// Unknown keys are an error.
     #[arg(long, global = true, env = "METRICSTREAM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr as plain text or as one JSON object each.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "METRICSTREAM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -250,6 +260,8 @@ mod tests {
             "[default: durable]",
             "[default: syncfs]",
             "[default: file]",
+            "[default: text]",
+            "json",
         ] {
             assert!(help.contains(text), "{text:?} missing from:\n{help}");
         }

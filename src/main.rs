@@ -4,6 +4,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
+mod logging;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -34,13 +35,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::parse(std::env::args_os().collect())?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("METRICSTREAM_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    logging::init(cli.log_format);
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::Consume(a) => consumer::run(&a.consume_config()?).map(|()| ExitCode::SUCCESS),

@@ -284,6 +284,20 @@ mod tests {
     }
 
     #[test]
+    fn global_flags_from_the_file() {
+        use crate::logging::LogFormat;
+        let cli = parse("log-format = \"json\"", &["serve"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        for args in [
+            &["--log-format", "text", "serve"][..],
+            &["serve", "--log-format", "text"],
+        ] {
+            let cli = parse("log-format = \"json\"", args).unwrap();
+            assert_eq!(cli.log_format, LogFormat::Text, "{args:?}");
+        }
+    }
+
+    #[test]
     fn no_file_no_change() {
         let args: Vec<OsString> = ["metricstream", "serve"].map(OsString::from).into();
         let filled = fill(&Cli::command(), args.clone()).unwrap();
