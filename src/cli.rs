@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::logging::LogFormat;
 use metricstream::bench::BenchArgs;
 use metricstream::queue::kafka::KafkaProperty;
 
@@ -64,6 +63,14 @@ pub enum QueueKind {
     File,
     /// Apache Kafka (or any Kafka-API broker): --brokers, --topic, -X.
     Kafka,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Where the queue lives; shared by `serve` and `consume`.

@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn global_flags_from_the_file() {
-        use crate::logging::LogFormat;
+        use crate::cli::LogFormat;
         let cli = parse("log-format = \"json\"", &["serve"]).unwrap();
         assert_eq!(cli.log_format, LogFormat::Json);
         for args in [
