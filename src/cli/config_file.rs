@@ -34,10 +34,11 @@ pub fn fill(cmd: &Command, mut args: Vec<OsString>) -> anyhow::Result<Filled> {
     let Some((name, sub_matches)) = matches.subcommand() else {
         return Ok(Filled { args, note: None });
     };
-    let Some(path) = sub_matches.get_one::<PathBuf>("config").cloned() else {
+    // `--config` is global: given before or after the subcommand, it is here.
+    let Ok(Some(path)) = sub_matches.try_get_one::<PathBuf>("config") else {
         return Ok(Filled { args, note: None });
     };
-    let text = std::fs::read_to_string(&path)
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     let flags = toml::from_str(&text)
         .map_err(|e| e.to_string())
@@ -46,7 +47,7 @@ pub fn fill(cmd: &Command, mut args: Vec<OsString>) -> anyhow::Result<Filled> {
     let note = (!flags.is_empty()).then(|| {
         let mut keys: Vec<&str> = flags.iter().filter_map(|f| f.split('=').next()).collect();
         keys.dedup();
-        format!("{} set {}", path.display(), keys.join(" "))
+        format!("config file {} set {}", path.display(), keys.join(" "))
     });
     args.extend(flags.into_iter().map(OsString::from));
     Ok(Filled { args, note })
