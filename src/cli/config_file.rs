@@ -3,6 +3,7 @@
 //! becomes extra `--key=value` arguments for clap and the process
 //! environment is never written.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -82,16 +83,12 @@ fn file_flags(
     let Some(running_cmd) = sub(running) else {
         return Ok(Vec::new());
     };
-    // The subcommand's own table wins over the top level.
-    let mut values: Vec<(&str, &Value)> = Vec::new();
     let own = match table.get(running) {
         Some(Value::Table(t)) => Some(t),
         _ => None,
     };
-    for (key, value) in table.iter().chain(own.into_iter().flatten()) {
-        values.retain(|(k, _)| k != key);
-        values.push((key, value));
-    }
+    // The subcommand's own table wins over the top level.
+    let values: BTreeMap<&String, &Value> = table.iter().chain(own.into_iter().flatten()).collect();
     let mut out = Vec::new();
     for (key, value) in values {
         let Some(arg) = flag(running_cmd, key) else {
