@@ -19,8 +19,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use metricstream::cli::KafkaProperty;
 use metricstream::queue::kafka::config::{client_config, describe, producer_defaults};
+use metricstream::queue::kafka::KafkaProperty;
 
 #[derive(Default)]
 struct Counts {

@@ -1,17 +1,24 @@
 //! Command line: every flag also reads `METRICSTREAM_<FLAG>` from the
 //! environment and `<flag> = value` from an optional TOML file (`--config`).
 //! Precedence: command line, then environment, then file, then default.
+//! Only this module knows clap: it turns the flags into the library's
+//! plain config structs.
 
-use std::net::SocketAddr;
+mod bench;
+mod config_file;
+mod consume;
+mod serve;
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::auth::ApiKey;
-use crate::queue::AckMode;
+use metricstream::queue::kafka::KafkaProperty;
 
-mod bench;
+pub use consume::ConsumeArgs;
+pub use serve::ServeArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,8 +29,18 @@ mod bench;
 pub struct Cli {
     /// TOML file of flag values (`data-dir = "/var/lib/metricstream"`), under
     /// a `[serve]`, `[consume]` or `[bench]` table or at the top level.
+    /// Unknown keys are an error.
     #[arg(long, global = true, env = "METRICSTREAM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr as plain text or as one JSON object each.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "METRICSTREAM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,27 +65,12 @@ pub enum QueueKind {
     Kafka,
 }
 
-/// One librdkafka property, `KEY=VALUE` (`-X`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KafkaProperty {
-    pub key: String,
-    pub value: String,
-}
-
-impl std::str::FromStr for KafkaProperty {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok(KafkaProperty {
-                key: k.trim().to_string(),
-                value: v.to_string(),
-            }),
-            _ => Err(format!(
-                "{s:?}: expected KEY=VALUE (a librdkafka property, e.g. linger.ms=5)"
-            )),
-        }
-    }
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Where the queue lives; shared by `serve` and `consume`.
@@ -103,116 +105,30 @@ pub struct QueueArgs {
     pub connect_timeout: Duration,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "METRICSTREAM_LISTEN")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    /// Partitions of the queue (fixed once a data directory is created).
-    #[arg(long, default_value_t = 4, env = "METRICSTREAM_PARTITIONS",
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub partitions: u32,
-    /// When to answer 200: once the batch is durable, or once it is queued.
-    #[arg(long, value_enum, default_value = "durable", env = "METRICSTREAM_ACK")]
-    pub ack: AckMode,
-    /// Worker threads serving HTTP [default: one per core].
-    #[arg(long, env = "METRICSTREAM_WORKERS")]
-    pub workers: Option<usize>,
-    /// How long shutdown may take to finish requests and flush the queue.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "METRICSTREAM_SHUTDOWN_TIMEOUT")]
-    pub shutdown_timeout: Duration,
-    /// Requests per second allowed per client (0 = no limit).
-    #[arg(long, default_value_t = 10_000, env = "METRICSTREAM_RATE_LIMIT")]
-    pub rate_limit: u32,
-    /// Largest request body in bytes, before and after gzip.
-    #[arg(long, default_value_t = 1 << 20, env = "METRICSTREAM_MAX_BODY")]
-    pub max_body: usize,
-    /// API key as NAME:SECRET (repeatable). With keys set, requests need
-    /// `Authorization: Bearer SECRET` and NAME becomes the client id.
-    #[arg(
-        long = "api-key",
-        env = "METRICSTREAM_API_KEY",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub api_keys: Vec<ApiKey>,
-    /// File of NAME:SECRET lines, one key per line.
-    #[arg(long, env = "METRICSTREAM_API_KEYS_FILE")]
-    pub api_keys_file: Option<PathBuf>,
-    /// Requests handled at once; more get 503 (bounds memory).
-    #[arg(long, default_value_t = 1024, env = "METRICSTREAM_MAX_INFLIGHT")]
-    pub max_inflight: usize,
-    /// Bytes of accepted batches that may wait in memory for the log writer;
-    /// past it, requests wait up to --enqueue-timeout, then get a 503.
-    #[arg(long, default_value_t = 32 << 20, env = "METRICSTREAM_QUEUE_BYTES")]
-    pub queue_bytes: usize,
-    /// How a group commit that wrote several partitions is made durable:
-    /// one fdatasync per partition file, or one syncfs of the data
-    /// directory's file system (one device flush instead of one per
-    /// partition; best on a file system of its own).
-    #[arg(long, value_enum, default_value = "syncfs", env = "METRICSTREAM_SYNC")]
-    pub sync: crate::log::SyncMode,
-    /// How long a request waits for room in a full queue before a 503.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration, env = "METRICSTREAM_ENQUEUE_TIMEOUT")]
-    pub enqueue_timeout: Duration,
-    /// Longest time one request may take, body included.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "METRICSTREAM_REQUEST_TIMEOUT")]
-    pub request_timeout: Duration,
-    /// Client connections served at once. At the cap the connection idle
-    /// longest is closed to admit a new one; if all are busy, a 503.
-    #[arg(long, default_value_t = 10_000, env = "METRICSTREAM_MAX_CONNECTIONS",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_connections: usize,
-    /// A connection must send a complete request head within this long of
-    /// opening or of its previous answer, else it is closed (slow or idle
-    /// clients); an answer the client does not read for this long closes it
-    /// too. A slow body is bounded by --request-timeout.
-    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "METRICSTREAM_IDLE_TIMEOUT")]
-    pub idle_timeout: Duration,
-    /// Log segment size before a new segment is started.
-    #[arg(long, default_value_t = 64 << 20, env = "METRICSTREAM_SEGMENT_BYTES")]
-    pub segment_bytes: u64,
-    /// Keep at most this many bytes per partition (0 = no size limit).
-    #[arg(long, default_value_t = 1 << 30, env = "METRICSTREAM_RETENTION_BYTES")]
-    pub retention_bytes: u64,
-    /// Delete segments older than this (0s = keep forever).
-    #[arg(long, default_value = "168h", value_parser = parse_duration, env = "METRICSTREAM_RETENTION")]
-    pub retention: Duration,
-    /// Kafka: create the topic with --partitions if it does not exist.
-    #[arg(long, env = "METRICSTREAM_CREATE_TOPIC")]
-    pub create_topic: bool,
-    /// Kafka: replication factor of a topic made by --create-topic [default: the broker's].
-    #[arg(long, env = "METRICSTREAM_REPLICATION_FACTOR",
-          value_parser = clap::value_parser!(i32).range(1..=32))]
-    pub replication_factor: Option<i32>,
-    /// Kafka: longest wait for the brokers to acknowledge a batch
-    /// (librdkafka's message.timeout.ms); a durable request gets a 503 after it.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "METRICSTREAM_DELIVERY_TIMEOUT")]
-    pub delivery_timeout: Duration,
-    /// Kafka, accepted mode: largest size of the spill log in <data-dir>/spill
-    /// (batches that could not be delivered yet); when full, requests get 503.
-    #[arg(long, default_value_t = 1 << 30, env = "METRICSTREAM_SPILL_MAX_BYTES")]
-    pub spill_max_bytes: u64,
+impl QueueArgs {
+    /// `--brokers`, which `--queue kafka` cannot do without.
+    fn brokers(&self) -> anyhow::Result<String> {
+        self.brokers
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--queue kafka needs --brokers HOST:PORT[,HOST:PORT…]"))
+    }
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct ConsumeArgs {
-    /// Consumer group name; members of one group split the partitions.
-    #[arg(long, env = "METRICSTREAM_GROUP")]
-    pub group: String,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    /// With no committed offset, start at the oldest message (else the newest).
-    #[arg(long, env = "METRICSTREAM_FROM_BEGINNING")]
-    pub from_beginning: bool,
-    /// Exit once caught up with every partition this member owns.
-    #[arg(long, env = "METRICSTREAM_EXIT_AT_END")]
-    pub exit_at_end: bool,
-    /// How often to look for new messages and group changes.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration, env = "METRICSTREAM_POLL_INTERVAL")]
-    pub poll_interval: Duration,
+/// The command line, with the config file filling in what neither it nor
+/// the environment sets. A usage error, `--help` or `--version` exits here,
+/// as clap's own `parse` would.
+pub fn parse(args: Vec<OsString>) -> anyhow::Result<Cli> {
+    let filled = config_file::fill(&Cli::command(), args)?;
+    Cli::try_parse_from(&filled.args).or_else(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            if let Some(note) = &filled.note {
+                eprintln!("note: {note}");
+            }
+        }
+        std::process::exit(e.exit_code())
+    })
 }
 
 /// `250ms`, `10s`, `5m`, `2h`, `7d`, or plain seconds.
@@ -236,81 +152,12 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// A duration above zero.
+/// A duration above zero: a zero timeout is a typo, not a wish.
 pub(crate) fn positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(format!("{s:?}: must be above zero")),
         d => Ok(d),
     }
-}
-
-/// Copies the config file's values into `METRICSTREAM_*` variables that
-/// are not already set, so clap sees them with the right precedence.
-pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
-    let path = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--config=") {
-            Some(p) => Some(p.to_string()),
-            None if a == "--config" => args.get(i + 1).cloned(),
-            None => None,
-        })
-        .or_else(|| std::env::var("METRICSTREAM_CONFIG").ok());
-    let Some(path) = path else { return Ok(()) };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("reading config file {path}: {e}"))?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {path}: {e}"))?;
-    let sub = args
-        .get(1..)
-        .unwrap_or_default()
-        .iter()
-        .find(|a| !a.starts_with('-'));
-    // `config_pairs` already yields the variable names.
-    for (var, value) in config_pairs(&table, sub.map(String::as_str)) {
-        if std::env::var_os(&var).is_none() {
-            std::env::set_var(var, value);
-        }
-    }
-    Ok(())
-}
-
-/// Environment variables for the top-level keys plus those of the running
-/// subcommand's table (`bench` flags are `METRICSTREAM_BENCH_*`).
-fn config_pairs(table: &toml::Table, subcommand: Option<&str>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut add = |t: &toml::Table, prefix: &str| {
-        for (k, v) in t {
-            // librdkafka values may hold commas (broker lists), not ';'.
-            let delimiter = if k == "kafka-property" { ";" } else { "," };
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| i.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(delimiter),
-                toml::Value::Table(_) => continue,
-                other => other.to_string(),
-            };
-            let var = format!("{prefix}{}", k.replace('-', "_").to_ascii_uppercase());
-            out.push((var, text));
-        }
-    };
-    add(table, "METRICSTREAM_");
-    if let Some(toml::Value::Table(t)) = subcommand.and_then(|s| table.get(s)) {
-        let prefix = if subcommand == Some("bench") {
-            "METRICSTREAM_BENCH_"
-        } else {
-            "METRICSTREAM_"
-        };
-        add(t, prefix);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -329,54 +176,11 @@ mod tests {
         );
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("x").is_err());
-    }
-
-    #[test]
-    fn serve_defaults_match_the_contract() {
-        let cli = Cli::try_parse_from(["metricstream", "serve"]).unwrap();
-        let Command::Serve(s) = cli.command else {
-            panic!()
-        };
-        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.queue.queue, QueueKind::File);
-        assert_eq!(s.queue.data_dir, PathBuf::from("./data"));
-        assert_eq!(s.partitions, 4);
-        assert_eq!(s.ack, AckMode::Durable);
-        assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
-        assert_eq!(s.rate_limit, 10_000);
-        assert_eq!(s.max_body, 1 << 20);
-        assert_eq!(s.queue.topic, "metrics");
-        assert_eq!(s.queue.brokers, None);
-        assert!(!s.create_topic);
-        assert_eq!(s.delivery_timeout, Duration::from_secs(10));
-        assert_eq!(s.max_connections, 10_000);
-        assert_eq!(s.idle_timeout, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn connection_limits() {
-        let cli = Cli::try_parse_from([
-            "metricstream",
-            "serve",
-            "--max-connections",
-            "50",
-            "--idle-timeout",
-            "2s",
-        ])
-        .unwrap();
-        let Command::Serve(s) = cli.command else {
-            panic!()
-        };
-        assert_eq!(s.max_connections, 50);
-        assert_eq!(s.idle_timeout, Duration::from_secs(2));
-        for bad in [
-            ["--max-connections", "0"],
-            ["--idle-timeout", "0s"],
-            ["--max-connections", "-1"],
-        ] {
-            let parsed = Cli::try_parse_from(["metricstream", "serve", bad[0], bad[1]]);
-            assert!(parsed.is_err(), "{bad:?} accepted");
-        }
+        assert_eq!(positive_duration("1ms").unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            positive_duration("0s").unwrap_err(),
+            "\"0s\": must be above zero"
+        );
     }
 
     #[test]
@@ -436,38 +240,37 @@ mod tests {
     }
 
     #[test]
-    fn config_tables_flatten_with_subcommand_override() {
-        let t: toml::Table = toml::from_str(
-            "data-dir = \"/d\"\npartitions = 8\n[serve]\nack = \"accepted\"\napi-key = [\"a:b\", \"c:d\"]\n[consume]\ngroup = \"g\"",
-        )
-        .unwrap();
-        let mut pairs = config_pairs(&t, Some("serve"));
-        pairs.sort();
-        assert_eq!(
-            pairs,
-            vec![
-                ("METRICSTREAM_ACK".into(), "accepted".into()),
-                ("METRICSTREAM_API_KEY".into(), "a:b,c:d".into()),
-                ("METRICSTREAM_DATA_DIR".into(), "/d".into()),
-                ("METRICSTREAM_PARTITIONS".into(), "8".into()),
-            ]
-        );
-        let t: toml::Table =
-            toml::from_str("kafka-property = [\"bootstrap.servers=a:1,b:2\", \"acks=1\"]").unwrap();
-        assert_eq!(
-            config_pairs(&t, Some("serve")),
-            vec![(
-                "METRICSTREAM_KAFKA_PROPERTY".to_string(),
-                "bootstrap.servers=a:1,b:2;acks=1".to_string()
-            )]
-        );
-        let t: toml::Table = toml::from_str("[bench]\nkeep-alive = true").unwrap();
-        assert_eq!(
-            config_pairs(&t, Some("bench")),
-            vec![(
-                "METRICSTREAM_BENCH_KEEP_ALIVE".to_string(),
-                "true".to_string()
-            )]
-        );
+    fn kafka_needs_brokers() {
+        let cli = Cli::try_parse_from(["metricstream", "serve", "--queue", "kafka"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!()
+        };
+        let e = s.kafka_queue_config().unwrap_err().to_string();
+        assert!(e.contains("needs --brokers"), "{e}");
+    }
+
+    #[test]
+    fn help_lists_the_choices_and_defaults() {
+        let mut cmd = Cli::command();
+        // Global flags reach the subcommand's help once built.
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for text in [
+            "durable",
+            "accepted",
+            "syncfs",
+            "fdatasync",
+            "[default: durable]",
+            "[default: syncfs]",
+            "[default: file]",
+            "[default: text]",
+            "json",
+        ] {
+            assert!(help.contains(text), "{text:?} missing from:\n{help}");
+        }
     }
 }

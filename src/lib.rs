@@ -9,7 +9,6 @@
 
 pub mod auth;
 pub mod batch;
-pub mod cli;
 pub mod consumer;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

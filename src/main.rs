@@ -3,30 +3,24 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cli;
+mod logging;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 
+use cli::{Command, QueueKind, ServeArgs};
 use metricstream::auth::Auth;
-use metricstream::cli::{Cli, Command, QueueKind, ServeArgs};
 use metricstream::consumer;
 use metricstream::http::{self, App, Limits, ServerConfig};
-use metricstream::log::LogConfig;
-use metricstream::queue::file::{FileQueue, FileQueueConfig};
-use metricstream::queue::kafka::{CreateTopic, KafkaQueue, KafkaQueueConfig};
+use metricstream::queue::file::FileQueue;
+use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
 use metricstream::telemetry::Telemetry;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("METRICSTREAM_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     match run() {
         Ok(code) => code,
         Err(e) => {
@@ -37,13 +31,11 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let args: Vec<String> = std::env::args().collect();
-    // Before clap and before any thread starts: it sets environment variables.
-    metricstream::cli::apply_config_file(&args)?;
-    let cli = Cli::parse_from(&args);
+    let cli = cli::parse(std::env::args_os().collect())?;
+    logging::init(cli.log_format);
     match cli.command {
         Command::Serve(a) => serve(a),
-        Command::Consume(a) => consumer::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Consume(a) => consumer::run(&a.consume_config()?).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -59,37 +51,18 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let workers = a
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let workers = a.workers();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+        .worker_threads(workers)
         .thread_name("http-worker")
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let telemetry = Arc::new(Telemetry::new()?);
         let queue: Arc<dyn Queue> = match a.queue.queue {
-            QueueKind::File => Arc::new(FileQueue::open(
-                FileQueueConfig {
-                    data_dir: a.queue.data_dir.clone(),
-                    partitions: a.partitions,
-                    ack: a.ack,
-                    log: LogConfig {
-                        segment_bytes: a.segment_bytes,
-                        retention_bytes: (a.retention_bytes > 0).then_some(a.retention_bytes),
-                        retention: (!a.retention.is_zero()).then_some(a.retention),
-                        ..LogConfig::default()
-                    },
-                    queue_bytes: a.queue_bytes,
-                    sync: a.sync,
-                    enqueue_timeout: a.enqueue_timeout,
-                    retention_check: std::time::Duration::from_secs(30),
-                },
-                telemetry.clone(),
-            )?),
+            QueueKind::File => Arc::new(FileQueue::open(a.file_queue_config(), telemetry.clone())?),
             QueueKind::Kafka => {
-                Arc::new(KafkaQueue::open(kafka_config(&a)?, telemetry.clone()).await?)
+                Arc::new(KafkaQueue::open(a.kafka_queue_config()?, telemetry.clone()).await?)
             }
         };
         let mut keys = a.api_keys.clone();
@@ -131,38 +104,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(3)
         })
-    })
-}
-
-fn kafka_config(a: &ServeArgs) -> anyhow::Result<KafkaQueueConfig> {
-    let brokers = a
-        .queue
-        .brokers
-        .clone()
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--queue kafka needs --brokers HOST:PORT[,HOST:PORT…]"))?;
-    if a.delivery_timeout >= a.request_timeout {
-        tracing::warn!(
-            "--delivery-timeout ({:?}) is not below --request-timeout ({:?}): a durable request \
-             may time out before Kafka's answer",
-            a.delivery_timeout,
-            a.request_timeout
-        );
-    }
-    Ok(KafkaQueueConfig {
-        brokers,
-        topic: a.queue.topic.clone(),
-        properties: a.queue.kafka_properties.clone(),
-        ack: a.ack,
-        create_topic: a.create_topic.then_some(CreateTopic {
-            partitions: a.partitions,
-            replication: a.replication_factor,
-        }),
-        enqueue_timeout: a.enqueue_timeout,
-        delivery_timeout: a.delivery_timeout,
-        connect_timeout: a.queue.connect_timeout,
-        data_dir: a.queue.data_dir.clone(),
-        spill_max_bytes: a.spill_max_bytes,
     })
 }
 

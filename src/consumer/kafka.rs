@@ -20,9 +20,20 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::write_record;
-use crate::cli::ConsumeArgs;
-use crate::queue::kafka::config::{client_config, consumer_defaults, describe};
+use super::{write_record, ConsumeConfig};
+use crate::queue::kafka::config::{client_config, consumer_defaults, describe, KafkaProperty};
+
+/// Where the group's topic is.
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT…].
+    pub brokers: String,
+    pub topic: String,
+    /// `-X` properties, applied over [`consumer_defaults`].
+    pub properties: Vec<KafkaProperty>,
+    /// How long to wait for a broker at start before giving up.
+    pub connect_timeout: Duration,
+}
 
 /// Messages handled between two commits, at most.
 const MAX_BATCH: usize = 1000;
@@ -73,20 +84,15 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let q = &args.queue;
-    let brokers = q
-        .brokers
-        .as_deref()
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--queue kafka needs --brokers HOST:PORT[,HOST:PORT…]"))?;
-    if args.group.trim().is_empty() {
+pub fn run(cfg: &ConsumeConfig, q: &KafkaSource) -> anyhow::Result<()> {
+    let brokers = &q.brokers;
+    if cfg.group.trim().is_empty() {
         bail!("--group must not be empty");
     }
     let config = client_config(
         brokers,
-        &consumer_defaults(&args.group, args.from_beginning),
-        &q.kafka_properties,
+        &consumer_defaults(&cfg.group, cfg.from_beginning),
+        &q.properties,
     );
     tracing::info!(settings = %describe(&config), "kafka consumer");
     let progress = Arc::new(Mutex::new(Progress::default()));
@@ -117,7 +123,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         .subscribe(&[&q.topic])
         .with_context(|| format!("subscribing to {}", q.topic))?;
     tracing::info!(
-        group = args.group,
+        group = cfg.group,
         topic = q.topic,
         "joining the consumer group"
     );
@@ -127,7 +133,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     loop {
         let mut handled = 0;
-        let mut wait = args.poll_interval;
+        let mut wait = cfg.poll_interval;
         while handled < MAX_BATCH {
             match consumer.poll(wait) {
                 None => break,
@@ -158,7 +164,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             out.flush()?;
             commit(&consumer, &q.topic, &mut next);
         }
-        if args.exit_at_end && handled == 0 && caught_up(&consumer, &progress) {
+        if cfg.exit_at_end && handled == 0 && caught_up(&consumer, &progress) {
             break;
         }
     }

@@ -10,15 +10,16 @@ pub mod kafka;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::batch::{Metric, StoredBatch};
-use crate::cli::{ConsumeArgs, QueueKind};
 use crate::log::LogReader;
 use crate::queue::file::{partition_dir, stored_partitions};
 use group::GroupMember;
+pub use kafka::KafkaSource;
 
 /// How often membership is re-read (joins, leaves, deaths).
 const REBALANCE_EVERY: Duration = Duration::from_millis(500);
@@ -35,21 +36,42 @@ struct Line<'a> {
     received_at: u64,
 }
 
+/// What `metricstream consume` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ConsumeConfig {
+    /// Members of one group split the partitions.
+    pub group: String,
+    pub source: Source,
+    /// With no committed offset, start at the oldest message (else the newest).
+    pub from_beginning: bool,
+    /// Exit once caught up with every partition this member owns.
+    pub exit_at_end: bool,
+    /// How often to look for new messages and group changes.
+    pub poll_interval: Duration,
+}
+
+/// The queue to read.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The embedded log in this data directory.
+    File(PathBuf),
+    Kafka(KafkaSource),
+}
+
 struct Owned {
     _lock: File,
     reader: LogReader,
     next: u64,
 }
 
-pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    match args.queue.queue {
-        QueueKind::File => run_file(args),
-        QueueKind::Kafka => kafka::run(args),
+pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
+    match &cfg.source {
+        Source::File(data_dir) => run_file(cfg, data_dir),
+        Source::Kafka(kafka) => kafka::run(cfg, kafka),
     }
 }
 
-fn run_file(args: ConsumeArgs) -> anyhow::Result<()> {
-    let data_dir = &args.queue.data_dir;
+fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
     let partitions = stored_partitions(data_dir)?.ok_or_else(|| {
         anyhow::anyhow!(
             "no queue in {} (start `metricstream serve --data-dir {}` first)",
@@ -57,10 +79,10 @@ fn run_file(args: ConsumeArgs) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
-    let member = GroupMember::join(data_dir, &args.group, partitions)?;
+    let member = GroupMember::join(data_dir, &cfg.group, partitions)?;
     tracing::info!(
         member = member.id(),
-        group = args.group,
+        group = cfg.group,
         "joined consumer group"
     );
     let stdout = io::stdout();
@@ -81,7 +103,7 @@ fn run_file(args: ConsumeArgs) -> anyhow::Result<()> {
                     let mut reader = LogReader::open(&partition_dir(data_dir, p))?;
                     let next = match member.committed(p)? {
                         Some(n) => n,
-                        None if args.from_beginning => reader.start_offset()?,
+                        None if cfg.from_beginning => reader.start_offset()?,
                         None => reader.high_watermark()?,
                     };
                     tracing::info!(partition = p, next, "reading partition");
@@ -116,11 +138,11 @@ fn run_file(args: ConsumeArgs) -> anyhow::Result<()> {
                 caught_up = false;
             }
         }
-        if args.exit_at_end && caught_up && !progressed {
+        if cfg.exit_at_end && caught_up && !progressed {
             break;
         }
         if !progressed {
-            std::thread::sleep(args.poll_interval);
+            std::thread::sleep(cfg.poll_interval);
         }
     }
     drop(owned);

@@ -35,7 +35,7 @@ impl LogConfig {
 }
 
 /// How [`crate::log::PartitionLog::sync_many`] makes several logs durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
     /// One fdatasync per log: each costs a device cache flush, but only this
     /// log's data is written out.

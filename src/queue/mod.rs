@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 /// When a batch counts as accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AckMode {
     /// Answer once the batch is durable (fsync'd / acknowledged by the brokers).

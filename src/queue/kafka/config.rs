@@ -28,7 +28,28 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::cli::KafkaProperty;
+/// One librdkafka property, `KEY=VALUE` (`-X`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaProperty {
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for KafkaProperty {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok(KafkaProperty {
+                key: k.trim().to_string(),
+                value: v.to_string(),
+            }),
+            _ => Err(format!(
+                "{s:?}: expected KEY=VALUE (a librdkafka property, e.g. linger.ms=5)"
+            )),
+        }
+    }
+}
 
 /// Linger: how long librdkafka waits to fill a batch. 2 ms was the best
 /// measured trade: 0 ms sends a request per message and the broker becomes

@@ -40,8 +40,8 @@ use tokio::sync::Notify;
 
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
-use crate::cli::KafkaProperty;
 use crate::telemetry::Telemetry;
+pub use config::KafkaProperty;
 pub use context::log as log_line;
 use context::{Link, ProducerContext};
 use spill::{PushError, Spill, SpillItem};
