@@ -1,10 +1,9 @@
 //! `--config FILE` / `METRICSTREAM_CONFIG` with the real binary, where the
 //! environment can take part: command line > environment > file > default.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
+
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metricstream");
 
@@ -17,33 +16,18 @@ fn flag_beats_env_beats_file_beats_default() {
         "partitions = 5\nworkers = 7\n[serve]\nack = \"accepted\"\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("METRICSTREAM_CONFIG", &config)
-        .env("METRICSTREAM_PARTITIONS", "3")
-        .env("METRICSTREAM_WORKERS", "2")
-        .env("METRICSTREAM_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn metricstream");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("starting") {
-                let _ = tx.send(line);
-                break;
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30));
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = line.expect("no starting line");
+    let lines = common::stderr_until(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("METRICSTREAM_CONFIG", &config)
+            .env("METRICSTREAM_PARTITIONS", "3")
+            .env("METRICSTREAM_WORKERS", "2")
+            .env("METRICSTREAM_LOG", "info"),
+        "starting",
+    );
+    let line = lines.last().expect("a starting line");
     assert!(line.contains("workers=1"), "the flag wins: {line}");
     assert!(
         line.contains("partitions=3"),

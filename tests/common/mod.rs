@@ -320,3 +320,40 @@ pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Spawns `cmd` with stderr piped, collects its stderr lines until one
+/// contains `until` (that line last), then kills it. Panics with what was
+/// read if no such line comes within 30 s.
+pub fn stderr_until(cmd: &mut Command, until: &str) -> Vec<String> {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let done = line.contains(until);
+                lines.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no {until:?} line; stderr:\n{}", lines.join("\n"));
+    lines
+}
