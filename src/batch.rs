@@ -14,6 +14,8 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+pub mod value;
+
 /// At most this many metrics in one request (the contract's limit).
 pub const MAX_METRICS: usize = 1000;
 /// Longest metric name, in bytes.
@@ -30,6 +32,9 @@ pub enum MetricType {
     Gauge,
     Histogram,
     Summary,
+    /// The sender did not say (remote_write without metadata). Never
+    /// accepted from `POST /metrics`, whose `type` is required.
+    Unknown,
 }
 
 const TYPES: &[&str] = &["counter", "gauge", "histogram", "summary"];
@@ -50,6 +55,8 @@ impl<'de> Deserialize<'de> for MetricType {
                     "gauge" => Ok(MetricType::Gauge),
                     "histogram" => Ok(MetricType::Histogram),
                     "summary" => Ok(MetricType::Summary),
+                    // Only stored records say this; `validate` refuses it in a request.
+                    "unknown" => Ok(MetricType::Unknown),
                     other => Err(E::unknown_variant(other, TYPES)),
                 }
             }
@@ -63,6 +70,7 @@ impl<'de> Deserialize<'de> for MetricType {
 pub struct Metric<'a> {
     #[serde(borrow)]
     pub name: Cow<'a, str>,
+    #[serde(with = "value")]
     pub value: f64,
     #[serde(rename = "type")]
     pub kind: MetricType,
@@ -227,6 +235,13 @@ fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
         if m.name.chars().any(char::is_control) {
             return Err(err("name", "contains a control character".into()));
         }
+        if m.kind == MetricType::Unknown {
+            return Err(err(
+                "type",
+                "unknown variant `unknown`, expected one of `counter`, `gauge`, `histogram`, `summary`"
+                    .into(),
+            ));
+        }
         if !m.value.is_finite() {
             return Err(err("value", "expected a finite number".into()));
         }
@@ -260,7 +275,8 @@ pub fn normalize(client_id: &str, received_at: u64, mut metrics: Vec<Metric<'_>>
         received_at,
         metrics,
     };
-    // Serializing plain strings, finite floats and integers into a Vec cannot fail.
+    // Serializing strings, floats (non-finite ones as strings) and integers
+    // into a Vec cannot fail.
     serde_json::to_vec(&stored).unwrap_or_default()
 }
 

@@ -130,6 +130,10 @@ fn rows() -> Vec<Row> {
         bad("NaN", one(r#""cpu""#, "NaN", r#""gauge""#, ""), "invalid JSON in metrics[0].value"),
         bad("Infinity", one(r#""cpu""#, "Infinity", r#""gauge""#, ""), "invalid JSON in metrics[0].value"),
         bad("-Infinity", one(r#""cpu""#, "-Infinity", r#""gauge""#, ""), "invalid JSON in metrics[0].value"),
+        // The stored form of non-finite values (remote_write's) is no way in here.
+        bad("\"StaleNaN\" as a value", one(r#""cpu""#, r#""StaleNaN""#, r#""gauge""#, ""), "metrics[0].value: expected a finite number"),
+        bad("\"x\" as a value", one(r#""cpu""#, r#""x""#, r#""gauge""#, ""), "metrics[0].value: invalid type: string \"x\", expected f64"),
+        bad("type unknown", one(r#""cpu""#, "1", r#""unknown""#, ""), "metrics[0].type: unknown variant `unknown`"),
         bad("timestamp over u64", one(r#""cpu""#, "1", r#""gauge""#, r#","timestamp":99999999999999999999999"#), "metrics[0].timestamp: invalid type"),
         // Invalid UTF-8.
         bad("invalid UTF-8 in a name", [br#"{"metrics":[{"name":"a"#.as_slice(), b"\xff\xfe", br#"","value":1,"type":"gauge"}]}"#].concat(), "invalid JSON in metrics[0].name: invalid unicode code point"),
