@@ -1,8 +1,14 @@
 //! Who is calling: the `Authorization` header names the client, which is
 //! the partition key. With API keys configured, it must carry a known key,
 //! and the client is then the key's name (so keys never reach the queue).
+//! `Bearer <key>` and `Basic` (Prometheus' `basic_auth`: the password is the
+//! key, the user name is free) carry the same keys; without keys, the bearer
+//! token or the Basic user name is the client id.
+
+use std::borrow::Cow;
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use base64::Engine as _;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 /// The client id when no `Authorization` header is sent.
@@ -103,7 +109,11 @@ impl Auth {
             return Ok(DEFAULT_CLIENT.to_string());
         };
         let raw = value.as_bytes();
-        let id = strip_bearer(raw).unwrap_or(raw).trim_ascii();
+        let id: Cow<'_, [u8]> = match basic(raw) {
+            Some((user, _)) => Cow::Owned(user),
+            None => Cow::Borrowed(strip_bearer(raw).unwrap_or(raw)),
+        };
+        let id = id.trim_ascii();
         if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.iter().all(|b| b.is_ascii_graphic()) {
             return Err(AuthError::BadClientId(format!(
                 "Authorization: the client id must be 1-{MAX_CLIENT_ID} printable ASCII characters without spaces"
@@ -117,14 +127,18 @@ impl Auth {
         let header = header.ok_or(AuthError::Unauthorized(
             "Authorization: an API key is required (Bearer <key>)",
         ))?;
-        let presented = strip_bearer(header.as_bytes()).ok_or(AuthError::Unauthorized(
-            "Authorization: expected Bearer <key>",
-        ))?;
+        let raw = header.as_bytes();
+        let presented: Cow<'_, [u8]> = match basic(raw) {
+            Some((_, password)) => Cow::Owned(password),
+            None => Cow::Borrowed(strip_bearer(raw).ok_or(AuthError::Unauthorized(
+                "Authorization: expected Bearer <key> (or Basic with the key as password)",
+            ))?),
+        };
         // Compare against every key, each in constant time, so the answer's
         // timing says nothing about which key or how much of one was right.
         let mut found: Option<&ApiKey> = None;
         for key in &self.keys {
-            if bool::from(secret_eq(&key.secret, presented)) {
+            if bool::from(secret_eq(&key.secret, &presented)) {
                 found = Some(key);
             }
         }
@@ -161,6 +175,20 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
     const SCHEME: &[u8] = b"bearer ";
     let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
     scheme.eq_ignore_ascii_case(SCHEME).then_some(rest)
+}
+
+/// `Basic base64(user:password)` → (user, password); None for anything else.
+fn basic(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    const SCHEME: &[u8] = b"basic ";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim_ascii())
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
 }
 
 #[cfg(test)]
@@ -305,5 +333,40 @@ mod tests {
         assert!(":x".parse::<ApiKey>().is_err());
         let k: ApiKey = "svc:topsecret".parse().unwrap();
         assert!(!format!("{k:?}").contains("topsecret"));
+    }
+
+    fn basic_header(user: &str, password: &str) -> HeaderValue {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        hv(&format!("Basic {b64}"))
+    }
+
+    #[test]
+    fn basic_auth_carries_the_same_keys() {
+        let auth = Auth::new(vec!["prom:s3cret".parse().unwrap()]);
+        assert_eq!(
+            auth.client_id(Some(&basic_header("anyone", "s3cret")))
+                .unwrap(),
+            "prom"
+        );
+        assert_eq!(
+            auth.client_id(Some(&hv("bAsIc cHJvbTpzM2NyZXQ="))).unwrap(),
+            "prom"
+        );
+        for bad in [
+            basic_header("prom", "wrong"),
+            hv("Basic !!!"),
+            hv("Basic cHJvbQ=="),
+        ] {
+            assert!(
+                matches!(auth.client_id(Some(&bad)), Err(AuthError::Unauthorized(_))),
+                "{bad:?}"
+            );
+        }
+        // Without keys, the user name is the client id.
+        let open = Auth::default();
+        assert_eq!(
+            open.client_id(Some(&basic_header("node-1", "x"))).unwrap(),
+            "node-1"
+        );
     }
 }
