@@ -14,8 +14,13 @@ pub struct Telemetry {
     pub batches_processed: IntCounter,
     pub validation_errors: IntCounter,
     pub rate_limited_requests: IntCounter,
-    /// Requests answered, by status code.
+    /// Requests answered, by protocol and status code.
     pub requests: IntCounterVec,
+    /// Data points (metrics, samples) accepted into the queue, by protocol.
+    pub samples_received: IntCounterVec,
+    /// Data points refused as invalid while the rest of their request was
+    /// stored (remote_write and the other partial-accept protocols).
+    pub samples_refused: IntCounterVec,
     /// Time from request start to answer.
     pub request_latency: Histogram,
     /// Time from handing a batch to the queue until it is durable.
@@ -70,6 +75,34 @@ pub struct Stats {
     pub connections_evicted: u64,
     pub connections_refused: u64,
     pub connections_timed_out: u64,
+    /// Data points received and refused, per ingest protocol.
+    pub protocols: std::collections::BTreeMap<&'static str, ProtocolStats>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProtocolStats {
+    pub samples_received: u64,
+    pub samples_refused: u64,
+}
+
+/// The ingest protocols, as they are labelled in `/metrics` and `/stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /metrics`, the C++ system's JSON.
+    Json,
+    /// `POST /api/v1/write`, Prometheus remote_write 1.0 and 2.0.
+    RemoteWrite,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Json, Protocol::RemoteWrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::RemoteWrite => "remote_write",
+        }
+    }
 }
 
 /// Latency buckets from 50 µs to 10 s: our answers are sub-millisecond, the
@@ -94,14 +127,26 @@ impl Telemetry {
             registry.register(Box::new(h.clone()))?;
             Ok(h)
         };
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "metricstream_http_requests_total",
-                "HTTP requests by status",
-            ),
-            &["status"],
+        let by = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(format!("metricstream_{name}"), help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let requests = by(
+            "http_requests_total",
+            "HTTP requests by protocol and status",
+            &["protocol", "status"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
+        let samples_received = by(
+            "samples_received_total",
+            "data points accepted into the queue, by protocol",
+            &["protocol"],
+        )?;
+        let samples_refused = by(
+            "samples_refused_total",
+            "data points refused as invalid (the rest of their request stored), by protocol",
+            &["protocol"],
+        )?;
         let queue_depth = IntGauge::new(
             "metricstream_queue_depth",
             "batches waiting in memory for the queue",
@@ -164,6 +209,8 @@ impl Telemetry {
             spilled: counter("spills_total", "batches written to the spill log")?,
             commits: counter("group_commits_total", "fsyncs, each covering many batches")?,
             requests,
+            samples_received,
+            samples_refused,
             queue_depth,
             registry,
         })
@@ -187,6 +234,17 @@ impl Telemetry {
             connections_evicted: self.connections_evicted.get(),
             connections_refused: self.connections_refused.get(),
             connections_timed_out: self.connections_timed_out.get(),
+            protocols: Protocol::ALL
+                .iter()
+                .map(|p| {
+                    let label = [p.as_str()];
+                    let stats = ProtocolStats {
+                        samples_received: self.samples_received.with_label_values(&label).get(),
+                        samples_refused: self.samples_refused.with_label_values(&label).get(),
+                    };
+                    (p.as_str(), stats)
+                })
+                .collect(),
         }
     }
 
@@ -211,7 +269,10 @@ mod tests {
         let t = Telemetry::new().unwrap();
         t.metrics_received.inc_by(3);
         t.batches_processed.inc();
-        t.requests.with_label_values(&["200"]).inc();
+        t.requests.with_label_values(&["json", "200"]).inc();
+        t.samples_received
+            .with_label_values(&["remote_write"])
+            .inc_by(5);
         t.request_latency.observe(0.0003);
         let s = t.stats();
         assert_eq!(s.metrics_received, 3);
@@ -221,7 +282,12 @@ mod tests {
             text.contains("metricstream_metrics_received_total 3"),
             "{text}"
         );
-        assert!(text.contains("metricstream_http_requests_total{status=\"200\"} 1"));
+        assert!(
+            text.contains("metricstream_http_requests_total{protocol=\"json\",status=\"200\"} 1")
+        );
+        assert!(text.contains("metricstream_samples_received_total{protocol=\"remote_write\"} 5"));
+        assert_eq!(s.protocols["remote_write"].samples_received, 5);
+        assert_eq!(s.protocols["json"].samples_refused, 0);
         assert!(text.contains("metricstream_http_request_duration_seconds_bucket"));
     }
 }

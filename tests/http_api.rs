@@ -120,7 +120,7 @@ fn status_table() {
     assert_eq!(m.status, 200);
     assert!(
         m.body
-            .contains("metricstream_http_requests_total{status=\"400\"}"),
+            .contains("metricstream_http_requests_total{protocol=\"json\",status=\"400\"}"),
         "{}",
         m.body
     );

@@ -11,6 +11,7 @@ use tokio::sync::SemaphorePermit;
 use super::error::ApiError;
 use super::state::App;
 use crate::auth::AuthError;
+use crate::telemetry::Protocol;
 
 /// A request let in: its client id, and its slot until it is dropped.
 pub struct Admitted<'a> {
@@ -48,11 +49,11 @@ pub fn admit<'a>(app: &'a App, headers: &HeaderMap) -> Result<Admitted<'a>, ApiE
     })
 }
 
-/// Counts an answered request: its status and how long it took.
-pub fn record(app: &App, started: Instant, response: &Response) {
+/// Counts an answered request: its protocol, status and how long it took.
+pub fn record(app: &App, protocol: Protocol, started: Instant, response: &Response) {
     let t = &app.telemetry;
     t.request_latency.observe(started.elapsed().as_secs_f64());
     t.requests
-        .with_label_values(&[response.status().as_str()])
+        .with_label_values(&[protocol.as_str(), response.status().as_str()])
         .inc();
 }

@@ -19,6 +19,7 @@ use super::error::{json_response, ApiError};
 use super::state::App;
 use crate::batch;
 use crate::queue::Message;
+use crate::telemetry::Protocol;
 
 pub async fn post_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
@@ -26,7 +27,7 @@ pub async fn post_metrics(State(app): State<Arc<App>>, req: Request) -> Response
         Ok(ok) => ok,
         Err(e) => e.into_response(),
     };
-    record(&app, started, &response);
+    record(&app, Protocol::Json, started, &response);
     response
 }
 
@@ -56,6 +57,10 @@ async fn ingest(app: &App, req: Request) -> Result<Response, ApiError> {
     };
     let delivery = app.queue.send(msg).await?;
     app.telemetry.batches_processed.inc();
+    app.telemetry
+        .samples_received
+        .with_label_values(&[Protocol::Json.as_str()])
+        .inc_by(count as u64);
 
     let mut body = format!(
         r#"{{"success":true,"metrics_processed":{count},"partition":{}"#,
