@@ -78,6 +78,10 @@ pub struct Metric<'a> {
     pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
+    /// When a counter (or histogram, summary) started counting, ms since the
+    /// epoch: remote_write 2.0's created timestamp, where the sender sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_timestamp: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

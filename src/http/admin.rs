@@ -47,7 +47,7 @@ pub async fn prometheus(State(app): State<Arc<App>>) -> Response {
 pub async fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
-        r#"{"error":"no such endpoint (POST /metrics, GET /health, /ready, /stats, /metrics)"}"#
+        r#"{"error":"no such endpoint (POST /metrics, /api/v1/write; GET /health, /ready, /stats, /metrics)"}"#
             .into(),
     )
 }

@@ -46,22 +46,7 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Reads the body under the size limit and undoes gzip, also under the
 /// limit (so a small gzip bomb cannot inflate past it).
 pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
-        Err(e) => {
-            return Err(ApiError::bad_request(format!(
-                "body: could not be read: {e}"
-            )))
-        }
-    };
+    let raw = read_raw(body, headers, max).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
@@ -72,6 +57,23 @@ pub async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<By
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Encoding: {other:?} is not supported (use gzip or none)"),
         )),
+    }
+}
+
+/// Reads the body as sent (no decoding) under the size limit, refusing a
+/// declared Content-Length over it before reading anything.
+pub async fn read_raw(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
+        Err(e) => Err(ApiError::bad_request(format!("body: could not be read: {e}"))),
     }
 }
 

@@ -4,8 +4,9 @@
 //! - [`server`]: the routes and one server's life (serve, ordered shutdown);
 //! - [`connections`]: the accept loop (idle timeout, write timeout,
 //!   connection cap);
-//! - one module per endpoint family: [`json`] (`POST /metrics`), [`admin`]
-//!   (health, readiness, counters);
+//! - one module per endpoint family: [`json`] (`POST /metrics`),
+//!   [`remote_write`] (`POST /api/v1/write`), [`admin`] (health, readiness,
+//!   counters);
 //! - what every ingest endpoint shares: [`admit`] (client, rate, in-flight
 //!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal);
 //! - [`state`]: the shared [`App`] every handler reads.
@@ -16,6 +17,7 @@ pub mod body;
 pub mod connections;
 pub mod error;
 pub mod json;
+pub mod remote_write;
 pub mod server;
 pub mod state;
 

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::state::App;
-use super::{admin, connections, json};
+use super::{admin, connections, json, remote_write};
 use crate::queue::ShutdownReport;
 
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +33,7 @@ pub struct ServerConfig {
 pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     Router::new()
         .route("/metrics", get(admin::prometheus).post(json::post_metrics))
+        .route("/api/v1/write", post(remote_write::post_write))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/stats", get(admin::stats))

@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use crate::auth::Auth;
 use crate::limits::ClientLimiter;
 use crate::queue::Queue;
+use crate::remote_write::types::TypeCache;
 use crate::telemetry::Telemetry;
 
 /// Per-request limits shared by every ingest endpoint.
@@ -31,6 +32,8 @@ pub struct App {
     pub max_body: usize,
     pub inflight: Semaphore,
     pub shutting_down: AtomicBool,
+    /// Metric types remote_write senders described in metadata requests.
+    pub remote_write_types: TypeCache,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             max_body: limits.max_body,
             inflight: Semaphore::new(limits.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
+            remote_write_types: TypeCache::default(),
         })
     }
 }

@@ -1,0 +1,190 @@
+//! `POST /api/v1/write`, Prometheus remote_write 1.0 and 2.0, top to bottom:
+//! framing → content type (which version) and encoding → admission → body
+//! (snappy, its declared length checked before anything is allocated) →
+//! decode + validate each series → queue → ack.
+//!
+//! Not all-or-nothing, unlike `POST /metrics`: remote_write senders never
+//! retry a 4xx, so one bad series must not cost the good ones. The valid
+//! series are stored and the 400 says how many were refused and why. A 429
+//! or 503 means nothing was stored: the sender retries the whole request.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::admit::{admit, record};
+use super::body::{check_headers, read_raw};
+use super::error::ApiError;
+use super::state::App;
+use crate::batch::{self, Metric, MetricType};
+use crate::queue::Message;
+use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
+use crate::telemetry::Protocol;
+
+const SAMPLES_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-samples-written");
+const HISTOGRAMS_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-histograms-written");
+const EXEMPLARS_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-exemplars-written");
+
+/// Reasons quoted in a 400, at most.
+const REASONS_SHOWN: usize = 5;
+
+pub async fn post_write(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    let response = match write(&app, req).await {
+        Ok(ok) => ok,
+        Err(e) => e.into_response(),
+    };
+    record(&app, Protocol::RemoteWrite, started, &response);
+    response
+}
+
+async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    check_headers(&parts.headers)?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let version = remote_write::version_of(content_type)
+        .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
+    check_snappy(&parts.headers)?;
+    let admitted = admit(app, &parts.headers)?;
+
+    let raw = read_raw(body, &parts.headers, app.max_body).await?;
+    let bytes = remote_write::decompress(&raw, app.max_body).map_err(|e| match e {
+        Decompress::TooLarge { declared } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body: snappy declares {declared} bytes uncompressed, over the limit of {} bytes",
+                app.max_body
+            ),
+        ),
+        Decompress::Invalid(m) => ApiError::bad_request(format!("body: not valid snappy: {m}")),
+    })?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let decoded = remote_write::decode(version, &bytes, now_ms).map_err(|m| {
+        app.telemetry.validation_errors.inc();
+        ApiError::bad_request(format!("body: {m}"))
+    })?;
+    app.remote_write_types
+        .remember(&admitted.client, &decoded.metadata);
+
+    let metrics = metrics_of(app, &admitted.client, &decoded);
+    let written = metrics.len();
+    if written > 0 {
+        let value = batch::normalize(&admitted.client, now_ms.max(0) as u64, metrics);
+        let msg = Message {
+            key: admitted.client,
+            value,
+            timestamp_ms: now_ms,
+        };
+        app.queue.send(msg).await?;
+        let t = &app.telemetry;
+        t.batches_processed.inc();
+        t.metrics_received.inc_by(written as u64);
+        t.samples_received
+            .with_label_values(&[Protocol::RemoteWrite.as_str()])
+            .inc_by(written as u64);
+    }
+
+    let refused = &decoded.refused;
+    let mut response = if refused.series == 0 && refused.samples == 0 {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        let t = &app.telemetry;
+        t.validation_errors.inc();
+        t.samples_refused
+            .with_label_values(&[Protocol::RemoteWrite.as_str()])
+            .inc_by((refused.samples + refused.histograms + refused.exemplars) as u64);
+        let reasons = refused.reasons.iter().take(REASONS_SHOWN);
+        let reasons: Vec<&str> = reasons.map(String::as_str).collect();
+        ApiError::bad_request(format!(
+            "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
+             {written} samples stored. First reasons: {}",
+            refused.series,
+            refused.samples,
+            refused.histograms,
+            refused.exemplars,
+            reasons.join("; ")
+        ))
+        .into_response()
+    };
+    if version == Version::V2 {
+        let h = response.headers_mut();
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written));
+        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
+        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
+    }
+    Ok(response)
+}
+
+/// remote_write bodies are snappy, always (both versions of the spec).
+fn check_snappy(headers: &HeaderMap) -> Result<(), ApiError> {
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes());
+    match encoding {
+        Some(e) if e.trim_ascii().eq_ignore_ascii_case(b"snappy") => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Encoding: remote_write takes snappy, got {:?}",
+                other.map(String::from_utf8_lossy).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// One stored metric per sample: name, labels as tags, value and timestamp
+/// exactly as sent, and the type the sender gave (in this request or in an
+/// earlier metadata request), else `unknown`.
+fn metrics_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<Metric<'a>> {
+    let unknown: Vec<&str> = decoded
+        .series
+        .iter()
+        .filter(|s| s.kind.is_none())
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut remembered = app.remote_write_types.kinds(client, &unknown).into_iter();
+    let mut out = Vec::with_capacity(decoded.samples);
+    for series in &decoded.series {
+        let kind = match series.kind {
+            Some(k) => Some(k),
+            None => remembered.next().flatten(),
+        };
+        let kind = metric_type(kind);
+        let tags: std::collections::BTreeMap<_, _> = series
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect();
+        for &(value, ts) in &series.samples {
+            out.push(Metric {
+                name: series.name.as_str().into(),
+                value,
+                kind,
+                tags: tags.clone(),
+                timestamp: Some(ts.max(0) as u64),
+                created_timestamp: series.created_timestamp_ms.map(|t| t.max(0) as u64),
+            });
+        }
+    }
+    out
+}
+
+fn metric_type(kind: Option<Kind>) -> MetricType {
+    match kind {
+        Some(Kind::Counter) => MetricType::Counter,
+        Some(Kind::Gauge) => MetricType::Gauge,
+        Some(Kind::Histogram) => MetricType::Histogram,
+        Some(Kind::Summary) => MetricType::Summary,
+        None => MetricType::Unknown,
+    }
+}
