@@ -110,9 +110,7 @@ fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
             ))
         }
         None if !request.timeseries.is_empty() => {
-            return Err(
-                "symbols is empty: remote write 2.0 requires the empty string first".into(),
-            )
+            return Err("symbols is empty: remote write 2.0 requires the empty string first".into())
         }
         _ => {}
     }
@@ -160,9 +158,7 @@ fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
                 continue;
             }
         };
-        let kind = TypeV2::try_from(metadata.r#type)
-            .ok()
-            .and_then(kind_of_v2);
+        let kind = TypeV2::try_from(metadata.r#type).ok().and_then(kind_of_v2);
         if let Some(kind) = kind {
             // Series of one family usually come together: one entry for them.
             if out.metadata.last().is_none_or(|(last, _)| last != name) {
@@ -191,9 +187,7 @@ fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
                 .collect(),
             kind,
             samples: kept,
-            created_timestamp_ms: Some(series.created_timestamp)
-                .filter(|&t| t != 0)
-                .or(start),
+            created_timestamp_ms: Some(series.created_timestamp).filter(|&t| t != 0).or(start),
         });
     }
     Ok(out)
@@ -314,14 +308,18 @@ fn wrong_version(asked: Version, bytes: &[u8]) -> String {
                 "a remote write 2.0 body (symbols and timeseries, fields 4 and 5) sent as 1.0: \
                  send Content-Type: {PROTOBUF};proto={PROTO_V2}"
             ),
-            _ => format!("no timeseries or metadata in a {n}-byte body: not a remote write 1.0 WriteRequest"),
+            _ => format!(
+                "no timeseries or metadata in a {n}-byte body: not a remote write 1.0 WriteRequest"
+            ),
         },
         Version::V2 => match v1::WriteRequest::decode(bytes) {
             Ok(r) if !r.timeseries.is_empty() || !r.metadata.is_empty() => format!(
                 "a remote write 1.0 body (timeseries and metadata, fields 1 and 3) sent as 2.0: \
                  send Content-Type: {PROTOBUF} or {PROTOBUF};proto={PROTO_V1}"
             ),
-            _ => format!("no symbols or timeseries in a {n}-byte body: not a remote write 2.0 Request"),
+            _ => format!(
+                "no symbols or timeseries in a {n}-byte body: not a remote write 2.0 Request"
+            ),
         },
     }
 }

@@ -68,9 +68,7 @@ pub(super) fn metric_name_ok(name: &str) -> bool {
 fn label_name_ok(name: &str) -> bool {
     let mut bytes = name.bytes();
     let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'));
-    first_ok
-        && name.len() <= MAX_NAME_LEN
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    first_ok && name.len() <= MAX_NAME_LEN && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Checks every label rule of the module doc; Ok is the metric name, Err
