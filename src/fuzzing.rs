@@ -376,3 +376,77 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// Prometheus remote_write. The first byte's low bit chooses the version
+/// the body is decoded as first, the next bit whether the rest is snappy
+/// (else it is the protobuf itself). Both versions are decoded either way:
+/// an error is a short message, and whatever is accepted obeys every rule
+/// of [`crate::remote_write`].
+pub fn check_remote_write(data: &[u8]) {
+    use crate::remote_write::{self as rw, Decompress, Version};
+
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let plain = if flags & 2 != 0 {
+        match rw::decompress(body, MAX_BODY) {
+            Ok(plain) => {
+                assert!(plain.len() <= MAX_BODY);
+                plain
+            }
+            Err(Decompress::TooLarge { declared, .. }) => {
+                assert!(declared > MAX_BODY as u64);
+                return;
+            }
+            Err(Decompress::Invalid(message)) => {
+                assert!(!message.is_empty());
+                return;
+            }
+        }
+    } else {
+        body.to_vec()
+    };
+    let versions = if flags & 1 == 0 {
+        [Version::V1, Version::V2]
+    } else {
+        [Version::V2, Version::V1]
+    };
+    const NOW_MS: i64 = 1_700_000_000_000;
+    for version in versions {
+        match rw::decode(version, &plain, NOW_MS) {
+            Ok(decoded) => check_remote_write_decoded(&decoded, NOW_MS),
+            Err(message) => assert!(!message.is_empty() && message.len() <= 1000, "{message}"),
+        }
+    }
+}
+
+fn check_remote_write_decoded(d: &crate::remote_write::Decoded, now_ms: i64) {
+    use crate::remote_write as rw;
+
+    let mut samples = 0;
+    for s in &d.series {
+        assert!(!s.name.is_empty() && s.name.len() <= rw::MAX_NAME_LEN);
+        assert!(!s.name.chars().any(char::is_control), "{:?}", s.name);
+        assert!(s.labels.len() <= rw::MAX_LABELS);
+        for pair in s.labels.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{:?}", s.labels);
+        }
+        for (name, value) in &s.labels {
+            assert!(name != "__name__" && !name.is_empty() && name.len() <= rw::MAX_NAME_LEN);
+            assert!(!value.is_empty() && value.len() <= rw::MAX_VALUE_LEN);
+        }
+        assert!(!s.samples.is_empty());
+        for &(_, ts) in &s.samples {
+            assert!((0..=now_ms + rw::MAX_FUTURE_MS).contains(&ts), "{ts}");
+        }
+        samples += s.samples.len();
+    }
+    assert_eq!(samples, d.samples);
+    assert!(d.refused.reasons.len() <= rw::MAX_REASONS);
+    assert!(d
+        .refused
+        .reasons
+        .iter()
+        .all(|r| !r.is_empty() && r.len() <= rw::MAX_REASON_LEN));
+    assert_eq!(d.refused.is_empty(), d.refused.reasons.is_empty());
+}

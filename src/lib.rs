@@ -17,4 +17,5 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod queue;
+pub mod remote_write;
 pub mod telemetry;

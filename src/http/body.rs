@@ -73,7 +73,9 @@ pub async fn read_raw(body: Body, headers: &HeaderMap, max: usize) -> Result<Byt
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
-        Err(e) => Err(ApiError::bad_request(format!("body: could not be read: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "body: could not be read: {e}"
+        ))),
     }
 }
 

@@ -58,7 +58,7 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
 
     let raw = read_raw(body, &parts.headers, app.max_body).await?;
     let bytes = remote_write::decompress(&raw, app.max_body).map_err(|e| match e {
-        Decompress::TooLarge { declared } => ApiError::new(
+        Decompress::TooLarge { declared, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "body: snappy declares {declared} bytes uncompressed, over the limit of {} bytes",
@@ -97,7 +97,7 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
     }
 
     let refused = &decoded.refused;
-    let mut response = if refused.series == 0 && refused.samples == 0 {
+    let mut response = if refused.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else {
         let t = &app.telemetry;

@@ -60,7 +60,13 @@ mod tests {
     #[test]
     fn types_are_per_sender_and_latest_wins() {
         let cache = TypeCache::default();
-        cache.remember("a", &[("up".into(), Kind::Gauge), ("http_requests_total".into(), Kind::Counter)]);
+        cache.remember(
+            "a",
+            &[
+                ("up".into(), Kind::Gauge),
+                ("http_requests_total".into(), Kind::Counter),
+            ],
+        );
         cache.remember("a", &[("up".into(), Kind::Counter)]);
         assert_eq!(
             cache.kinds("a", &["up", "http_requests_total", "other"]),

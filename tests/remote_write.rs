@@ -1,0 +1,480 @@
+//! `POST /api/v1/write` end to end in-process: what each request gets, and
+//! what `consume` reads back, value for value (NaN staleness markers and
+//! infinities included).
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::in_process::InProcess;
+use common::{consume_all, request, Response};
+use metricstream::queue::AckMode;
+use prompb::{v1, v2};
+use prost::Message as _;
+
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+const V1: &str = "application/x-protobuf";
+const V2: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn snappy(raw: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(raw).unwrap()
+}
+
+fn post(s: &InProcess, content_type: &str, body: &[u8]) -> Response {
+    request(
+        s.addr,
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", content_type),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ("Authorization", "prom-a"),
+        ],
+        body,
+    )
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<v1::Label> {
+    pairs
+        .iter()
+        .map(|(n, v)| v1::Label {
+            name: n.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
+}
+
+fn series(pairs: &[(&str, &str)], samples: &[(f64, i64)]) -> v1::TimeSeries {
+    v1::TimeSeries {
+        labels: labels(pairs),
+        samples: samples
+            .iter()
+            .map(|&(value, timestamp)| v1::Sample { value, timestamp })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn v1_body(timeseries: Vec<v1::TimeSeries>, metadata: Vec<v1::MetricMetadata>) -> Vec<u8> {
+    snappy(
+        &v1::WriteRequest {
+            timeseries,
+            metadata,
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn counter_metadata(family: &str) -> v1::MetricMetadata {
+    v1::MetricMetadata {
+        r#type: v1::metric_metadata::MetricType::Counter as i32,
+        metric_family_name: family.to_string(),
+        help: "help".into(),
+        unit: String::new(),
+    }
+}
+
+/// The error message; "" for an answer without a body (204).
+fn error_of(r: &Response) -> String {
+    if r.body.is_empty() {
+        return String::new();
+    }
+    r.json()["error"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn v1_samples_are_read_back_exactly_with_their_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let t = now_ms();
+    // Prometheus sends metadata in requests of its own: remembered per sender.
+    let r = post(
+        &s,
+        V1,
+        &v1_body(vec![], vec![counter_metadata("http_requests_total")]),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let body = v1_body(
+        vec![
+            series(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("code", "200"),
+                    ("job", "api"),
+                ],
+                &[(1.0, t - 2000), (2.5, t - 1000)],
+            ),
+            series(
+                &[("__name__", "up"), ("instance", "a:9100"), ("job", "node")],
+                &[
+                    (f64::from_bits(STALE_NAN), t - 3),
+                    (f64::INFINITY, t - 2),
+                    (f64::NEG_INFINITY, t - 1),
+                    (0.1 + 0.2, t),
+                ],
+            ),
+        ],
+        vec![],
+    );
+    let r = post(&s, V1, &body);
+    assert_eq!(r.status, 204, "{r:?}");
+    let stats = request(s.addr, "GET", "/stats", &[], b"").json();
+    assert_eq!(stats["protocols"]["remote_write"]["samples_received"], 6);
+    assert_eq!(s.stop().lost, 0);
+
+    let lines = consume_all(dir.path(), "check");
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    let first = &lines[0];
+    assert_eq!(first["name"], "http_requests_total");
+    assert_eq!(first["type"], "counter");
+    assert_eq!(first["client_id"], "prom-a");
+    assert_eq!(
+        first["tags"],
+        serde_json::json!({"code": "200", "job": "api"})
+    );
+    assert_eq!(first["timestamp"], t - 2000);
+    assert_eq!(first["value"], 1.0);
+    let up: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "up").collect();
+    assert_eq!(up[0]["type"], "unknown", "no metadata was sent for up");
+    assert_eq!(up[0]["value"], "StaleNaN");
+    assert_eq!(up[1]["value"], "+Inf");
+    assert_eq!(up[2]["value"], "-Inf");
+    assert_eq!(
+        up[3]["value"].as_f64().unwrap().to_bits(),
+        (0.1f64 + 0.2).to_bits()
+    );
+    assert_eq!(up[3]["timestamp"], t);
+}
+
+#[test]
+fn v2_symbols_types_created_timestamps_and_written_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let t = now_ms();
+    let req = v2::Request {
+        symbols: [
+            "",
+            "__name__",
+            "jobs_done_total",
+            "job",
+            "batch",
+            "help text",
+            "temp_celsius",
+        ]
+        .map(String::from)
+        .to_vec(),
+        timeseries: vec![
+            v2::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![v2::Sample {
+                    value: 7.0,
+                    timestamp: t,
+                    ..Default::default()
+                }],
+                metadata: Some(v2::Metadata {
+                    r#type: v2::metadata::MetricType::Counter as i32,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
+                created_timestamp: t - 60_000,
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: vec![1, 6, 3, 4],
+                samples: vec![v2::Sample {
+                    value: -3.5,
+                    timestamp: t,
+                    ..Default::default()
+                }],
+                metadata: Some(v2::Metadata {
+                    r#type: v2::metadata::MetricType::Gauge as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ],
+    };
+    let r = post(&s, V2, &snappy(&req.encode_to_vec()));
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        r.header("x-prometheus-remote-write-samples-written"),
+        Some("2")
+    );
+    assert_eq!(
+        r.header("x-prometheus-remote-write-histograms-written"),
+        Some("0")
+    );
+    assert_eq!(
+        r.header("x-prometheus-remote-write-exemplars-written"),
+        Some("0")
+    );
+    // A ref past the symbol table refuses that series only.
+    let mut bad = req.clone();
+    bad.timeseries[1].labels_refs = vec![1, 6, 3, 99];
+    let r = post(&s, V2, &snappy(&bad.encode_to_vec()));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        r.header("x-prometheus-remote-write-samples-written"),
+        Some("1")
+    );
+    assert!(error_of(&r).contains("1 series refused"), "{r:?}");
+    assert_eq!(s.stop().lost, 0);
+
+    let lines = consume_all(dir.path(), "check");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["name"], "jobs_done_total");
+    assert_eq!(lines[0]["type"], "counter");
+    assert_eq!(lines[0]["created_timestamp"], t - 60_000);
+    assert_eq!(lines[0]["tags"], serde_json::json!({"job": "batch"}));
+    assert_eq!(lines[1]["name"], "temp_celsius");
+    assert_eq!(lines[1]["type"], "gauge");
+    assert_eq!(lines[1]["value"], -3.5);
+}
+
+#[test]
+fn one_bad_series_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let t = now_ms();
+    let body = v1_body(
+        vec![
+            series(&[("__name__", "good"), ("job", "a")], &[(1.0, t)]),
+            series(
+                &[("__name__", "x"), ("zone", "b"), ("job", "y")],
+                &[(2.0, t)],
+            ),
+            series(&[("__name__", "good"), ("job", "b")], &[(3.0, t)]),
+        ],
+        vec![],
+    );
+    let r = post(&s, V1, &body);
+    assert_eq!(r.status, 400, "{r:?}");
+    let e = error_of(&r);
+    assert!(e.contains("1 series refused (1 samples"), "{e}");
+    assert!(e.contains("2 samples stored"), "{e}");
+    assert!(
+        e.contains(r#"{__name__="x""#) && e.contains("not sorted"),
+        "{e}"
+    );
+    assert_eq!(s.stop().lost, 0);
+    let values: Vec<f64> = consume_all(dir.path(), "c")
+        .iter()
+        .map(|l| l["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, vec![1.0, 3.0]);
+}
+
+/// Each hostile request gets its documented answer, stores nothing it should
+/// not, and the server keeps serving.
+#[test]
+fn hostile_requests_get_their_documented_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let t = now_ms();
+    let good = |name: &str| series(&[("__name__", name), ("job", "j")], &[(1.0, t)]);
+    let v1_raw = v1::WriteRequest {
+        timeseries: vec![good("a"), good("b")],
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let v2_raw = v2::Request {
+        symbols: ["", "__name__", "a"].map(String::from).to_vec(),
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: vec![v2::Sample {
+                value: 1.0,
+                timestamp: t,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    // A 100-byte body whose snappy header declares 4 GiB.
+    let mut huge = vec![0x80, 0x80, 0x80, 0x80, 0x10];
+    huge.resize(100, 0);
+    let mut unknown_field = v1_raw.clone();
+    // Field 15, varint 1: a field this version does not know.
+    unknown_field.extend_from_slice(&[0x78, 0x01]);
+    let ten_thousand: Vec<v1::TimeSeries> = (0..10_000)
+        .map(|i| {
+            series(
+                &[("__name__", "many"), ("i", &i.to_string())],
+                &[(i as f64, t)],
+            )
+        })
+        .collect();
+
+    type Case = (&'static str, &'static str, Vec<u8>, u16, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "not snappy",
+            V1,
+            b"definitely not snappy".to_vec(),
+            400,
+            "not valid snappy",
+        ),
+        (
+            "snappy declaring 4 GiB",
+            V1,
+            huge,
+            413,
+            "declares 4294967296 bytes",
+        ),
+        (
+            "truncated protobuf",
+            V1,
+            snappy(&v1_raw[..v1_raw.len() - 3]),
+            400,
+            "body:",
+        ),
+        (
+            "unknown protobuf field",
+            V1,
+            snappy(&unknown_field),
+            204,
+            "",
+        ),
+        (
+            "missing __name__",
+            V1,
+            v1_body(vec![series(&[("job", "j")], &[(1.0, t)])], vec![]),
+            400,
+            "__name__",
+        ),
+        (
+            "unsorted labels",
+            V1,
+            v1_body(
+                vec![series(
+                    &[("__name__", "a"), ("z", "1"), ("b", "2")],
+                    &[(1.0, t)],
+                )],
+                vec![],
+            ),
+            400,
+            "not sorted",
+        ),
+        (
+            "duplicate labels",
+            V1,
+            v1_body(
+                vec![series(
+                    &[("__name__", "a"), ("b", "1"), ("b", "2")],
+                    &[(1.0, t)],
+                )],
+                vec![],
+            ),
+            400,
+            "duplicate label",
+        ),
+        (
+            "empty label value",
+            V1,
+            v1_body(
+                vec![series(&[("__name__", "a"), ("b", "")], &[(1.0, t)])],
+                vec![],
+            ),
+            400,
+            "empty value",
+        ),
+        (
+            "timestamp before 1970",
+            V1,
+            v1_body(vec![series(&[("__name__", "a")], &[(1.0, -1)])], vec![]),
+            400,
+            "1 samples",
+        ),
+        (
+            "timestamp a day ahead",
+            V1,
+            v1_body(
+                vec![series(&[("__name__", "a")], &[(1.0, t + 86_400_000)])],
+                vec![],
+            ),
+            400,
+            "1 samples",
+        ),
+        (
+            "NaN and infinities",
+            V1,
+            v1_body(
+                vec![series(
+                    &[("__name__", "a")],
+                    &[(f64::NAN, t), (f64::INFINITY, t)],
+                )],
+                vec![],
+            ),
+            204,
+            "",
+        ),
+        ("10,000 series", V1, v1_body(ten_thousand, vec![]), 204, ""),
+        (
+            "2.0 body sent as 1.0",
+            V1,
+            snappy(&v2_raw),
+            400,
+            "a remote write 2.0 body",
+        ),
+        (
+            "1.0 body sent as 2.0",
+            V2,
+            snappy(&v1_raw),
+            400,
+            "a remote write 1.0 body",
+        ),
+        (
+            "JSON content type",
+            "application/json",
+            snappy(&v1_raw),
+            415,
+            "Content-Type",
+        ),
+        (
+            "unknown proto parameter",
+            "application/x-protobuf;proto=io.prometheus.write.v9.Request",
+            snappy(&v1_raw),
+            415,
+            "unsupported Content-Type",
+        ),
+    ];
+    for (what, content_type, body, status, says) in &cases {
+        let r = post(&s, content_type, body);
+        assert_eq!(r.status, *status, "{what}: {r:?}");
+        assert!(error_of(&r).contains(says), "{what}: {r:?}");
+        assert_eq!(
+            request(s.addr, "GET", "/health", &[], b"").status,
+            200,
+            "after {what}"
+        );
+    }
+    // Snappy is the only encoding remote_write takes.
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v1/write",
+        &[("Content-Type", V1), ("Content-Encoding", "gzip")],
+        &v1_raw,
+    );
+    assert_eq!(r.status, 415, "{r:?}");
+    assert!(error_of(&r).contains("snappy"), "{r:?}");
+    // Native histograms and exemplars are refused, counted; float samples stay.
+    let mut with_extras = series(&[("__name__", "h")], &[(1.0, t)]);
+    with_extras.histograms = vec![v1::Histogram::default(); 3];
+    with_extras.exemplars = vec![v1::Exemplar::default(); 2];
+    let r = post(&s, V1, &v1_body(vec![with_extras], vec![]));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        error_of(&r).contains("3 native histogram samples, 2 exemplars"),
+        "{r:?}"
+    );
+    assert_eq!(s.stop().lost, 0);
+}
