@@ -771,3 +771,28 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
     }
 }
+
+#[test]
+fn metadata_only_requests_are_not_refused() {
+    let body = v1::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![v1::MetricMetadata {
+            r#type: v1::metric_metadata::MetricType::Summary as i32,
+            metric_family_name: "rpc_seconds".into(),
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let d = decode(Version::V1, &body, NOW).unwrap();
+    assert_eq!(d.metadata, vec![("rpc_seconds".to_string(), Kind::Summary)]);
+    assert!(d.series.is_empty() && d.refused.is_empty());
+
+    let mut b = V2::new();
+    b.series(&[("__name__", "rpc_seconds")], &[]).metadata = Some(v2::Metadata {
+        r#type: v2::metadata::MetricType::Summary as i32,
+        ..Default::default()
+    });
+    let d = b.decode().unwrap();
+    assert_eq!(d.metadata, vec![("rpc_seconds".to_string(), Kind::Summary)]);
+    assert!(d.series.is_empty() && d.refused.is_empty());
+}
