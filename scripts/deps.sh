@@ -4,7 +4,8 @@
 # toolchain, pkg-config, OpenSSL and zlib headers (librdkafka is built from
 # source by the rdkafka crate), the tansu broker (scripts/kafka-broker.sh,
 # ~10 minutes, cached in ~/.cache/metricstream) and Python's confluent-kafka
-# in a venv there (the independent Kafka reader). Everything already present
+# in a venv there (the independent Kafka reader), and Debian's prometheus and
+# prometheus-node-exporter (a real remote_write sender). Everything already present
 # is skipped.
 
 if ! command -v cargo >/dev/null; then
@@ -44,6 +45,19 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
+
+# Prometheus 2.42 (a real remote_write sender, and a store) and the node
+# exporter it scrapes, for the remote_write tests. Their packages register
+# services; the tests start their own instances on free loopback ports.
+prom_missing=()
+command -v prometheus >/dev/null || prom_missing+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || prom_missing+=(prometheus-node-exporter)
+if [ "${#prom_missing[@]}" -gt 0 ]; then
+  apt_install "${prom_missing[@]}"
+fi
+METRICSTREAM_PROMETHEUS="$(command -v prometheus)"
+METRICSTREAM_NODE_EXPORTER="$(command -v prometheus-node-exporter)"
+export METRICSTREAM_PROMETHEUS METRICSTREAM_NODE_EXPORTER
 
 # The Kafka-API broker the Kafka tests run against.
 METRICSTREAM_TANSU="$(./scripts/kafka-broker.sh install)"

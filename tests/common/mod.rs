@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod in_process;
+pub mod prometheus;
 pub mod report;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,11 +53,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `metricstream serve` on 127.0.0.1:0 and waits until it listens.
+    /// Starts `metricstream serve` on 127.0.0.1:0 (unless `extra` has a
+    /// `--listen`) and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(listen)
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("METRICSTREAM_LOG", "info")
