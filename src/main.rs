@@ -73,6 +73,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             queue,
             Auth::new(keys),
             Limits {
+                partition_by: a.partition_by,
                 rate_limit: a.rate_limit,
                 max_body: a.max_body,
                 max_inflight: a.max_inflight,

@@ -478,3 +478,69 @@ fn hostile_requests_get_their_documented_answers() {
     );
     assert_eq!(s.stop().lost, 0);
 }
+
+/// `--partition-by series`: one request spreads over the partitions, each
+/// series' samples stay in one partition and in order across requests, and
+/// the message key names the part's first series.
+#[test]
+fn series_partitioning_spreads_a_sender_and_keeps_each_series_in_order() {
+    use metricstream::queue::PartitionBy;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start_with(dir.path(), AckMode::Durable, PartitionBy::Series);
+    let t = now_ms() - 10_000;
+    for round in 0..3 {
+        let all: Vec<v1::TimeSeries> = (0..200)
+            .map(|i| {
+                let id = i.to_string();
+                let samples = [
+                    (round as f64, t + round * 1000),
+                    (round as f64 + 0.5, t + round * 1000 + 1),
+                ];
+                series(
+                    &[("__name__", "load"), ("cpu", &id), ("job", "n")],
+                    &samples,
+                )
+            })
+            .collect();
+        let r = post(&s, V1, &v1_body(all, vec![]));
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    assert_eq!(s.stop().lost, 0);
+    let lines = consume_all(dir.path(), "check");
+    assert_eq!(lines.len(), 200 * 3 * 2);
+    let mut partitions_of: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut order: BTreeMap<String, Vec<(u64, u64, i64)>> = BTreeMap::new();
+    for l in &lines {
+        let cpu = l["tags"]["cpu"].as_str().unwrap().to_string();
+        let p = l["partition"].as_u64().unwrap();
+        partitions_of.entry(cpu.clone()).or_default().insert(p);
+        order.entry(cpu).or_default().push((
+            p,
+            l["offset"].as_u64().unwrap(),
+            l["timestamp"].as_i64().unwrap(),
+        ));
+    }
+    assert!(
+        partitions_of.values().all(|p| p.len() == 1),
+        "a series in two partitions"
+    );
+    let used: BTreeSet<u64> = partitions_of.values().flatten().copied().collect();
+    assert_eq!(
+        used.len(),
+        4,
+        "200 series of one sender over all 4 partitions: {used:?}"
+    );
+    for (cpu, mut points) in order {
+        points.sort();
+        let stamps: Vec<i64> = points.iter().map(|p| p.2).collect();
+        let mut sorted = stamps.clone();
+        sorted.sort();
+        assert_eq!(
+            stamps, sorted,
+            "series cpu={cpu}: samples out of order in the log"
+        );
+    }
+    assert!(lines.iter().all(|l| l["client_id"] == "prom-a"));
+}

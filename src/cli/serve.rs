@@ -12,7 +12,7 @@ use metricstream::auth::ApiKey;
 use metricstream::log::{LogConfig, SyncMode};
 use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
-use metricstream::queue::AckMode;
+use metricstream::queue::{AckMode, PartitionBy};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -29,6 +29,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "durable", env = "METRICSTREAM_ACK",
           value_parser = EnumValueParser::<AckChoice>::new().map(AckMode::from))]
     pub ack: AckMode,
+    /// What picks a message's partition for remote_write: the client id, or
+    /// each series (name and sorted labels), which keeps a series in order in
+    /// one partition while one big sender spreads over all of them.
+    /// `POST /metrics` batches always stay whole in the client's partition.
+    #[arg(long, default_value = "client", env = "METRICSTREAM_PARTITION_BY",
+          value_parser = EnumValueParser::<PartitionChoice>::new().map(PartitionBy::from))]
+    pub partition_by: PartitionBy,
     /// Worker threads serving HTTP [default: one per core].
     #[arg(long, env = "METRICSTREAM_WORKERS")]
     pub workers: Option<usize>,
@@ -124,6 +131,24 @@ impl From<AckChoice> for AckMode {
         match a {
             AckChoice::Durable => AckMode::Durable,
             AckChoice::Accepted => AckMode::Accepted,
+        }
+    }
+}
+
+/// The `--partition-by` choices, for [`PartitionBy`].
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PartitionChoice {
+    /// The client id (the API key's name, or the Authorization header).
+    Client,
+    /// Each series: murmur2 of the name and the sorted labels.
+    Series,
+}
+
+impl From<PartitionChoice> for PartitionBy {
+    fn from(p: PartitionChoice) -> PartitionBy {
+        match p {
+            PartitionChoice::Client => PartitionBy::Client,
+            PartitionChoice::Series => PartitionBy::Series,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! series are stored and the 400 says how many were refused and why. A 429
 //! or 503 means nothing was stored: the sender retries the whole request.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +21,8 @@ use super::body::{check_headers, read_raw};
 use super::error::ApiError;
 use super::state::App;
 use crate::batch::{self, Metric, MetricType};
-use crate::queue::Message;
+use crate::queue::partitioner::{partition_for, series_key};
+use crate::queue::{Message, PartitionBy};
 use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
 use crate::telemetry::Protocol;
 
@@ -78,18 +80,27 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
     app.remote_write_types
         .remember(&admitted.client, &decoded.metadata);
 
-    let metrics = metrics_of(app, &admitted.client, &decoded);
-    let written = metrics.len();
-    if written > 0 {
+    let parts = parts_of(app, &admitted.client, &decoded);
+    let written: usize = parts.iter().map(|(_, m)| m.len()).sum();
+    // Every part must be durable before the 2xx. If one fails, the sender
+    // retries the whole request: parts already stored are stored twice,
+    // never lost.
+    let sends = parts.into_iter().map(|(key, metrics)| {
         let value = batch::normalize(&admitted.client, now_ms.max(0) as u64, metrics);
-        let msg = Message {
-            key: admitted.client,
+        app.queue.send(Message {
+            key,
             value,
             timestamp_ms: now_ms,
-        };
-        app.queue.send(msg).await?;
+        })
+    });
+    let stored = futures_util::future::join_all(sends).await;
+    let batches = stored.len();
+    for result in stored {
+        result?;
+    }
+    if written > 0 {
         let t = &app.telemetry;
-        t.batches_processed.inc();
+        t.batches_processed.inc_by(batches as u64);
         t.metrics_received.inc_by(written as u64);
         t.samples_received
             .with_label_values(&[Protocol::RemoteWrite.as_str()])
@@ -144,8 +155,11 @@ fn check_snappy(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// One stored metric per sample: name, labels as tags, value and timestamp
 /// exactly as sent, and the type the sender gave (in this request or in an
-/// earlier metadata request), else `unknown`.
-fn metrics_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<Metric<'a>> {
+/// earlier metadata request), else `unknown`. Grouped into one part per
+/// partition key: the client's, or with `--partition-by series` each
+/// series' (a part is keyed by its first series, which hashes to the part's
+/// partition like all the others in it).
+fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<(String, Vec<Metric<'a>>)> {
     let unknown: Vec<&str> = decoded
         .series
         .iter()
@@ -153,20 +167,38 @@ fn metrics_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<Metric<'
         .map(|s| s.name.as_str())
         .collect();
     let mut remembered = app.remote_write_types.kinds(client, &unknown).into_iter();
-    let mut out = Vec::with_capacity(decoded.samples);
+    let partitions = match app.partition_by {
+        PartitionBy::Client => 1,
+        PartitionBy::Series => app.queue.partitions().max(1),
+    };
+    let mut parts: Vec<(String, Vec<Metric<'a>>)> = (0..partitions)
+        .map(|_| (String::new(), Vec::new()))
+        .collect();
     for series in &decoded.series {
         let kind = match series.kind {
             Some(k) => Some(k),
             None => remembered.next().flatten(),
         };
+        let part = match app.partition_by {
+            PartitionBy::Client => &mut parts[0],
+            PartitionBy::Series => {
+                let labels = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                let key = series_key(&series.name, labels);
+                let part = &mut parts[partition_for(key.as_bytes(), partitions) as usize];
+                if part.0.is_empty() {
+                    part.0 = key;
+                }
+                part
+            }
+        };
         let kind = metric_type(kind);
-        let tags: std::collections::BTreeMap<_, _> = series
+        let tags: BTreeMap<_, _> = series
             .labels
             .iter()
             .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
             .collect();
         for &(value, ts) in &series.samples {
-            out.push(Metric {
+            part.1.push(Metric {
                 name: series.name.as_str().into(),
                 value,
                 kind,
@@ -176,7 +208,11 @@ fn metrics_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<Metric<'
             });
         }
     }
-    out
+    if app.partition_by == PartitionBy::Client {
+        parts[0].0 = client.to_string();
+    }
+    parts.retain(|(_, metrics)| !metrics.is_empty());
+    parts
 }
 
 fn metric_type(kind: Option<Kind>) -> MetricType {

@@ -8,13 +8,16 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::limits::ClientLimiter;
-use crate::queue::Queue;
+use crate::queue::{PartitionBy, Queue};
 use crate::remote_write::types::TypeCache;
 use crate::telemetry::Telemetry;
 
-/// Per-request limits shared by every ingest endpoint.
+/// Per-request settings shared by every ingest endpoint.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// What decides a message's partition (remote_write; `POST /metrics`
+    /// batches stay whole, in their client's partition).
+    pub partition_by: PartitionBy,
     /// Requests per second per client; 0 = off.
     pub rate_limit: u32,
     /// Largest body, before and after decompression.
@@ -30,6 +33,7 @@ pub struct App {
     pub rate_limit: u32,
     pub telemetry: Arc<Telemetry>,
     pub max_body: usize,
+    pub partition_by: PartitionBy,
     pub inflight: Semaphore,
     pub shutting_down: AtomicBool,
     /// Metric types remote_write senders described in metadata requests.
@@ -50,6 +54,7 @@ impl App {
             rate_limit: limits.rate_limit,
             telemetry,
             max_body: limits.max_body,
+            partition_by: limits.partition_by,
             inflight: Semaphore::new(limits.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
             remote_write_types: TypeCache::default(),

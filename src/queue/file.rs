@@ -213,6 +213,10 @@ impl FileQueue {
 }
 
 impl Queue for FileQueue {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {
         Box::pin(async move {
             if self.shared.closing.load(Ordering::Acquire) {

@@ -16,6 +16,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// What decides a message's partition (`--partition-by`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PartitionBy {
+    /// The client id: a client's batches stay in order in one partition.
+    #[default]
+    Client,
+    /// Each series (name and sorted labels): a series' samples stay in order
+    /// in one partition, while one big sender spreads over all of them.
+    Series,
+}
+
 /// When a batch counts as accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,10 +37,12 @@ pub enum AckMode {
     Accepted,
 }
 
-/// One queue message: one accepted batch.
+/// One queue message: one accepted batch (or, partitioned by series, the
+/// part of one that goes to one partition).
 #[derive(Debug)]
 pub struct Message {
-    /// The client id: the partition key.
+    /// The partition key: the client id, or with `--partition-by series` the
+    /// series key of the part's first series.
     pub key: String,
     /// The normalized batch (JSON).
     pub value: Vec<u8>,
@@ -73,6 +86,9 @@ pub trait Queue: Send + Sync + 'static {
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>>;
     /// True when a write would be taken now (`/ready`).
     fn ready(&self) -> bool;
+    /// Partitions now: a message goes to `partition_for(key, partitions())`,
+    /// so a caller can choose keys that spread a request over them.
+    fn partitions(&self) -> u32;
     /// The server stopped taking requests and calls [`shutdown`](Self::shutdown)
     /// by `deadline`: requests still waiting in `send` should get their
     /// answer before then. Default: they finish by themselves.

@@ -36,6 +36,27 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
+/// The key of one series under `--partition-by series`: the name and the
+/// labels, sorted by label name, in Prometheus' notation without escaping
+/// (`http_requests_total{code="200",job="api"}`). It is the partition key, so
+/// all samples of a series go to one partition, in order.
+pub fn series_key<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut key = String::with_capacity(name.len() + 64);
+    key.push_str(name);
+    key.push('{');
+    for (i, (k, v)) in labels.into_iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(k);
+        key.push_str("=\"");
+        key.push_str(v);
+        key.push('"');
+    }
+    key.push('}');
+    key
+}
+
 /// The partition Kafka's Java client picks for a keyed record.
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
     ((murmur2(key) & 0x7fff_ffff) as u32) % partitions.max(1)

@@ -11,7 +11,7 @@ use metricstream::auth::Auth;
 use metricstream::http::{self, connections, App, Limits, ServerConfig};
 use metricstream::log::{LogConfig, SyncMode};
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
-use metricstream::queue::{AckMode, Queue, ShutdownReport};
+use metricstream::queue::{AckMode, PartitionBy, Queue, ShutdownReport};
 use metricstream::telemetry::Telemetry;
 use tokio::sync::oneshot;
 
@@ -27,6 +27,11 @@ impl InProcess {
     /// An embedded-log server over `data_dir` with 4 partitions and the
     /// CLI's defaults, acking as `ack` says.
     pub fn start(data_dir: &Path, ack: AckMode) -> InProcess {
+        InProcess::start_with(data_dir, ack, PartitionBy::Client)
+    }
+
+    /// The same, partitioning remote_write as `partition_by` says.
+    pub fn start_with(data_dir: &Path, ack: AckMode, partition_by: PartitionBy) -> InProcess {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -53,6 +58,7 @@ impl InProcess {
             )
         };
         let limits = Limits {
+            partition_by,
             rate_limit: 0,
             max_body: 1 << 20,
             max_inflight: 1024,

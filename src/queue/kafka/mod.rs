@@ -463,6 +463,10 @@ impl Drop for Gauge<'_> {
 }
 
 impl Queue for KafkaQueue {
+    fn partitions(&self) -> u32 {
+        self.inner.partitions.load(Ordering::Acquire)
+    }
+
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {
         Box::pin(async move {
             let inner = &self.inner;
