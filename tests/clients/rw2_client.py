@@ -164,7 +164,14 @@ def _self_check():
     assert got == want, f"wire bytes {got.hex()} != {want.hex()}"
 
 
-STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+def from_bits(bits):
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+# Prometheus' staleness marker (value.StaleNaN) and the NaN it writes for a
+# scraped "NaN" (value.NormalNaN); Python's own NaN has other bits.
+STALE_NAN = from_bits(0x7FF0000000000002)
+NORMAL_NAN = from_bits(0x7FF8000000000001)
 
 
 class Builder:
@@ -241,7 +248,8 @@ def cases(t):
     out = []
 
     # A normal request: a counter with metadata and start timestamps, gauges
-    # with awkward finite values, NaN, ±Inf and the staleness marker.
+    # with awkward finite values, Prometheus' NaN, another NaN payload, ±Inf
+    # and the staleness marker.
     b = Builder()
     b.series(
         [("__name__", "jobs_done_total"), ("case", "normal"), ("job", "batch")],
@@ -270,6 +278,7 @@ def cases(t):
     b.series(
         [("__name__", "up"), ("case", "normal"), ("job", "batch")],
         [
+            (NORMAL_NAN, t - 5),
             (math.nan, t - 4),
             (math.inf, t - 3),
             (-math.inf, t - 2),
