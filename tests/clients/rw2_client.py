@@ -122,7 +122,7 @@ def _types():
         ],
     )
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
+    pool.AddSerializedFile(file.SerializeToString())
 
     def cls(name):
         d = pool.FindMessageTypeByName(PACKAGE + "." + name)
