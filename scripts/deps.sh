@@ -63,14 +63,25 @@ export METRICSTREAM_PROMETHEUS METRICSTREAM_NODE_EXPORTER
 METRICSTREAM_TANSU="$(./scripts/kafka-broker.sh install)"
 export METRICSTREAM_TANSU
 
-# The independent Kafka client the tests read Kafka back with.
+# The independent Kafka client the tests read Kafka back with, and what the
+# independent remote_write 2.0 client (tests/clients/rw2_client.py) builds
+# its requests with: protobuf (messages described at run time, no protoc)
+# and cramjam (snappy block format).
 VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import confluent_kafka' >/dev/null 2>&1; then
+if [ ! -x "$VENV/bin/python" ]; then
   if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
     apt_install python3-venv
     rm -rf "$VENV"
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'confluent-kafka>=2.3,<3' >&2
+fi
+py_missing=()
+"$VENV/bin/python" -c 'import confluent_kafka' >/dev/null 2>&1 ||
+  py_missing+=('confluent-kafka>=2.3,<3')
+"$VENV/bin/python" -c 'import google.protobuf.descriptor_pb2, google.protobuf.message_factory' \
+  >/dev/null 2>&1 || py_missing+=('protobuf>=4.25,<7')
+"$VENV/bin/python" -c 'import cramjam' >/dev/null 2>&1 || py_missing+=('cramjam>=2.8,<3')
+if [ "${#py_missing[@]}" -gt 0 ]; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${py_missing[@]}" >&2
 fi
 export METRICSTREAM_PYTHON="$VENV/bin/python"
