@@ -38,22 +38,37 @@ const REASONS_SHOWN: usize = 5;
 
 pub async fn post_write(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
-    let response = match write(&app, req).await {
+    let v2 = version_asked(req.headers()) == Ok(Version::V2);
+    let mut response = match write(&app, req).await {
         Ok(ok) => ok,
         Err(e) => e.into_response(),
     };
+    // 2.0 senders read these on every answer; a refused request wrote nothing.
+    if v2 && !response.headers().contains_key(SAMPLES_WRITTEN) {
+        written_headers(&mut response, 0);
+    }
     record(&app, Protocol::RemoteWrite, started, &response);
     response
+}
+
+fn version_asked(headers: &HeaderMap) -> Result<Version, String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    remote_write::version_of(content_type)
+}
+
+fn written_headers(response: &mut Response, samples: usize) {
+    let h = response.headers_mut();
+    h.insert(SAMPLES_WRITTEN, HeaderValue::from(samples));
+    h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
+    h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
 }
 
 async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     check_headers(&parts.headers)?;
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("?"));
-    let version = remote_write::version_of(content_type)
+    let version = version_asked(&parts.headers)
         .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
     check_snappy(&parts.headers)?;
     let admitted = admit(app, &parts.headers)?;
@@ -130,10 +145,7 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
         .into_response()
     };
     if version == Version::V2 {
-        let h = response.headers_mut();
-        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written));
-        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
-        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
+        written_headers(&mut response, written);
     }
     Ok(response)
 }

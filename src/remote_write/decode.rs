@@ -120,7 +120,7 @@ fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
     out.series.reserve(request.timeseries.len());
     for series in &request.timeseries {
         let refs = &series.labels_refs;
-        // Only called once the refs are known to be in range.
+        // A ref past the table prints as "?" (only in a reason).
         let pairs = || {
             refs.chunks_exact(2)
                 .map(|p| (symbol(p[0]).unwrap_or("?"), symbol(p[1]).unwrap_or("?")))
