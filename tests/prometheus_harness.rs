@@ -54,6 +54,14 @@ fn prometheus_remote_writes_to_prometheus_sample_for_sample() {
         .filter_map(|l| l.get("job").cloned())
         .collect();
     assert_eq!(jobs, ["node", "prometheus"].map(String::from).into());
+    let names = b.series_names();
+    for name in [
+        "up",
+        "node_cpu_seconds_total",
+        "prometheus_tsdb_head_series",
+    ] {
+        assert!(names.iter().any(|n| n == name), "B has no {name}");
+    }
 
     let failed = a.own_metric("prometheus_remote_storage_samples_failed_total");
     let dropped = a.own_metric("prometheus_remote_storage_samples_dropped_total");
