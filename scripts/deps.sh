@@ -4,9 +4,10 @@
 # toolchain, pkg-config, OpenSSL and zlib headers (librdkafka is built from
 # source by the rdkafka crate), the tansu broker (scripts/kafka-broker.sh,
 # ~10 minutes, cached in ~/.cache/metricstream) and Python's confluent-kafka
-# in a venv there (the independent Kafka reader), and Debian's prometheus and
-# prometheus-node-exporter (a real remote_write sender). Everything already present
-# is skipped.
+# in a venv there (the independent Kafka reader) with protobuf and cramjam
+# (a hand-made remote_write client), and Debian's prometheus (2.42) and
+# prometheus-node-exporter (a real remote_write sender and store). Everything
+# already present is skipped.
 
 if ! command -v cargo >/dev/null; then
   echo "cargo is required: install a Rust toolchain (rustup) first" >&2
@@ -47,17 +48,39 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Prometheus 2.42 (a real remote_write sender, and a store) and the node
-# exporter it scrapes, for the remote_write tests. Their packages register
-# services; the tests start their own instances on free loopback ports.
+# exporter it scrapes, for the remote_write tests. Their postinst scripts
+# start the system services (Prometheus on :9090, the exporter on :9100)
+# wherever invoke-rc.d or systemd lets them; the tests start their own
+# instances on free loopback ports, so a policy-rc.d that denies every start
+# is put in place for the install (unless the machine has one) to leave no
+# daemon running in CI.
 prom_missing=()
 command -v prometheus >/dev/null || prom_missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || prom_missing+=(prometheus-node-exporter)
 if [ "${#prom_missing[@]}" -gt 0 ]; then
-  apt_install "${prom_missing[@]}"
+  if [ -e /usr/sbin/policy-rc.d ]; then
+    apt_install "${prom_missing[@]}"
+  else
+    no_start=""
+    [ "$(id -u)" = 0 ] || no_start="sudo -n"
+    printf '#!/bin/sh\nexit 101\n' | $no_start tee /usr/sbin/policy-rc.d >/dev/null
+    $no_start chmod 755 /usr/sbin/policy-rc.d
+    rc=0
+    (apt_install "${prom_missing[@]}") || rc=$?
+    $no_start rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || exit "$rc"
+  fi
 fi
 METRICSTREAM_PROMETHEUS="$(command -v prometheus)"
 METRICSTREAM_NODE_EXPORTER="$(command -v prometheus-node-exporter)"
 export METRICSTREAM_PROMETHEUS METRICSTREAM_NODE_EXPORTER
+# The tests are written against 2.42 (Debian 12's): its remote_write is 1.0
+# only, and its metric names and config keys are the ones they read.
+if ! "$METRICSTREAM_PROMETHEUS" --version 2>&1 | grep -q '^prometheus, version 2\.42\.'; then
+  echo "the remote_write tests need Prometheus 2.42.x (Debian 12's prometheus package); found:" >&2
+  "$METRICSTREAM_PROMETHEUS" --version >&2 || true
+  exit 1
+fi
 
 # The Kafka-API broker the Kafka tests run against.
 METRICSTREAM_TANSU="$(./scripts/kafka-broker.sh install)"

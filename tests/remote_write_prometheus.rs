@@ -52,9 +52,18 @@ fn run(crash: bool, partition_by: &str) {
         server = Server::start(dir.path(), &serve_args);
     }
     std::thread::sleep(Duration::from_secs(10));
-    // Leave the last seconds out: they may still be in Prometheus' queue.
-    let window_end = now_ms() - 3_000;
-    std::thread::sleep(Duration::from_secs(5));
+    // Compare up to a second ago, once Prometheus says it has sent past it
+    // (a slow or busy machine only makes this wait longer).
+    let window_end = now_ms() - 1_000;
+    common::wait_for(
+        "Prometheus to remote-write past the window",
+        Duration::from_secs(60),
+        || {
+            let sent_s =
+                prom.own_metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
+            sent_s * 1000.0 >= window_end as f64
+        },
+    );
     let expected = prom.raw_samples(r#"{__name__=~".+"}"#, window_end, window_end - started);
     let failed = prom.own_metric("prometheus_remote_storage_samples_failed_total");
     let dropped = prom.own_metric("prometheus_remote_storage_samples_dropped_total");

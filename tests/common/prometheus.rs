@@ -1,13 +1,23 @@
 //! Real Prometheus 2.42 and node exporter processes for the remote_write
 //! tests (Debian packages `prometheus`, `prometheus-node-exporter`,
 //! installed by scripts/deps.sh), on free loopback ports with temp dirs, and
-//! readers of what Prometheus holds (its HTTP API, its own /metrics).
+//! readers of what Prometheus holds (its HTTP API, its own /metrics), and a
+//! sample-by-sample comparison of two stores.
+//!
+//! Values stay the strings Prometheus' JSON prints ("NaN", "+Inf", "1.5"):
+//! two Prometheus instances print the same float the same way, so comparing
+//! the strings is exact.
+//!
+//! 2.42 speaks remote_write 1.0 only: its config refuses `protobuf_message`,
+//! so there is no 2.0 switch here.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::broker::free_port;
 use super::{request, wait_for};
@@ -32,21 +42,72 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn wait_http(what: &str, addr: SocketAddr, path: &str, child: &mut Child) {
+fn wait_http(what: &str, addr: SocketAddr, path: &str, child: &mut Child, log: &Log) {
     wait_for(what, Duration::from_secs(60), || {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited at start: {status}");
+            panic!(
+                "{what} exited at start: {status}; its log:\n{}",
+                log.lock().unwrap()
+            );
         }
         request(addr, "GET", path, &[], b"").status == 200
     });
 }
 
+type Log = Arc<Mutex<String>>;
+
+/// Keeps what the child writes to stderr, for the panic messages: a
+/// Prometheus that refuses its config only says why there.
+fn collect_stderr(child: &mut Child, log: &Log) {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = log.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+}
+
+/// Milliseconds since the Unix epoch, the unit of Prometheus' timestamps.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn yaml_duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within `grace`.
+fn stop(child: &mut Child, grace: Duration) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 pub struct NodeExporter {
     child: Child,
     pub addr: SocketAddr,
+    pub log: Log,
 }
 
 impl NodeExporter {
+    /// Debian's default collectors, less systemd: without a systemd bus (a
+    /// container) it fails and logs an error at every scrape. The others
+    /// that find nothing here (no NFS, no hwmon, ...) stay quiet.
     pub fn start() -> NodeExporter {
         let addr = loopback(free_port());
         let mut child = Command::new(binary(
@@ -54,12 +115,15 @@ impl NodeExporter {
             "prometheus-node-exporter",
         ))
         .arg(format!("--web.listen-address={addr}"))
+        .arg("--no-collector.systemd")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the node exporter");
-        wait_http("node exporter", addr, "/metrics", &mut child);
-        NodeExporter { child, addr }
+        let log = Log::default();
+        collect_stderr(&mut child, &log);
+        wait_http("node exporter", addr, "/metrics", &mut child, &log);
+        NodeExporter { child, addr, log }
     }
 }
 
@@ -70,10 +134,130 @@ impl Drop for NodeExporter {
     }
 }
 
-/// Where Prometheus remote-writes to.
+/// Where Prometheus remote-writes to (the short form; see
+/// [`RemoteWriteConfig`] for the knobs).
 pub struct RemoteWrite {
     pub url: String,
     pub bearer_token: Option<String>,
+}
+
+/// One `remote_write` entry. The defaults make Prometheus send fast and
+/// retry fast, so a test waits seconds, not minutes.
+#[derive(Clone, Debug)]
+pub struct RemoteWriteConfig {
+    pub url: String,
+    pub bearer_token: Option<String>,
+    /// Metadata (type, help, unit) requests every `metadata_interval`.
+    pub send_metadata: bool,
+    pub metadata_interval: Duration,
+    /// A partial batch goes out after this long.
+    pub batch_send_deadline: Duration,
+    pub remote_timeout: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl RemoteWriteConfig {
+    pub fn new(url: impl Into<String>) -> RemoteWriteConfig {
+        RemoteWriteConfig {
+            url: url.into(),
+            bearer_token: None,
+            send_metadata: true,
+            metadata_interval: Duration::from_secs(1),
+            batch_send_deadline: Duration::from_secs(1),
+            remote_timeout: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+
+    fn yaml(&self) -> String {
+        let mut y = format!("  - url: '{}'\n", self.url);
+        y += &format!(
+            "    remote_timeout: {}\n",
+            yaml_duration(self.remote_timeout)
+        );
+        y += "    queue_config:\n";
+        y += &format!(
+            "      batch_send_deadline: {}\n      min_backoff: {}\n      max_backoff: {}\n",
+            yaml_duration(self.batch_send_deadline),
+            yaml_duration(self.min_backoff),
+            yaml_duration(self.max_backoff)
+        );
+        y += &format!(
+            "    metadata_config:\n      send: {}\n      send_interval: {}\n",
+            self.send_metadata,
+            yaml_duration(self.metadata_interval)
+        );
+        if let Some(token) = &self.bearer_token {
+            y += &format!("    authorization:\n      credentials: '{token}'\n");
+        }
+        y
+    }
+}
+
+impl From<RemoteWrite> for RemoteWriteConfig {
+    fn from(rw: RemoteWrite) -> RemoteWriteConfig {
+        RemoteWriteConfig {
+            bearer_token: rw.bearer_token,
+            ..RemoteWriteConfig::new(rw.url)
+        }
+    }
+}
+
+/// What a [`Prometheus`] does: scrape `scrape` (job `node`) and, with
+/// `scrape_self`, itself (job `prometheus`) every `interval`; remote-write
+/// all of it if `remote_write` is set; accept remote_write itself
+/// (`--web.enable-remote-write-receiver`) with `receiver`, making it a store.
+#[derive(Clone, Debug)]
+pub struct PrometheusConfig {
+    pub scrape: Vec<SocketAddr>,
+    pub scrape_self: bool,
+    pub interval: Duration,
+    pub remote_write: Option<RemoteWriteConfig>,
+    pub receiver: bool,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> PrometheusConfig {
+        PrometheusConfig {
+            scrape: Vec::new(),
+            scrape_self: false,
+            interval: Duration::from_secs(1),
+            remote_write: None,
+            receiver: false,
+        }
+    }
+}
+
+impl PrometheusConfig {
+    fn yaml(&self, own: SocketAddr) -> String {
+        let interval = yaml_duration(self.interval);
+        let mut y =
+            format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n");
+        let mut jobs = Vec::new();
+        if self.scrape_self {
+            jobs.push(("prometheus", vec![own]));
+        }
+        if !self.scrape.is_empty() {
+            jobs.push(("node", self.scrape.clone()));
+        }
+        if !jobs.is_empty() {
+            y += "scrape_configs:\n";
+        }
+        for (job, targets) in jobs {
+            let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+            y += &format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            );
+        }
+        if let Some(rw) = &self.remote_write {
+            y += "remote_write:\n";
+            y += &rw.yaml();
+        }
+        y
+    }
 }
 
 pub struct Prometheus {
@@ -82,6 +266,7 @@ pub struct Prometheus {
     config: PathBuf,
     dir: tempfile::TempDir,
     receiver: bool,
+    pub log: Log,
 }
 
 impl Prometheus {
@@ -94,48 +279,29 @@ impl Prometheus {
         remote_write: Option<RemoteWrite>,
         receiver: bool,
     ) -> Prometheus {
+        Prometheus::launch(PrometheusConfig {
+            scrape: targets.to_vec(),
+            scrape_self: true,
+            remote_write: remote_write.map(RemoteWriteConfig::from),
+            receiver,
+            ..PrometheusConfig::default()
+        })
+    }
+
+    /// Starts Prometheus as `config` says, on a free loopback port with a
+    /// fresh TSDB, and waits until `/-/ready` answers.
+    pub fn launch(config: PrometheusConfig) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = loopback(free_port());
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let mut yaml = [
-            "global:",
-            "  scrape_interval: 1s",
-            "  evaluation_interval: 1s",
-            "scrape_configs:",
-            "  - job_name: prometheus",
-            "    static_configs:",
-        ]
-        .join("\n");
-        yaml += &format!("\n      - targets: ['{addr}']\n");
-        if !targets.is_empty() {
-            yaml += "  - job_name: node\n    static_configs:\n";
-            yaml += &format!("      - targets: [{}]\n", targets.join(", "));
-        }
-        if let Some(rw) = remote_write {
-            yaml += &format!("remote_write:\n  - url: '{}'\n", rw.url);
-            yaml += &[
-                "    remote_timeout: 5s",
-                "    queue_config:",
-                "      batch_send_deadline: 1s",
-                "      min_backoff: 50ms",
-                "      max_backoff: 1s",
-                "    metadata_config:",
-                "      send_interval: 1s",
-                "",
-            ]
-            .join("\n");
-            if let Some(token) = rw.bearer_token {
-                yaml += &format!("    authorization:\n      credentials: '{token}'\n");
-            }
-        }
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, yaml).expect("write prometheus.yml");
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config.yaml(addr)).expect("write prometheus.yml");
         let mut p = Prometheus {
             child: None,
             addr,
-            config,
+            config: path,
             dir,
-            receiver,
+            receiver: config.receiver,
+            log: Log::default(),
         };
         p.spawn();
         p
@@ -150,13 +316,77 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={}", self.addr))
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         if self.receiver {
             cmd.arg("--web.enable-remote-write-receiver");
         }
         let mut child = cmd.spawn().expect("start prometheus");
-        wait_http("prometheus", self.addr, "/-/ready", &mut child);
+        collect_stderr(&mut child, &self.log);
+        wait_http("prometheus", self.addr, "/-/ready", &mut child, &self.log);
         self.child = Some(child);
+    }
+
+    /// SIGTERM (Prometheus flushes its head and remote_write queue), SIGKILL
+    /// after 10 s. The TSDB and the port stay, for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c, Duration::from_secs(10));
+        }
+    }
+
+    /// SIGKILL: no flush, the WAL is replayed on restart.
+    pub fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again (after [`kill`](Self::kill) or [`sigkill`](Self::sigkill))
+    /// on the same address, config and TSDB.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// What Prometheus wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `GET path` on its HTTP API, the JSON `data` of a 200 with status
+    /// "success", else a panic saying what came back.
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let r = request(self.addr, "GET", path, &[], b"");
+        assert_eq!(
+            r.status, 200,
+            "GET {path} on Prometheus {}: {r:?}",
+            self.addr
+        );
+        let mut j = r.json();
+        assert_eq!(j["status"], "success", "GET {path}: {j}");
+        j["data"].take()
+    }
+
+    /// Every metric name it holds.
+    pub fn series_names(&self) -> Vec<String> {
+        self.api("/api/v1/label/__name__/values")
+            .as_array()
+            .expect("a list of names")
+            .iter()
+            .map(|n| n.as_str().expect("a name").to_string())
+            .collect()
+    }
+
+    /// The label sets of the series matching `selector` (all time it holds).
+    pub fn series(&self, selector: &str) -> Vec<BTreeMap<String, String>> {
+        let path = format!("/api/v1/series?match%5B%5D={}", encode(selector));
+        self.api(&path)
+            .as_array()
+            .expect("a list of series")
+            .iter()
+            .map(labels_of)
+            .collect()
     }
 
     /// A number from Prometheus' own /metrics, summed over its label sets.
@@ -182,18 +412,10 @@ impl Prometheus {
             end_ms / 1000,
             end_ms % 1000
         );
-        let r = request(self.addr, "GET", &path, &[], b"");
-        assert_eq!(r.status, 200, "query {query}: {r:?}");
-        let j = r.json();
+        let data = self.api(&path);
         let mut out = Samples::new();
-        for series in j["data"]["result"].as_array().expect("a matrix") {
-            let labels: BTreeMap<String, String> = series["metric"]
-                .as_object()
-                .expect("labels")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
-            let points = out.entry(labels).or_default();
+        for series in data["result"].as_array().expect("a matrix") {
+            let points = out.entry(labels_of(&series["metric"])).or_default();
             for v in series["values"].as_array().expect("values") {
                 let ts = (v[0].as_f64().expect("a time") * 1000.0).round() as i64;
                 points.insert(ts, v[1].as_str().expect("a value").to_string());
@@ -206,10 +428,18 @@ impl Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c, Duration::from_secs(5));
         }
     }
+}
+
+fn labels_of(metric: &serde_json::Value) -> BTreeMap<String, String> {
+    metric
+        .as_object()
+        .expect("labels")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 /// Series (sorted labels, `__name__` included) → timestamp ms → value text.
@@ -292,4 +522,118 @@ pub fn missing_from(expected: &Samples, actual: &Samples, max: usize) -> Vec<Str
         }
     }
     out
+}
+
+/// A stretch of time both stores are read over: the range selector
+/// `[len_ms]` evaluated at `end_ms` (2.42 includes both ends). Samples within
+/// `edge_ms` of either end may differ between the two stores; everything
+/// inside must be identical.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub end_ms: i64,
+    pub len_ms: i64,
+    pub edge_ms: i64,
+}
+
+impl Window {
+    /// From `start_ms` to `end_ms`, edges included in the comparison.
+    pub fn between(start_ms: i64, end_ms: i64) -> Window {
+        assert!(end_ms > start_ms, "an empty window");
+        Window {
+            end_ms,
+            len_ms: end_ms - start_ms,
+            edge_ms: 0,
+        }
+    }
+
+    fn inside(&self, ts: i64) -> bool {
+        ts >= self.end_ms - self.len_ms + self.edge_ms && ts <= self.end_ms - self.edge_ms
+    }
+}
+
+/// The samples of `a` and `b` that are not the same, in the window's inside:
+/// a sample only one side has, or the same timestamp with another value
+/// text. At most `max` described, then a count of the rest.
+pub fn diff_samples(a: &Samples, b: &Samples, window: &Window, max: usize) -> Vec<String> {
+    let empty = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    let labels: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
+    for l in labels {
+        let pa = a.get(l).unwrap_or(&empty);
+        let pb = b.get(l).unwrap_or(&empty);
+        let times: std::collections::BTreeSet<i64> = pa.keys().chain(pb.keys()).copied().collect();
+        for ts in times.into_iter().filter(|t| window.inside(*t)) {
+            let (va, vb) = (pa.get(&ts), pb.get(&ts));
+            if va == vb {
+                continue;
+            }
+            if out.len() < max {
+                out.push(format!(
+                    "{} @{ts}: A {}, B {}",
+                    series_text(l),
+                    va.map_or("has none", String::as_str),
+                    vb.map_or("has none", String::as_str)
+                ));
+            } else {
+                more += 1;
+            }
+        }
+    }
+    if more > 0 {
+        out.push(format!("... and {more} more"));
+    }
+    out
+}
+
+fn series_text(labels: &BTreeMap<String, String>) -> String {
+    let name = labels.get("__name__").map_or("", String::as_str);
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    format!("{name}{{{}}}", rest.join(","))
+}
+
+/// `a` and `b` hold the same raw samples for `selector` in `window` (read
+/// with [`Prometheus::raw_samples`] at the same instant, so both are cut at
+/// the same timestamps). `b` is fed asynchronously (remote_write queues,
+/// retries), so the comparison is retried until it holds or `within` has
+/// passed; then it panics with the differences. `a` must have something
+/// there, or the comparison would prove nothing. Returns (series, samples)
+/// compared.
+pub fn assert_same_samples(
+    a: &Prometheus,
+    b: &Prometheus,
+    selector: &str,
+    window: Window,
+    within: Duration,
+) -> (usize, usize) {
+    let start = Instant::now();
+    loop {
+        let sa = a.raw_samples(selector, window.end_ms, window.len_ms);
+        let count: usize = sa
+            .values()
+            .map(|p| p.keys().filter(|t| window.inside(**t)).count())
+            .sum();
+        assert!(count > 0, "A has no sample for {selector} in {window:?}");
+        let sb = b.raw_samples(selector, window.end_ms, window.len_ms);
+        let diff = diff_samples(&sa, &sb, &window, 30);
+        if diff.is_empty() {
+            return (sa.len(), count);
+        }
+        if start.elapsed() > within {
+            panic!(
+                "{selector} in {window:?}: A ({}) has {} series, {count} samples inside the \
+                 window; B ({}) has {} series; after {within:?} they still differ:\n{}",
+                a.addr,
+                sa.len(),
+                b.addr,
+                sb.len(),
+                diff.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
