@@ -342,8 +342,9 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        let mut closing = false;
-        while !closing {
+        // Until the channel is closed (by Close) and empty: a batch queued
+        // behind Close, past a full group, is still written, not dropped.
+        loop {
             let mut retention = false;
             let groups = &mut self.groups;
             let taken = next_group(&mut self.rx, |rx, cmd| match cmd {
@@ -362,7 +363,6 @@ impl Writer {
                     // Nothing new can be sent once the receiver is
                     // closed; what is already queued still gets written.
                     rx.close();
-                    closing = true;
                     Took::Other
                 }
             });
