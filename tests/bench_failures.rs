@@ -444,10 +444,7 @@ async fn remote_write_any_2xx_is_a_success_and_others_fail() {
             assert!(report.metrics_per_sec > 0.0);
         } else {
             assert_eq!(report.successful, 0, "{status}");
-            assert_eq!(
-                report.failures[&format!("status_{}", status.as_u16())],
-                30
-            );
+            assert_eq!(report.failures[&format!("status_{}", status.as_u16())], 30);
         }
     }
 }
