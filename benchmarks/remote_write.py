@@ -240,19 +240,21 @@ def render_section(r):
     lines = [
         SECTION,
         "",
-        "Prometheus remote_write 1.0 receivers fed the same requests by the same tool:",
-        f"`metricstream bench --format remote-write --samples-per-request {s['samples_per_request']}",
-        f"--clients {s['clients']} --keep-alive` ({s['samples_per_request']} samples per request "
-        "over 400 series of 5–10 labels, snappy, each client its own series with fresh",
-        "increasing timestamps; success = any 2xx). metricstream runs with `--rate-limit 0`;",
-        f"Prometheus is `{s['prometheus']}` with `--web.enable-remote-write-receiver` and no",
-        "scrape targets. Every run starts a fresh server (and a fresh tansu broker for Kafka);",
-        f"the targets take turns, {s['runs']} rounds, {s['duration']} per run"
+        "Prometheus remote_write 1.0 receivers fed the same requests by the same tool,",
+        f"`metricstream bench --format remote-write --samples-per-request {s['samples_per_request']}"
+        f" --clients {s['clients']} --keep-alive`:",
+        f"{s['samples_per_request']} samples per request over 400 series of 5–8 labels, snappy;",
+        "each client writes its own series with fresh, increasing timestamps; success = any 2xx.",
+        "metricstream runs with `--rate-limit 0`; Prometheus is",
+        f"`{s['prometheus']}`",
+        "with `--web.enable-remote-write-receiver` and no scrape targets. Every run starts a",
+        "fresh server (fresh data directory or TSDB, and a fresh tansu broker for Kafka); the",
+        f"receivers take turns, {s['runs']} rounds, {s['duration']} per run"
         + (f" ({s['kafka_duration']} for Kafka)" if s["kafka_duration"] != s["duration"] else "")
-        + ". Figures are the median with the",
-        "range over the runs in brackets. CPU per million samples is the server process's",
-        "utime + stime over the run (`/proc/PID/stat`) divided by the samples it acknowledged;",
-        "the generator's own CPU is measured the same way.",
+        + ". Figures are",
+        "the median with the range over the runs in brackets. CPU per million samples is the",
+        "process's utime + stime over the run (`/proc/PID/stat`) divided by the samples",
+        "acknowledged; the load generator's own CPU is measured the same way (its rusage).",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']};",
         f"{m['rustc']}; run on {m['date']}. Regenerate with `{r['command']}`",
