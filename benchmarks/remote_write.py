@@ -302,7 +302,7 @@ def write_section(text):
     start = doc.find(SECTION + "\n")
     if start >= 0:
         end = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[end + 1:] if end >= 0 else "")
+        doc = doc[:start] + text + ("\n" + doc[end + 1:] if end >= 0 else "")
     else:
         at = doc.find("## Micro-benchmarks")
         doc = doc[:at] + text + "\n" + doc[at:] if at >= 0 else doc + "\n" + text
