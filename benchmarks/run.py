@@ -465,6 +465,7 @@ def render(r):
         "Peak RSS (VmHWM) of the server is given in every table above; each scenario starts",
         "a fresh server.",
         "",
+        *remote_write_section(),
         "## Micro-benchmarks",
         "",
         "`cargo bench` (criterion, `benches/hot_path.rs`): decode + validate + normalize",
@@ -472,6 +473,15 @@ def render(r):
         "",
     ]
     return "\n".join(lines)
+
+
+def remote_write_section():
+    """The remote_write section (benchmarks/remote_write.py), kept from its saved results."""
+    saved = RESULTS / "remote_write.json"
+    if not saved.exists():
+        return []
+    import remote_write  # noqa: E402 (it imports this module)
+    return remote_write.render_section(json.loads(saved.read_text())).splitlines() + [""]
 
 
 def criterion():

@@ -380,3 +380,71 @@ async fn bad_urls_are_errors_not_panics() {
         assert!(loadgen::run(config(url)).await.is_err(), "{url}");
     }
 }
+
+/// A remote_write receiver that checks what Prometheus would send (headers,
+/// snappy, a decodable WriteRequest with increasing timestamps per series)
+/// and answers `status`; counts the samples it saw.
+async fn remote_write_server(status: StatusCode, samples: Arc<AtomicU64>) -> String {
+    use prost::Message as _;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let last: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
+    serve(Router::new().route(
+        "/metrics",
+        post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let samples = Arc::clone(&samples);
+            let last = Arc::clone(&last);
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                assert_eq!(header("content-type"), Some("application/x-protobuf"));
+                assert_eq!(header("content-encoding"), Some("snappy"));
+                assert_eq!(header("x-prometheus-remote-write-version"), Some("0.1.0"));
+                let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                let request = prompb::v1::WriteRequest::decode(&raw[..]).unwrap();
+                let mut last = last.lock().unwrap();
+                for series in &request.timeseries {
+                    let key = format!("{:?}", series.labels);
+                    for sample in &series.samples {
+                        let before = last.insert(key.clone(), sample.timestamp);
+                        assert!(before.is_none_or(|b| b < sample.timestamp), "{key}");
+                        samples.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                status
+            }
+        }),
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_any_2xx_is_a_success_and_others_fail() {
+    for (status, ok) in [
+        (StatusCode::NO_CONTENT, true),
+        (StatusCode::OK, true),
+        (StatusCode::BAD_REQUEST, false),
+        (StatusCode::SERVICE_UNAVAILABLE, false),
+    ] {
+        let samples = Arc::new(AtomicU64::new(0));
+        let url = remote_write_server(status, Arc::clone(&samples)).await;
+        let report = run(BenchConfig {
+            format: loadgen::Format::RemoteWrite,
+            samples_per_request: 700,
+            clients: 3,
+            requests: 10,
+            keep_alive: true,
+            ..config(&url)
+        })
+        .await;
+        assert_eq!(report.total, 30, "{status}");
+        assert_eq!(samples.load(Ordering::Relaxed), 30 * 700, "{status}");
+        if ok {
+            assert_eq!(report.successful, 30, "{status}: {:?}", report.failures);
+            assert_eq!(report.samples_per_sec, Some(report.metrics_per_sec));
+            assert!(report.metrics_per_sec > 0.0);
+        } else {
+            assert_eq!(report.successful, 0, "{status}");
+            assert_eq!(report.failures[&format!("status_{}", status.as_u16())], 30);
+        }
+    }
+}

@@ -77,3 +77,34 @@ fn refusals_are_failures_by_kind() {
     assert_eq!(r["failed"], 5);
     assert_eq!(r["failures"]["connect_error"], 5, "{r}");
 }
+
+#[test]
+fn remote_write_bench_is_stored_sample_for_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--rate-limit", "0"]);
+    let url = format!("http://{}/api/v1/write", s.addr);
+    let r = bench(
+        &url,
+        &[
+            "--format",
+            "remote-write",
+            "--samples-per-request",
+            "2000",
+            "--clients",
+            "3",
+            "--requests",
+            "20",
+            "--keep-alive",
+        ],
+    );
+    assert_eq!(r["total"], 60, "{r}");
+    assert_eq!(r["successful"], 60, "{r}");
+    assert_eq!(r["success_rate"], 100.0);
+    assert_eq!(r["params"]["format"], "remote-write");
+    assert_eq!(r["params"]["samples_per_request"], 2000);
+    assert!(r["samples_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    let stats = s.get("/stats").json();
+    let rw = &stats["protocols"]["remote_write"];
+    assert_eq!(rw["samples_received"], 60 * 2000, "{stats}");
+    assert_eq!(rw["samples_refused"], 0, "{stats}");
+}

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use super::config::Format;
 use super::outcome::{classify_hyper, classify_io, judge_response, FailureKind, Outcome};
 
 /// Where requests go, resolved once so no request pays for a DNS lookup.
@@ -65,6 +66,7 @@ impl Target {
 /// How a client talks to the server.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    pub format: Format,
     pub keep_alive: bool,
     pub gzip: bool,
     pub timeout: Duration,
@@ -93,12 +95,28 @@ pub struct Client {
 
 impl Client {
     pub fn new(target: Target, config: ClientConfig, authorization: HeaderValue) -> Self {
-        let mut headers = HeaderMap::with_capacity(5);
+        let mut headers = HeaderMap::with_capacity(6);
         headers.insert(header::HOST, target.host.clone());
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        match config.format {
+            Format::Json => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            Format::RemoteWrite => {
+                // What Prometheus sends for remote_write 1.0.
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
+                );
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+                headers.insert(
+                    header::HeaderName::from_static("x-prometheus-remote-write-version"),
+                    HeaderValue::from_static("0.1.0"),
+                );
+            }
+        }
         headers.insert(header::AUTHORIZATION, authorization);
         if config.gzip {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -120,7 +138,12 @@ impl Client {
     pub async fn send(&mut self, body: Bytes) -> Outcome {
         let exchange = tokio::time::timeout(self.config.timeout, self.exchange(body)).await;
         let outcome = match exchange {
-            Ok(Ok((status, body))) => judge_response(status, &body),
+            Ok(Ok((status, body))) => match self.config.format {
+                Format::Json => judge_response(status, &body),
+                // remote_write: any 2xx is an acknowledgement (204 usually).
+                Format::RemoteWrite if (200..300).contains(&status) => Outcome::Success,
+                Format::RemoteWrite => Outcome::Failure(FailureKind::Status(status)),
+            },
             Ok(Err(kind)) => Outcome::Failure(kind),
             Err(_elapsed) => Outcome::Failure(FailureKind::Timeout),
         };

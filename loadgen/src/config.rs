@@ -5,6 +5,26 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+/// What the requests carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The C++ load test's JSON batches to `POST /metrics`.
+    #[default]
+    Json,
+    /// Prometheus remote_write 1.0 (snappy-compressed protobuf
+    /// `WriteRequest`) to `POST /api/v1/write`.
+    RemoteWrite,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::RemoteWrite => "remote-write",
+        }
+    }
+}
+
 /// One load run. [`Default`] holds the same defaults as the command's flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
@@ -18,8 +38,12 @@ pub struct BenchConfig {
     pub duration: Option<Duration>,
     /// Open loop at this many requests/s in total; `None` is closed loop.
     pub rate: Option<f64>,
-    /// Metrics per request body.
+    /// Request body format.
+    pub format: Format,
+    /// Metrics per request body (JSON).
     pub metrics_per_request: u32,
+    /// Samples per request body (remote_write).
+    pub samples_per_request: u32,
     /// Reuse one connection per client; else a fresh one per request.
     pub keep_alive: bool,
     /// Closed loop: pause between one client's requests (unused with `rate`).
@@ -44,7 +68,9 @@ impl Default for BenchConfig {
             requests: 50,
             duration: None,
             rate: None,
+            format: Format::Json,
             metrics_per_request: 3,
+            samples_per_request: 2000,
             keep_alive: false,
             interval: Duration::ZERO,
             gzip: false,
@@ -61,8 +87,15 @@ impl BenchConfig {
     /// struct by hand gets the same refusal instead of a run that divides
     /// by zero or never starts.
     pub(crate) fn check(&self) -> anyhow::Result<()> {
-        if self.clients == 0 || self.requests == 0 || self.metrics_per_request == 0 {
-            bail!("clients, requests and metrics per request must be at least 1");
+        if self.clients == 0
+            || self.requests == 0
+            || self.metrics_per_request == 0
+            || self.samples_per_request == 0
+        {
+            bail!("clients, requests, metrics and samples per request must be at least 1");
+        }
+        if self.format == Format::RemoteWrite && self.gzip {
+            bail!("remote_write bodies are snappy-compressed; gzip does not apply");
         }
         if self.timeout.is_zero() || self.duration.is_some_and(|d| d.is_zero()) {
             bail!("timeout and duration must be above zero");
@@ -99,6 +132,15 @@ mod tests {
             },
             BenchConfig {
                 metrics_per_request: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                samples_per_request: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                format: Format::RemoteWrite,
+                gzip: true,
                 ..base.clone()
             },
             BenchConfig {

@@ -19,6 +19,7 @@ pub mod client;
 pub mod outcome;
 pub mod payload;
 pub mod progress;
+pub mod remote_write;
 pub mod report;
 pub mod runner;
 pub mod schedule;
@@ -31,7 +32,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use hyper::header::HeaderValue;
 
-pub use config::BenchConfig;
+pub use config::{BenchConfig, Format};
 pub use outcome::{FailureKind, Outcome};
 pub use report::{Report, RunParams};
 
@@ -44,18 +45,32 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
     let plan = schedule::Plan::from_config(&config);
     let target = client::Target::resolve(&config.url).await?;
     let metrics = config.metrics_per_request as usize;
-    let pool = payload::BodyPool::generate(payload::pool_size(metrics), metrics, config.gzip)?;
+    let samples = config.samples_per_request as usize;
+    let pool = match config.format {
+        Format::Json => {
+            payload::BodyPool::generate(payload::pool_size(metrics), metrics, config.gzip)?
+        }
+        Format::RemoteWrite => {
+            // Each client stamps its own bodies; one trial here so that a
+            // body that cannot be built stops the run before it starts.
+            remote_write::RemoteWriteBodies::new(0, samples).next_body(remote_write::now_ms())?;
+            payload::BodyPool::generate(1, 1, false)?
+        }
+    };
     let authorizations = authorizations(&config)?;
     let counters = Arc::new(progress::Counters::default());
     let load = runner::Load {
         plan,
         target,
         config: client::ClientConfig {
+            format: config.format,
             keep_alive: config.keep_alive,
             gzip: config.gzip,
             timeout: config.timeout,
         },
         pool,
+        format: config.format,
+        samples_per_request: samples,
         authorizations,
         counters: Arc::clone(&counters),
     };
@@ -111,6 +126,9 @@ fn run_params(config: &BenchConfig) -> RunParams {
         duration_limit_secs: config.duration.map(|d| d.as_secs_f64()),
         rate: config.rate,
         metrics_per_request: config.metrics_per_request,
+        format: (config.format != Format::Json).then(|| config.format.as_str().to_string()),
+        samples_per_request: (config.format == Format::RemoteWrite)
+            .then_some(config.samples_per_request),
         keep_alive: config.keep_alive,
         interval_ms: u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
         gzip: config.gzip,

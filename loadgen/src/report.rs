@@ -22,6 +22,12 @@ pub struct RunParams {
     /// Open-loop total rate; `None` for closed loop.
     pub rate: Option<f64>,
     pub metrics_per_request: u32,
+    /// `"remote-write"`; absent for JSON, so JSON reports keep their shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// remote_write: samples per request (absent for JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_request: Option<u32>,
     pub keep_alive: bool,
     pub interval_ms: u64,
     pub gzip: bool,
@@ -42,8 +48,11 @@ pub struct Report {
     pub duration_secs: f64,
     /// All requests (successful or not) per second.
     pub requests_per_sec: f64,
-    /// Metrics in successful requests per second.
+    /// Metrics in successful requests per second (remote_write: samples).
     pub metrics_per_sec: f64,
+    /// remote_write only: samples in successful requests per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_sec: Option<f64>,
     pub mean_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -70,6 +79,10 @@ impl Report {
                 us_to_ms(histogram.value_at_quantile(q))
             }
         };
+        let per_request = params
+            .samples_per_request
+            .unwrap_or(params.metrics_per_request);
+        let metrics_per_sec = per_sec(stats.successful as f64 * f64::from(per_request));
         Self {
             total,
             successful: stats.successful,
@@ -81,9 +94,8 @@ impl Report {
             },
             duration_secs: secs,
             requests_per_sec: per_sec(total as f64),
-            metrics_per_sec: per_sec(
-                stats.successful as f64 * f64::from(params.metrics_per_request),
-            ),
+            metrics_per_sec,
+            samples_per_sec: params.samples_per_request.map(|_| metrics_per_sec),
             mean_ms: if samples == 0 {
                 0.0
             } else {
@@ -120,7 +132,10 @@ impl Report {
         row("Success Rate:", format!("{:.2}%", self.success_rate));
         row("Duration:", format!("{:.3} s", self.duration_secs));
         row("Requests/sec:", format!("{:.2}", self.requests_per_sec));
-        row("Metrics/sec:", format!("{:.2}", self.metrics_per_sec));
+        match self.samples_per_sec {
+            Some(samples) => row("Samples/sec:", format!("{samples:.2}")),
+            None => row("Metrics/sec:", format!("{:.2}", self.metrics_per_sec)),
+        }
         row("Mean latency:", format!("{:.3} ms", self.mean_ms));
         row("Latency p50:", format!("{:.3} ms", self.p50_ms));
         row("Latency p90:", format!("{:.3} ms", self.p90_ms));
@@ -139,11 +154,14 @@ impl Report {
             Some(rate) => format!("open loop at {rate} req/s"),
             None => format!("closed loop, {} ms pause", p.interval_ms),
         };
+        let per_request = match p.samples_per_request {
+            Some(samples) => format!("remote_write 1.0, {samples} samples/request"),
+            None => format!("{} metrics/request", p.metrics_per_request),
+        };
         let _ = writeln!(
             text,
-            "({} clients, {mode}, {} metrics/request, {}{}; latency of successful requests{})",
+            "({} clients, {mode}, {per_request}, {}{}; latency of successful requests{})",
             p.clients,
-            p.metrics_per_request,
             if p.keep_alive {
                 "keep-alive"
             } else {
@@ -183,6 +201,8 @@ mod tests {
             duration_limit_secs: None,
             rate: None,
             metrics_per_request: 3,
+            format: None,
+            samples_per_request: None,
             keep_alive: false,
             interval_ms: 0,
             gzip: false,
@@ -235,6 +255,38 @@ mod tests {
         assert_eq!(report.failures["status_503"], 60);
         assert_eq!(report.failures["timeout"], 40);
         assert_eq!(report.failures.values().sum::<u64>(), report.failed);
+    }
+
+    #[test]
+    fn remote_write_reports_samples() {
+        let rw = RunParams {
+            format: Some("remote-write".into()),
+            samples_per_request: Some(2000),
+            ..params()
+        };
+        let report = Report::from_stats(&known_stats(), Duration::from_secs(2), rw);
+        assert_eq!(
+            report.samples_per_sec,
+            Some(1_000_000.0),
+            "1000 × 2000 / 2 s"
+        );
+        assert_eq!(report.metrics_per_sec, 1_000_000.0);
+        let table = report.table();
+        assert!(table.contains("Samples/sec:"), "{table}");
+        assert!(table.contains("1000000.00"), "{table}");
+        assert!(table.contains("2000 samples/request"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["samples_per_sec"], 1_000_000.0);
+        assert_eq!(json["params"]["format"], "remote-write");
+        assert_eq!(json["params"]["samples_per_request"], 2000);
+
+        // JSON runs keep the old shape: no new keys.
+        let report = Report::from_stats(&known_stats(), Duration::from_secs(2), params());
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json.get("samples_per_sec").is_none());
+        assert!(json["params"].get("format").is_none());
+        assert!(json["params"].get("samples_per_request").is_none());
+        assert!(report.table().contains("Metrics/sec:"));
     }
 
     #[test]

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use hyper::header::HeaderValue;
 
 use super::client::{Client, ClientConfig, Target};
+use super::config::Format;
 use super::outcome::FailureKind;
 use super::payload::BodyPool;
 use super::progress::Counters;
+use super::remote_write::{self, RemoteWriteBodies};
 use super::schedule::{instant_after, OpenSchedule, Pacing, Plan, Stop};
 use super::stats::Stats;
 
@@ -19,10 +22,42 @@ pub struct Load {
     pub plan: Plan,
     pub target: Target,
     pub config: ClientConfig,
+    /// JSON bodies (unused for remote_write).
     pub pool: BodyPool,
+    pub format: Format,
+    /// remote_write: samples per request.
+    pub samples_per_request: usize,
     /// One `Authorization` value per client.
     pub authorizations: Vec<HeaderValue>,
     pub counters: Arc<Counters>,
+}
+
+/// Where one client's bodies come from: the shared JSON pool, or (remote_write)
+/// its own series, stamped afresh for every request.
+enum Bodies {
+    Pool,
+    RemoteWrite(Box<RemoteWriteBodies>),
+}
+
+impl Bodies {
+    fn new(load: &Load, id: u32) -> Self {
+        match load.format {
+            Format::Json => Self::Pool,
+            Format::RemoteWrite => Self::RemoteWrite(Box::new(RemoteWriteBodies::new(
+                id,
+                load.samples_per_request,
+            ))),
+        }
+    }
+
+    /// Body for this client's `k`-th request; `None` if it could not be
+    /// built (the run checked one body before starting, so not expected).
+    fn next(&mut self, load: &Load, id: u32, k: u64) -> Option<Bytes> {
+        match self {
+            Self::Pool => Some(load.pool.get(u64::from(id).wrapping_add(k))),
+            Self::RemoteWrite(bodies) => bodies.next_body(remote_write::now_ms()).ok(),
+        }
+    }
 }
 
 /// Runs all clients to completion; returns the merged stats and the wall time.
@@ -76,12 +111,16 @@ async fn closed_loop(
         // An unrepresentable end is as good as no end.
         Stop::After(duration) => (None, start.checked_add(duration)),
     };
+    let mut bodies = Bodies::new(load, id);
     let mut k: u64 = 0;
     loop {
         if limit.is_some_and(|n| k >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let body = load.pool.get(u64::from(id).wrapping_add(k));
+        let Some(body) = bodies.next(load, id, k) else {
+            stats.record_failures(FailureKind::NotSent, limit.map_or(1, |n| n - k));
+            break;
+        };
         let sent = Instant::now();
         let outcome = client.send(body).await;
         stats.record(outcome, sent.elapsed());
@@ -117,6 +156,7 @@ async fn open_loop(
     schedule: OpenSchedule,
 ) -> Stats {
     let slots = schedule.slots(id);
+    let mut bodies = Bodies::new(load, id);
     // Requests may run late, but not forever: past the last slot plus one
     // timeout, whatever is still unsent is reported as `not_sent`.
     let give_up =
@@ -138,7 +178,10 @@ async fn open_loop(
             // millisecond granularity is not billed to the server.
             Instant::now()
         };
-        let body = load.pool.get(u64::from(id).wrapping_add(k));
+        let Some(body) = bodies.next(load, id, k) else {
+            stats.record_failures(FailureKind::NotSent, slots - k);
+            break;
+        };
         let outcome = client.send(body).await;
         stats.record(outcome, origin.elapsed());
         load.counters.note(outcome);

@@ -46,7 +46,20 @@ pub struct BenchArgs {
     #[arg(long, env = "METRICSTREAM_BENCH_RATE", value_parser = parse_rate, conflicts_with = "interval_ms")]
     pub rate: Option<f64>,
 
-    /// Metrics per request body; kinds cycle through cpu_usage, memory_usage, requests_total.
+    /// Request body format: `json` (the C++ load test's batches, for
+    /// `/metrics`) or `remote-write` (Prometheus remote_write 1.0: snappy
+    /// protobuf, for `--url http://HOST:PORT/api/v1/write`; each client
+    /// writes its own series with fresh, increasing timestamps; any 2xx is
+    /// a success).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_FORMAT",
+        value_enum,
+        default_value_t = BenchFormat::Json
+    )]
+    pub format: BenchFormat,
+
+    /// Metrics per request body (json); kinds cycle through cpu_usage, memory_usage, requests_total.
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_METRICS_PER_REQUEST",
@@ -54,6 +67,17 @@ pub struct BenchArgs {
         value_parser = clap::value_parser!(u32).range(1..=100_000)
     )]
     pub metrics_per_request: u32,
+
+    /// Samples per request body (remote-write): spread over up to 400
+    /// series, e.g. 2000 = 400 series × 5 samples (Prometheus' default
+    /// max_samples_per_send).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_SAMPLES_PER_REQUEST",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub samples_per_request: u32,
 
     /// Reuse one connection per client, reconnecting when the server closes it.
     #[arg(
@@ -77,7 +101,7 @@ pub struct BenchArgs {
     #[arg(long, env = "METRICSTREAM_BENCH_INTERVAL_MS", default_value_t = 0)]
     pub interval_ms: u64,
 
-    /// Gzip the request bodies and send `Content-Encoding: gzip`.
+    /// Gzip the request bodies and send `Content-Encoding: gzip` (json only).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_GZIP",
@@ -112,6 +136,22 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
+/// `--format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchFormat {
+    Json,
+    RemoteWrite,
+}
+
+impl From<BenchFormat> for loadgen::Format {
+    fn from(format: BenchFormat) -> Self {
+        match format {
+            BenchFormat::Json => Self::Json,
+            BenchFormat::RemoteWrite => Self::RemoteWrite,
+        }
+    }
+}
+
 impl BenchArgs {
     /// Connection mode: keep-alive only if asked for and not overruled by
     /// `--new-connection` (no conflict error, so flags can undo env vars).
@@ -127,7 +167,9 @@ impl BenchArgs {
             requests: self.requests,
             duration: self.duration,
             rate: self.rate,
+            format: self.format.into(),
             metrics_per_request: self.metrics_per_request,
+            samples_per_request: self.samples_per_request,
             interval: Duration::from_millis(self.interval_ms),
             gzip: self.gzip,
             api_key: self.api_key,
@@ -200,6 +242,8 @@ mod tests {
         assert_eq!(args.duration, None);
         assert_eq!(args.rate, None);
         assert_eq!(args.metrics_per_request, 3);
+        assert_eq!(args.format, BenchFormat::Json);
+        assert_eq!(args.samples_per_request, 2000);
         assert!(!args.keep_alive());
         assert_eq!(args.interval_ms, 0);
         assert!(!args.gzip);
@@ -264,6 +308,19 @@ mod tests {
     }
 
     #[test]
+    fn remote_write_flags() {
+        let config = parse(&["--format", "remote-write", "--samples-per-request", "500"])
+            .unwrap()
+            .into_config();
+        assert_eq!(config.format, loadgen::Format::RemoteWrite);
+        assert_eq!(config.samples_per_request, 500);
+        assert_eq!(
+            parse(&["--format", "json"]).unwrap().into_config().format,
+            loadgen::Format::Json
+        );
+    }
+
+    #[test]
     fn new_connection_wins_over_keep_alive() {
         assert!(parse(&["--keep-alive"]).unwrap().keep_alive());
         assert!(!parse(&["--new-connection", "--keep-alive"])
@@ -281,6 +338,8 @@ mod tests {
             &["--clients", "0"][..],
             &["--requests", "0"],
             &["--metrics-per-request", "0"],
+            &["--samples-per-request", "0"],
+            &["--format", "xml"],
             &["--duration", "0s"],
             &["--duration", "soon"],
             &["--timeout", "0ms"],
