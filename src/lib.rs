@@ -14,6 +14,7 @@ pub mod consumer;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod influx;
 pub mod limits;
 pub mod log;
 pub mod queue;

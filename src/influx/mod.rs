@@ -1,0 +1,173 @@
+//! InfluxDB line protocol (Telegraf, InfluxDB client libraries): a pure
+//! parser, no HTTP. [`parse`] takes a whole request body and answers each
+//! line on its own, so the caller can store the good lines and refuse the
+//! bad ones as InfluxDB 1.x does (partial writes).
+//!
+//! Limits: a line is at most [`MAX_LINE`] bytes (names and values live
+//! inside it, so that bounds them too).
+
+mod line;
+mod precision;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+pub use line::parse_line;
+pub use precision::{timestamp_ns, Precision};
+
+/// Longest accepted line, in bytes (without its line end). Bounds the work
+/// and memory one line can cost; Telegraf lines are a few hundred bytes.
+pub const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line<'a> {
+    pub measurement: Cow<'a, str>,
+    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
+    /// In the request's precision; see [`timestamp_ns`].
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue<'a> {
+    Float(f64),
+    Int(i64),
+    UInt(u64),
+    Bool(bool),
+    Str(Cow<'a, str>),
+}
+
+impl FieldValue<'_> {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldValue::Float(_) => "float",
+            FieldValue::Int(_) => "integer",
+            FieldValue::UInt(_) => "unsigned",
+            FieldValue::Bool(_) => "boolean",
+            FieldValue::Str(_) => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based, counting every line of the body (comments and blanks too).
+    pub line_number: usize,
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line_number, self.message)
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// One entry per line that is neither blank nor a comment, in body order.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    pub lines: Vec<Result<Line<'a>, LineError>>,
+}
+
+impl<'a> Parsed<'a> {
+    pub fn ok(&self) -> impl Iterator<Item = &Line<'a>> {
+        self.lines.iter().filter_map(|l| l.as_ref().ok())
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &LineError> {
+        self.lines.iter().filter_map(|l| l.as_ref().err())
+    }
+}
+
+type FieldTypes<'a> = HashMap<Cow<'a, str>, HashMap<Cow<'a, str>, &'static str>>;
+
+/// Parses a body line by line. A field whose type differs from the one an
+/// earlier line of the same body gave it (same measurement) fails its line
+/// with "field type conflict", as InfluxDB refuses such a point.
+pub fn parse(body: &[u8]) -> Parsed<'_> {
+    let mut out = Parsed::default();
+    let mut types: FieldTypes<'_> = HashMap::new();
+    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let line_number = i + 1;
+        let result = match parse_line(raw) {
+            Ok(None) => continue,
+            Ok(Some(line)) => check_types(&mut types, line),
+            Err(message) => Err(message),
+        };
+        out.lines.push(result.map_err(|message| LineError {
+            line_number,
+            message,
+        }));
+    }
+    out
+}
+
+fn check_types<'a>(types: &mut FieldTypes<'a>, line: Line<'a>) -> Result<Line<'a>, String> {
+    let known = match types.get_mut(line.measurement.as_ref()) {
+        Some(known) => known,
+        None => types.entry(line.measurement.clone()).or_default(),
+    };
+    for (key, value) in &line.fields {
+        if let Some(&seen) = known.get(key.as_ref()) {
+            if seen != value.type_name() {
+                return Err(format!(
+                    "field {key:?}: field type conflict: {} here, {seen} on an earlier line",
+                    value.type_name()
+                ));
+            }
+        }
+    }
+    for (key, value) in &line.fields {
+        if !known.contains_key(key.as_ref()) {
+            known.insert(key.clone(), value.type_name());
+        }
+    }
+    Ok(line)
+}
+
+/// Line protocol for `line`, escaped so that [`parse_line`] gives it back.
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        escape(f, &self.measurement, b", ")?;
+        for (k, v) in &self.tags {
+            f.write_str(",")?;
+            escape(f, k, b",= ")?;
+            f.write_str("=")?;
+            escape(f, v, b",= ")?;
+        }
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            f.write_str(if i == 0 { " " } else { "," })?;
+            escape(f, k, b",= ")?;
+            f.write_str("=")?;
+            match v {
+                FieldValue::Float(x) => write!(f, "{x:?}")?,
+                FieldValue::Int(x) => write!(f, "{x}i")?,
+                FieldValue::UInt(x) => write!(f, "{x}u")?,
+                FieldValue::Bool(x) => write!(f, "{x}")?,
+                FieldValue::Str(s) => {
+                    f.write_str("\"")?;
+                    escape(f, s, b"\"")?;
+                    f.write_str("\"")?;
+                }
+            }
+        }
+        if let Some(ts) = self.timestamp {
+            write!(f, " {ts}")?;
+        }
+        Ok(())
+    }
+}
+
+fn escape(f: &mut fmt::Formatter<'_>, s: &str, special: &[u8]) -> fmt::Result {
+    for c in s.chars() {
+        if c == '\\' || (c.is_ascii() && special.contains(&(c as u8))) {
+            f.write_str("\\")?;
+        }
+        write!(f, "{c}")?;
+    }
+    Ok(())
+}
