@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the request decoders and log recovery with cargo-fuzz (libFuzzer),
-# FUZZ_SECONDS (60) each: ./scripts/fuzz.sh [decode] [recovery] [remote_write]
+# FUZZ_SECONDS (60) each: ./scripts/fuzz.sh [decode] [recovery] [remote_write] [influx]
 #
 # The corpus lives in fuzz/corpus/<target> and is minimized (cargo fuzz
 # cmin) after each run; commit it. A crash is copied to
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.1
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(decode recovery remote_write); fi
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(decode recovery remote_write influx); fi
 
 if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
   echo "installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2
@@ -38,17 +38,18 @@ fi
 # The recovery target writes and fsyncs a partition directory per input.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 
-declare -A scenario=([decode]="fuzz: request decoder" [recovery]="fuzz: log recovery" [remote_write]="fuzz: remote_write decoder")
+declare -A scenario=([decode]="fuzz: request decoder" [recovery]="fuzz: log recovery" [remote_write]="fuzz: remote_write decoder" [influx]="fuzz: line protocol parser")
 declare -A checks=(
   [decode]="arbitrary bytes (gzip or not) into the request decoder: a short 4xx message or a batch within every limit that round-trips through storage; never a panic"
   [remote_write]="arbitrary bytes (snappy or not) decoded as remote_write 1.0 and 2.0: an error, or series that keep every validation rule; never a panic"
+  [influx]="arbitrary bytes parsed as InfluxDB line protocol: per-line errors that name their line, or lines that print back and re-parse to the same; never a panic"
   [recovery]="partition directories from arbitrary bytes, and valid logs damaged by them: recovery opens, keeps every record before the first damaged byte, reads back contiguously, appends and reopens cleanly; never a panic"
 )
 
 cd fuzz
 found=0
 for t in "${targets[@]}"; do
-  [ -n "${scenario[$t]:-}" ] || { echo "unknown target $t (decode, recovery, remote_write)" >&2; exit 2; }
+  [ -n "${scenario[$t]:-}" ] || { echo "unknown target $t (decode, recovery, remote_write, influx)" >&2; exit 2; }
   mkdir -p "corpus/$t" "regressions/$t" "artifacts/$t"
   log="artifacts/$t/run.log"
   rm -f artifacts/"$t"/{crash,timeout,oom,leak}-*

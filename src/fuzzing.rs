@@ -450,3 +450,31 @@ fn check_remote_write_decoded(d: &crate::remote_write::Decoded, now_ms: i64) {
         .all(|r| !r.is_empty() && r.len() <= rw::MAX_REASON_LEN));
     assert_eq!(d.refused.is_empty(), d.refused.reasons.is_empty());
 }
+
+/// InfluxDB line protocol: any body parses without a panic, every error
+/// names its line, and every accepted line prints back as line protocol
+/// that parses to the same line.
+pub fn check_influx(data: &[u8]) {
+    use crate::influx;
+
+    let lines = data.split(|&b| b == b'\n').count();
+    for result in influx::parse(data).lines {
+        match result {
+            Ok(line) => {
+                let text = line.to_string();
+                // Escaping may lengthen a line that was just under the limit.
+                if text.len() > influx::MAX_LINE {
+                    continue;
+                }
+                match influx::parse_line(text.as_bytes()) {
+                    Ok(Some(again)) => assert_eq!(again, line, "{text:?}"),
+                    other => panic!("{text:?} re-parses as {other:?}"),
+                }
+            }
+            Err(e) => {
+                assert!(e.line_number >= 1 && e.line_number <= lines, "{e}");
+                assert!(!e.message.is_empty());
+            }
+        }
+    }
+}

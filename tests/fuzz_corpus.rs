@@ -8,7 +8,7 @@ use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use metricstream::fuzzing::{check_decode, check_recovery, check_remote_write};
+use metricstream::fuzzing::{check_decode, check_influx, check_recovery, check_remote_write};
 
 /// Every input file of fuzz/<kind>/<target>, sorted.
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
@@ -61,4 +61,9 @@ fn recovery_corpus_and_regressions_pass() {
 #[test]
 fn remote_write_corpus_and_regressions_pass() {
     replay("remote_write", check_remote_write);
+}
+
+#[test]
+fn influx_corpus_and_regressions_pass() {
+    replay("influx", check_influx);
 }
