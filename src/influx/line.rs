@@ -7,6 +7,21 @@ use super::{FieldValue, Line, MAX_LINE};
 /// instead of comparing pairs (a hostile line may carry thousands).
 const LINEAR_DUP_CHECK: usize = 16;
 
+/// Bytes that end a name, by kind: looked up per byte, the hot loop.
+const MEASUREMENT_STOP: [bool; 256] = table(b", \t\\");
+const KEY_STOP: [bool; 256] = table(b",= \t\\");
+const TAG_VALUE_STOP: [bool; 256] = table(b", \t\\");
+
+const fn table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 /// One line, without its `\n`. `Ok(None)` for a blank line or a comment.
 pub fn parse_line(raw: &[u8]) -> Result<Option<Line<'_>>, String> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -38,14 +53,14 @@ impl<'a> Cursor<'a> {
 
     fn line(&mut self) -> Result<Line<'a>, String> {
         // `=` is no delimiter in a measurement (InfluxDB allows it bare).
-        let measurement = self.name(b", ", b", \\")?;
+        let measurement = self.name(&MEASUREMENT_STOP, b", \\")?;
         if measurement.is_empty() {
             return Err("empty measurement".into());
         }
         let mut tags = Vec::new();
         while self.peek() == Some(b',') {
             self.pos += 1;
-            let key = self.name(b",= ", b",= \\")?;
+            let key = self.name(&KEY_STOP, b",= \\")?;
             if key.is_empty() {
                 return Err("empty tag key".into());
             }
@@ -53,7 +68,7 @@ impl<'a> Cursor<'a> {
                 return Err(format!("tag {key:?}: missing tag value"));
             }
             self.pos += 1;
-            let value = self.name(b", ", b",= \\")?;
+            let value = self.name(&TAG_VALUE_STOP, b",= \\")?;
             if value.is_empty() {
                 return Err(format!("tag {key:?}: empty tag value"));
             }
@@ -68,7 +83,7 @@ impl<'a> Cursor<'a> {
         }
         let mut fields = Vec::new();
         loop {
-            let key = self.name(b",= ", b",= \\")?;
+            let key = self.name(&KEY_STOP, b",= \\")?;
             if key.is_empty() {
                 return Err("empty field key".into());
             }
@@ -118,22 +133,26 @@ impl<'a> Cursor<'a> {
     /// A name up to the first unescaped byte of `stop`. A backslash escapes
     /// a byte of `escapable` and is literal before anything else, as in
     /// InfluxDB.
-    fn name(&mut self, stop: &[u8], escapable: &[u8]) -> Result<Cow<'a, str>, String> {
+    fn name(&mut self, stop: &[bool; 256], escapable: &[u8]) -> Result<Cow<'a, str>, String> {
         let bytes = self.s.as_bytes();
         let start = self.pos;
         let mut escaped = false;
         let mut i = start;
         while i < bytes.len() {
             let b = bytes[i];
-            if b == b'\\' && i + 1 < bytes.len() && escapable.contains(&bytes[i + 1]) {
-                escaped = true;
-                i += 2;
+            if !stop[usize::from(b)] {
+                i += 1;
                 continue;
             }
-            if stop.contains(&b) || b == b'\t' {
+            if b != b'\\' {
                 break;
             }
-            i += 1;
+            if i + 1 < bytes.len() && escapable.contains(&bytes[i + 1]) {
+                escaped = true;
+                i += 2;
+            } else {
+                i += 1;
+            }
         }
         self.pos = i;
         let raw = &self.s[start..i];
