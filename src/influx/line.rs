@@ -10,6 +10,7 @@ const LINEAR_DUP_CHECK: usize = 16;
 /// Bytes that end a name, by kind: looked up per byte, the hot loop.
 const MEASUREMENT_STOP: [bool; 256] = table(b", \t\\");
 const KEY_STOP: [bool; 256] = table(b",= \t\\");
+const VALUE_STOP: [bool; 256] = table(b", \t");
 const TAG_VALUE_STOP: [bool; 256] = table(b", \t\\");
 
 const fn table(bytes: &[u8]) -> [bool; 256] {
@@ -169,7 +170,7 @@ impl<'a> Cursor<'a> {
         let bytes = self.s.as_bytes();
         let start = self.pos;
         let mut i = start;
-        while i < bytes.len() && !matches!(bytes[i], b',' | b' ' | b'\t') {
+        while i < bytes.len() && !VALUE_STOP[usize::from(bytes[i])] {
             i += 1;
         }
         self.pos = i;
@@ -221,13 +222,13 @@ fn unescape(raw: &str, escapable: &[u8]) -> String {
 }
 
 fn scalar<'a>(s: &str) -> Result<FieldValue<'a>, String> {
-    match s {
-        "" => return Err("missing value".into()),
-        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Bool(true)),
-        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Bool(false)),
-        _ => {}
-    }
-    if let Some(digits) = s.strip_suffix('i') {
+    // Numbers first, by their last byte: the common case skips the
+    // boolean spellings' string compares.
+    let Some(&last) = s.as_bytes().last() else {
+        return Err("missing value".into());
+    };
+    if last == b'i' {
+        let digits = &s[..s.len() - 1];
         if !valid_int(digits) {
             return Err(format!("invalid integer {s:?}"));
         }
@@ -236,7 +237,8 @@ fn scalar<'a>(s: &str) -> Result<FieldValue<'a>, String> {
             .map(FieldValue::Int)
             .map_err(|_| format!("integer {s:?} out of range"));
     }
-    if let Some(digits) = s.strip_suffix('u') {
+    if last == b'u' {
+        let digits = &s[..s.len() - 1];
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("invalid unsigned {s:?}"));
         }
@@ -244,6 +246,11 @@ fn scalar<'a>(s: &str) -> Result<FieldValue<'a>, String> {
             .parse()
             .map(FieldValue::UInt)
             .map_err(|_| format!("unsigned {s:?} out of range"));
+    }
+    match s {
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Bool(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Bool(false)),
+        _ => {}
     }
     // InfluxDB takes a number that starts with a digit, '-' or '.'; so
     // "inf", "NaN" and "+1" are refused (Rust's parser would take them).
