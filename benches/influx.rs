@@ -1,6 +1,11 @@
 //! InfluxDB line protocol parsing and validation over a Telegraf-like body
 //! (~1 MB of cpu/mem/disk/net lines, 5-8 tags, 3-10 fields, ns timestamps).
 
+// The server's allocator (src/main.rs): each line allocates its tag and
+// field vectors, so the allocator is part of the cost measured.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use metricstream::influx;
 
