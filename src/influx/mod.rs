@@ -3,6 +3,15 @@
 //! line on its own, so the caller can store the good lines and refuse the
 //! bad ones as InfluxDB 1.x does (partial writes).
 //!
+//! Rules, after InfluxDB: floats must start with a digit, '-' or '.'
+//! (so inf, NaN and +1 are refused) and be finite; `12i` is i64 and `12u`
+//! u64, both exact; booleans t/T/true/True/TRUE and f/F/false/False/FALSE;
+//! a backslash escapes `,` and space in measurements, `,` `=` and space in
+//! keys and tag values, `"` in strings, and `\` everywhere; before
+//! anything else it is literal. Tag values may not be empty. Duplicate tag
+//! or field keys, and a field whose type changes within one body, refuse
+//! the line.
+//!
 //! Limits: a line is at most [`MAX_LINE`] bytes (names and values live
 //! inside it, so that bounds them too).
 
