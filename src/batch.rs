@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod value;
 
+pub use value::Value;
+
 /// At most this many metrics in one request (the contract's limit).
 pub const MAX_METRICS: usize = 1000;
 /// Longest metric name, in bytes.
@@ -70,8 +72,7 @@ impl<'de> Deserialize<'de> for MetricType {
 pub struct Metric<'a> {
     #[serde(borrow)]
     pub name: Cow<'a, str>,
-    #[serde(with = "value")]
-    pub value: f64,
+    pub value: Value,
     #[serde(rename = "type")]
     pub kind: MetricType,
     #[serde(default, borrow)]
@@ -147,8 +148,12 @@ pub fn decode(body: &[u8]) -> Result<Vec<Metric<'_>>, BatchError> {
         Ok(w) => w,
         Err(_) => return Err(shorten(describe_decode_error(body))),
     };
-    let metrics: Vec<Metric<'_>> = wire.0.metrics.into_iter().map(|m| m.0).collect();
+    let mut metrics: Vec<Metric<'_>> = wire.0.metrics.into_iter().map(|m| m.0).collect();
     validate(&metrics).map_err(shorten)?;
+    // The contract's values are floats: `17` is stored as `17.0`, as always.
+    for m in &mut metrics {
+        m.value = Value::Float(m.value.as_f64());
+    }
     Ok(metrics)
 }
 
@@ -330,7 +335,7 @@ mod tests {
         let m = decode(body.as_bytes()).unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].name, "cpu_usage");
-        assert_eq!(m[1].value, 7_999_999_999.0);
+        assert_eq!(m[1].value, Value::Float(7_999_999_999.0));
         assert_eq!(m[2].kind, MetricType::Counter);
         assert_eq!(m[2].tags["service"], "api");
         assert_eq!(m[0].timestamp, None);

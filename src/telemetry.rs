@@ -92,15 +92,26 @@ pub enum Protocol {
     Json,
     /// `POST /api/v1/write`, Prometheus remote_write 1.0 and 2.0.
     RemoteWrite,
+    /// `POST /api/v2/write` and `POST /write`, InfluxDB line protocol.
+    Influx,
+    /// `POST /v1/metrics`, OpenTelemetry OTLP/HTTP.
+    Otlp,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 2] = [Protocol::Json, Protocol::RemoteWrite];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Json,
+        Protocol::RemoteWrite,
+        Protocol::Influx,
+        Protocol::Otlp,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Json => "json",
             Protocol::RemoteWrite => "remote_write",
+            Protocol::Influx => "influx",
+            Protocol::Otlp => "otlp",
         }
     }
 }

@@ -10,8 +10,11 @@
 //! | Prometheus' NaN (bits `0x7ff8000000000001`) | `"NaN"` |
 //! | any other NaN | `"NaN:0x"` + its 16 hex digits |
 //!
+//! | an integer (InfluxDB `12i` / `12u`) | a JSON integer, exact over 2^53 |
+//!
 //! `POST /metrics` still takes only finite numbers: a string there is an
-//! error that says the field takes an f64.
+//! error that says the field takes an f64, and an integer is stored as the
+//! float it was always stored as.
 
 use std::fmt;
 
@@ -22,6 +25,82 @@ use serde::Serializer;
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 /// The NaN Prometheus writes for a scraped "NaN" (`value.NormalNaN`).
 pub const NORMAL_NAN: u64 = 0x7ff8_0000_0000_0001;
+
+/// A stored value: a float, or an integer kept exact (InfluxDB's `i` and
+/// `u` fields; an int64 over 2^53 must not be rounded).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    Float(f64),
+    Int(i64),
+    UInt(u64),
+}
+
+impl Value {
+    /// The value as a float (rounded for integers over 2^53).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Float(v) => v,
+            Value::Int(v) => v as f64,
+            Value::UInt(v) => v as f64,
+        }
+    }
+
+    pub fn is_finite(self) -> bool {
+        self.as_f64().is_finite()
+    }
+
+    /// Bit-exact equality (NaN payloads included), for tests and checks.
+    pub fn same(self, other: Value) -> bool {
+        match (self, other) {
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (a, b) => a == b,
+        }
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Float(v)
+    }
+}
+
+impl serde::Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::Float(v) => serialize(&v, s),
+            Value::Int(v) => s.serialize_i64(v),
+            Value::UInt(v) => s.serialize_u64(v),
+        }
+    }
+}
+
+/// A JSON integer reads back as an integer (`Int` when it fits an i64,
+/// else `UInt`), a JSON float or one of the strings above as a float.
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct Any;
+        impl Visitor<'_> for Any {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("f64")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::Float(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+                Ok(i64::try_from(v).map_or(Value::UInt(v), Value::Int))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+                let f = parse(v).ok_or_else(|| E::invalid_type(de::Unexpected::Str(v), &self))?;
+                Ok(Value::Float(f))
+            }
+        }
+        d.deserialize_any(Any)
+    }
+}
 
 pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() {
@@ -112,6 +191,25 @@ mod tests {
             serde_json::to_string(&V(f64::NEG_INFINITY)).unwrap(),
             r#""-Inf""#
         );
+    }
+
+    #[test]
+    fn integers_round_trip_exactly() {
+        for v in [
+            Value::Int(i64::MIN),
+            Value::Int(-1),
+            Value::Int(9_007_199_254_740_993),
+            Value::Int(i64::MAX),
+            Value::UInt(u64::MAX),
+            Value::Float(3.0),
+            Value::Float(f64::from_bits(STALE_NAN)),
+        ] {
+            let text = serde_json::to_string(&v).unwrap();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            assert!(back.same(v), "{v:?} via {text} came back as {back:?}");
+        }
+        assert_eq!(serde_json::to_string(&Value::Int(9_007_199_254_740_993)).unwrap(), "9007199254740993");
+        assert_eq!(serde_json::to_string(&Value::Float(3.0)).unwrap(), "3.0");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   [`remote_write`] (`POST /api/v1/write`), [`admin`] (health, readiness,
 //!   counters);
 //! - what every ingest endpoint shares: [`admit`] (client, rate, in-flight
-//!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal);
+//!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal),
+//!   [`parts`] (split by partition key, store, count);
 //! - [`state`]: the shared [`App`] every handler reads.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod body;
 pub mod connections;
 pub mod error;
 pub mod json;
+pub mod parts;
 pub mod remote_write;
 pub mod server;
 pub mod state;

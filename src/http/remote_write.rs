@@ -19,10 +19,9 @@ use axum::response::{IntoResponse, Response};
 use super::admit::{admit, record};
 use super::body::{check_headers, read_raw};
 use super::error::ApiError;
+use super::parts::{count_refused, Parts};
 use super::state::App;
-use crate::batch::{self, Metric, MetricType};
-use crate::queue::partitioner::{partition_for, series_key};
-use crate::queue::{Message, PartitionBy};
+use crate::batch::{Metric, MetricType};
 use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
 use crate::telemetry::Protocol;
 
@@ -95,42 +94,16 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
     app.remote_write_types
         .remember(&admitted.client, &decoded.metadata);
 
-    let parts = parts_of(app, &admitted.client, &decoded);
-    let written: usize = parts.iter().map(|(_, m)| m.len()).sum();
-    // Every part must be durable before the 2xx. If one fails, the sender
-    // retries the whole request: parts already stored are stored twice,
-    // never lost.
-    let sends = parts.into_iter().map(|(key, metrics)| {
-        let value = batch::normalize(&admitted.client, now_ms.max(0) as u64, metrics);
-        app.queue.send(Message {
-            key,
-            value,
-            timestamp_ms: now_ms,
-        })
-    });
-    let stored = futures_util::future::join_all(sends).await;
-    let batches = stored.len();
-    for result in stored {
-        result?;
-    }
-    if written > 0 {
-        let t = &app.telemetry;
-        t.batches_processed.inc_by(batches as u64);
-        t.metrics_received.inc_by(written as u64);
-        t.samples_received
-            .with_label_values(&[Protocol::RemoteWrite.as_str()])
-            .inc_by(written as u64);
-    }
+    let written = parts_of(app, &admitted.client, &decoded)
+        .store(app, Protocol::RemoteWrite)
+        .await?;
 
     let refused = &decoded.refused;
     let mut response = if refused.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        let t = &app.telemetry;
-        t.validation_errors.inc();
-        t.samples_refused
-            .with_label_values(&[Protocol::RemoteWrite.as_str()])
-            .inc_by((refused.samples + refused.histograms + refused.exemplars) as u64);
+        let points = refused.samples + refused.histograms + refused.exemplars;
+        count_refused(app, Protocol::RemoteWrite, points);
         let reasons = refused.reasons.iter().take(REASONS_SHOWN);
         let reasons: Vec<&str> = reasons.map(String::as_str).collect();
         ApiError::bad_request(format!(
@@ -167,11 +140,8 @@ fn check_snappy(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// One stored metric per sample: name, labels as tags, value and timestamp
 /// exactly as sent, and the type the sender gave (in this request or in an
-/// earlier metadata request), else `unknown`. Grouped into one part per
-/// partition key: the client's, or with `--partition-by series` each
-/// series' (a part is keyed by its first series, which hashes to the part's
-/// partition like all the others in it).
-fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<(String, Vec<Metric<'a>>)> {
+/// earlier metadata request), else `unknown`.
+fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Parts<'a> {
     let unknown: Vec<&str> = decoded
         .series
         .iter()
@@ -179,30 +149,14 @@ fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<(String, V
         .map(|s| s.name.as_str())
         .collect();
     let mut remembered = app.remote_write_types.kinds(client, &unknown).into_iter();
-    let partitions = match app.partition_by {
-        PartitionBy::Client => 1,
-        PartitionBy::Series => app.queue.partitions().max(1),
-    };
-    let mut parts: Vec<(String, Vec<Metric<'a>>)> = (0..partitions)
-        .map(|_| (String::new(), Vec::new()))
-        .collect();
+    let mut parts = Parts::new(app, client);
     for series in &decoded.series {
         let kind = match series.kind {
             Some(k) => Some(k),
             None => remembered.next().flatten(),
         };
-        let part = match app.partition_by {
-            PartitionBy::Client => &mut parts[0],
-            PartitionBy::Series => {
-                let labels = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-                let key = series_key(&series.name, labels);
-                let part = &mut parts[partition_for(key.as_bytes(), partitions) as usize];
-                if part.0.is_empty() {
-                    part.0 = key;
-                }
-                part
-            }
-        };
+        let labels = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let part = parts.series(&series.name, labels);
         let kind = metric_type(kind);
         let tags: BTreeMap<_, _> = series
             .labels
@@ -210,9 +164,9 @@ fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<(String, V
             .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
             .collect();
         for &(value, ts) in &series.samples {
-            part.1.push(Metric {
+            part.push(Metric {
                 name: series.name.as_str().into(),
-                value,
+                value: value.into(),
                 kind,
                 tags: tags.clone(),
                 timestamp: Some(ts.max(0) as u64),
@@ -220,10 +174,6 @@ fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Vec<(String, V
             });
         }
     }
-    if app.partition_by == PartitionBy::Client {
-        parts[0].0 = client.to_string();
-    }
-    parts.retain(|(_, metrics)| !metrics.is_empty());
     parts
 }
 
