@@ -6,8 +6,10 @@
 # ~10 minutes, cached in ~/.cache/metricstream) and Python's confluent-kafka
 # in a venv there (the independent Kafka reader) with protobuf and cramjam
 # (a hand-made remote_write client), and Debian's prometheus (2.42) and
-# prometheus-node-exporter (a real remote_write sender and store). Everything
-# already present is skipped.
+# prometheus-node-exporter (a real remote_write sender and store), Debian's
+# influxdb (1.6: a line-protocol store and benchmark peer), and in the venv
+# influxdb-client and the OpenTelemetry SDK with its OTLP/HTTP exporter
+# (independent senders). Everything already present is skipped.
 
 if ! command -v cargo >/dev/null; then
   echo "cargo is required: install a Rust toolchain (rustup) first" >&2
@@ -57,6 +59,9 @@ fi
 prom_missing=()
 command -v prometheus >/dev/null || prom_missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || prom_missing+=(prometheus-node-exporter)
+# InfluxDB 1.6 (Debian's influxdb): the line-protocol store and benchmark
+# peer. Its service is kept from starting the same way.
+command -v influxd >/dev/null || prom_missing+=(influxdb)
 if [ "${#prom_missing[@]}" -gt 0 ]; then
   if [ -e /usr/sbin/policy-rc.d ]; then
     apt_install "${prom_missing[@]}"
@@ -73,7 +78,8 @@ if [ "${#prom_missing[@]}" -gt 0 ]; then
 fi
 METRICSTREAM_PROMETHEUS="$(command -v prometheus)"
 METRICSTREAM_NODE_EXPORTER="$(command -v prometheus-node-exporter)"
-export METRICSTREAM_PROMETHEUS METRICSTREAM_NODE_EXPORTER
+METRICSTREAM_INFLUXD="$(command -v influxd)"
+export METRICSTREAM_PROMETHEUS METRICSTREAM_NODE_EXPORTER METRICSTREAM_INFLUXD
 # The tests are written against 2.42 (Debian 12's): its remote_write is 1.0
 # only, and its metric names and config keys are the ones they read.
 if ! "$METRICSTREAM_PROMETHEUS" --version 2>&1 | grep -q '^prometheus, version 2\.42\.'; then
@@ -104,6 +110,12 @@ py_missing=()
 "$VENV/bin/python" -c 'import google.protobuf.descriptor_pb2, google.protobuf.message_factory' \
   >/dev/null 2>&1 || py_missing+=('protobuf>=4.25,<7')
 "$VENV/bin/python" -c 'import cramjam' >/dev/null 2>&1 || py_missing+=('cramjam>=2.8,<3')
+# Independent senders of line protocol and OTLP: InfluxDB's Python client
+# and the OpenTelemetry SDK with its OTLP/HTTP exporter.
+"$VENV/bin/python" -c 'import influxdb_client' >/dev/null 2>&1 ||
+  py_missing+=('influxdb-client>=1.40,<2')
+"$VENV/bin/python" -c 'import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter' \
+  >/dev/null 2>&1 || py_missing+=('opentelemetry-sdk>=1.25,<2' 'opentelemetry-exporter-otlp-proto-http>=1.25,<2')
 if [ "${#py_missing[@]}" -gt 0 ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${py_missing[@]}" >&2
 fi
