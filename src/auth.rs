@@ -1,7 +1,8 @@
 //! Who is calling: the `Authorization` header names the client, which is
 //! the partition key. With API keys configured, it must carry a known key,
 //! and the client is then the key's name (so keys never reach the queue).
-//! `Bearer <key>` and `Basic` (Prometheus' `basic_auth`: the password is the
+//! `Bearer <key>`, `Token <key>` (InfluxDB 2.x clients) and `Basic`
+//! (Prometheus' `basic_auth`, InfluxDB 1.x's `?u=&p=`: the password is the
 //! key, the user name is free) carry the same keys; without keys, the bearer
 //! token or the Basic user name is the client id.
 
@@ -170,11 +171,13 @@ fn secret_eq(secret: &[u8], presented: &[u8]) -> Choice {
     equal
 }
 
-/// The credentials after `Bearer `; the scheme is case-insensitive (RFC 9110 §11.1).
+/// The credentials after `Bearer ` or InfluxDB's `Token `; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    const SCHEME: &[u8] = b"bearer ";
-    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
-    scheme.eq_ignore_ascii_case(SCHEME).then_some(rest)
+    [b"bearer ".as_slice(), b"token "].into_iter().find_map(|scheme| {
+        let (head, rest) = value.split_at_checked(scheme.len())?;
+        head.eq_ignore_ascii_case(scheme).then_some(rest)
+    })
 }
 
 /// `Basic base64(user:password)` → (user, password); None for anything else.

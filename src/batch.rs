@@ -79,6 +79,11 @@ pub struct Metric<'a> {
     pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
+    /// The same instant in nanoseconds since the epoch, only where the
+    /// sender gave it finer than a millisecond (line protocol in ns or us
+    /// precision, OTLP): `timestamp` stays the millisecond everyone reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_ns: Option<u64>,
     /// When a counter (or histogram, summary) started counting, ms since the
     /// epoch: remote_write 2.0's created timestamp, where the sender sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,8 @@
 //! - [`connections`]: the accept loop (idle timeout, write timeout,
 //!   connection cap);
 //! - one module per endpoint family: [`json`] (`POST /metrics`),
-//!   [`remote_write`] (`POST /api/v1/write`), [`admin`] (health, readiness,
+//!   [`remote_write`] (`POST /api/v1/write`), [`influx`] (`POST
+//!   /api/v2/write`, `POST /write`, `/ping`), [`admin`] (health, readiness,
 //!   counters);
 //! - what every ingest endpoint shares: [`admit`] (client, rate, in-flight
 //!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal),
@@ -17,6 +18,7 @@ pub mod admit;
 pub mod body;
 pub mod connections;
 pub mod error;
+pub mod influx;
 pub mod json;
 pub mod parts;
 pub mod remote_write;

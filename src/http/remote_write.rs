@@ -171,6 +171,7 @@ fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Parts<'a> {
                 tags: tags.clone(),
                 timestamp: Some(ts.max(0) as u64),
                 created_timestamp: series.created_timestamp_ms.map(|t| t.max(0) as u64),
+                timestamp_ns: None,
             });
         }
     }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::state::App;
-use super::{admin, connections, json, remote_write};
+use super::{admin, connections, influx, json, remote_write};
 use crate::queue::ShutdownReport;
 
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +34,9 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
     Router::new()
         .route("/metrics", get(admin::prometheus).post(json::post_metrics))
         .route("/api/v1/write", post(remote_write::post_write))
+        .route("/api/v2/write", post(influx::post_v2_write))
+        .route("/write", post(influx::post_v1_write))
+        .route("/ping", get(influx::ping).head(influx::ping))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/stats", get(admin::stats))

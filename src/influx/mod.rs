@@ -16,6 +16,7 @@
 //! inside it, so that bounds them too).
 
 mod line;
+pub mod metrics;
 mod precision;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 pub use line::parse_line;
+pub use metrics::metrics_of;
 pub use precision::{timestamp_ns, Precision};
 
 /// Longest accepted line, in bytes (without its line end). Bounds the work
@@ -80,9 +82,16 @@ impl std::error::Error for LineError {}
 #[derive(Debug, Default)]
 pub struct Parsed<'a> {
     pub lines: Vec<Result<Line<'a>, LineError>>,
+    /// The 1-based line number of each entry of `lines`.
+    numbers: Vec<usize>,
 }
 
 impl<'a> Parsed<'a> {
+    /// Each entry with its 1-based line number in the body.
+    pub fn numbered(&self) -> impl Iterator<Item = (usize, &Result<Line<'a>, LineError>)> {
+        self.numbers.iter().copied().zip(&self.lines)
+    }
+
     pub fn ok(&self) -> impl Iterator<Item = &Line<'a>> {
         self.lines.iter().filter_map(|l| l.as_ref().ok())
     }
@@ -142,6 +151,7 @@ pub fn parse(body: &[u8]) -> Parsed<'_> {
             line_number,
             message,
         }));
+        out.numbers.push(line_number);
     }
     out
 }
