@@ -174,10 +174,12 @@ fn secret_eq(secret: &[u8], presented: &[u8]) -> Choice {
 /// The credentials after `Bearer ` or InfluxDB's `Token `; the scheme is
 /// case-insensitive (RFC 9110 §11.1).
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    [b"bearer ".as_slice(), b"token "].into_iter().find_map(|scheme| {
-        let (head, rest) = value.split_at_checked(scheme.len())?;
-        head.eq_ignore_ascii_case(scheme).then_some(rest)
-    })
+    [b"bearer ".as_slice(), b"token "]
+        .into_iter()
+        .find_map(|scheme| {
+            let (head, rest) = value.split_at_checked(scheme.len())?;
+            head.eq_ignore_ascii_case(scheme).then_some(rest)
+        })
 }
 
 /// `Basic base64(user:password)` → (user, password); None for anything else.

@@ -16,7 +16,10 @@ use std::process::Command;
 use common::{consume_all, Server};
 use serde_json::Value;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/influx_client.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/influx_client.py"
+);
 
 fn python() -> String {
     let hint = "run ./scripts/test.sh, or `source scripts/deps.sh` (it installs influxdb-client \

@@ -224,7 +224,10 @@ async fn write(app: &App, req: Request, api: Api) -> Result<(), ApiError> {
             let names: Vec<String> = got.string_fields.iter().map(|k| format!("{k:?}")).collect();
             note(
                 number,
-                &format!("string field {} refused (not a metric value)", names.join(", ")),
+                &format!(
+                    "string field {} refused (not a metric value)",
+                    names.join(", ")
+                ),
             );
         }
         for m in got.metrics {
@@ -239,11 +242,14 @@ async fn write(app: &App, req: Request, api: Api) -> Result<(), ApiError> {
         return Ok(());
     }
     count_refused(app, Protocol::Influx, lines_refused + strings_refused);
-    let head = if stored > 0 { "partial write" } else { "unable to parse" };
+    let head = if stored > 0 {
+        "partial write"
+    } else {
+        "unable to parse"
+    };
     Err(ApiError::bad_request(format!(
-        "{head}: {} of {} refused, {} refused; {} stored. {}",
-        plural(lines_refused, "line"),
-        parsed.lines.len(),
+        "{head}: {lines_refused} of {} refused, {} refused; {} stored. {}",
+        plural(parsed.lines.len(), "line"),
         plural(strings_refused, "string field"),
         plural(stored, "point"),
         reasons.join("; ")

@@ -76,7 +76,9 @@ pub fn metrics_of<'a>(
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(format!("field {key:?}: control character in the metric name"));
+            return Err(format!(
+                "field {key:?}: control character in the metric name"
+            ));
         }
         out.metrics.push(Metric {
             name,
