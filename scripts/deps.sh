@@ -41,6 +41,8 @@ command -v make >/dev/null || missing+=(make)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v perl >/dev/null || missing+=(perl)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+# The line-protocol tests make 1.x-style writes with curl, as users do.
+command -v curl >/dev/null || missing+=(curl)
 if command -v dpkg >/dev/null; then
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
