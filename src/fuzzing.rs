@@ -459,8 +459,9 @@ fn check_remote_write_decoded(d: &crate::remote_write::Decoded, now_ms: i64) {
 }
 
 /// InfluxDB line protocol: any body parses without a panic, every error
-/// names its line, and every accepted line prints back as line protocol
-/// that parses to the same line.
+/// names its line, every accepted line prints back as line protocol
+/// that parses to the same line, and its metrics are one per non-string
+/// field (or the line is refused with a reason), each within the limits.
 pub fn check_influx(data: &[u8]) {
     use crate::influx;
 
@@ -468,6 +469,7 @@ pub fn check_influx(data: &[u8]) {
     for result in influx::parse(data).lines {
         match result {
             Ok(line) => {
+                check_influx_metrics(&line);
                 let text = line.to_string();
                 // Escaping may lengthen a line that was just under the limit.
                 if text.len() > influx::MAX_LINE {
@@ -481,6 +483,32 @@ pub fn check_influx(data: &[u8]) {
             Err(e) => {
                 assert!(e.line_number >= 1 && e.line_number <= lines, "{e}");
                 assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
+
+fn check_influx_metrics(line: &crate::influx::Line<'_>) {
+    use crate::influx::{metrics, metrics_of, FieldValue, Precision};
+
+    for precision in [Precision::Nanoseconds, Precision::Hours] {
+        let Ok(got) = metrics_of(line, "db", precision, 1) else {
+            continue;
+        };
+        let strings = line
+            .fields
+            .iter()
+            .filter(|(_, v)| matches!(v, FieldValue::Str(_)))
+            .count();
+        assert_eq!(got.string_fields.len(), strings);
+        assert_eq!(got.metrics.len() + strings, line.fields.len());
+        for m in &got.metrics {
+            assert!(!m.name.is_empty() && m.name.len() <= batch::MAX_NAME_LEN);
+            assert!(m.value.is_finite());
+            assert!(m.tags.len() <= metrics::MAX_TAGS);
+            let ms = m.timestamp.expect("a timestamp");
+            if let Some(ns) = m.timestamp_ns {
+                assert_eq!(ns / 1_000_000, ms);
             }
         }
     }

@@ -290,3 +290,63 @@ fn precision() {
     assert!(timestamp_ns(i64::MAX / 1000 + 1, Precision::Microseconds).is_err());
     assert!(timestamp_ns(i64::MIN, Precision::Milliseconds).is_err());
 }
+
+mod to_metrics {
+    use super::*;
+    use crate::batch::{MetricType, Value};
+    use crate::influx::metrics::{metric_name, LineMetrics, MAX_TAGS};
+
+    fn of(line: &str, precision: Precision) -> Result<LineMetrics<'_>, String> {
+        metrics_of(&one(line), "d", precision, 42)
+    }
+
+    #[test]
+    fn one_metric_per_numeric_field_named_like_telegraf() {
+        let got = of(
+            "cpu,host=a value=1,idle=2i,up=f,s=\"x\" 5",
+            Precision::Seconds,
+        )
+        .unwrap();
+        let names: Vec<&str> = got.metrics.iter().map(|m| m.name.as_ref()).collect();
+        assert_eq!(names, ["cpu", "cpu_idle", "cpu_up"]);
+        assert_eq!(got.string_fields, [Cow::from("s")]);
+        assert_eq!(got.metrics[1].value, Value::Int(2));
+        assert_eq!(got.metrics[2].value, Value::Float(0.0));
+        for m in &got.metrics {
+            assert_eq!(m.kind, MetricType::Unknown);
+            assert_eq!(m.timestamp, Some(5_000));
+            assert_eq!(m.timestamp_ns, None);
+            assert_eq!(m.tags.get("db").map(|v| v.as_ref()), Some("d"));
+            assert_eq!(m.tags.get("host").map(|v| v.as_ref()), Some("a"));
+        }
+        assert_eq!(metric_name(&"m".into(), &"value".into()), "m");
+    }
+
+    #[test]
+    fn timestamps_keep_their_nanoseconds_or_take_the_receipt_time() {
+        let got = of("m f=1 1700000000123456789", Precision::Nanoseconds).unwrap();
+        assert_eq!(got.metrics[0].timestamp, Some(1_700_000_000_123));
+        assert_eq!(got.metrics[0].timestamp_ns, Some(1_700_000_000_123_456_789));
+        let got = of("m f=1", Precision::Seconds).unwrap();
+        assert_eq!(got.metrics[0].timestamp, Some(0), "now_ns = 42");
+        assert_eq!(got.metrics[0].timestamp_ns, Some(42));
+        let e = of("m f=1 -5", Precision::Nanoseconds).unwrap_err();
+        assert!(e.contains("before 1970"), "{e}");
+        let e = of("m f=1 153722867280912931", Precision::Minutes).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn limits_refuse_the_line() {
+        let long = format!("m {}=1", "f".repeat(300));
+        assert!(of(&long, Precision::Seconds)
+            .unwrap_err()
+            .contains("over 255"));
+        let tags: String = (0..MAX_TAGS).map(|i| format!(",t{i}=v")).collect();
+        let e = of(&format!("m{tags} f=1"), Precision::Seconds).unwrap_err();
+        assert!(e.contains("65 tags, over 64"), "{e}");
+        let value = "v".repeat(5000);
+        let e = of(&format!("m,t={value} f=1"), Precision::Seconds).unwrap_err();
+        assert!(e.contains("tag \"t\": value 5000 bytes"), "{e}");
+    }
+}
