@@ -116,6 +116,13 @@ impl Client {
                     HeaderValue::from_static("0.1.0"),
                 );
             }
+            Format::Influx => {
+                // What Telegraf's influxdb outputs send.
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+            }
         }
         headers.insert(header::AUTHORIZATION, authorization);
         if config.gzip {
@@ -140,9 +147,10 @@ impl Client {
         let outcome = match exchange {
             Ok(Ok((status, body))) => match self.config.format {
                 Format::Json => judge_response(status, &body),
-                // remote_write: any 2xx is an acknowledgement (204 usually).
-                Format::RemoteWrite if (200..300).contains(&status) => Outcome::Success,
-                Format::RemoteWrite => Outcome::Failure(FailureKind::Status(status)),
+                // remote_write, line protocol: any 2xx is an acknowledgement
+                // (204 usually).
+                _ if (200..300).contains(&status) => Outcome::Success,
+                _ => Outcome::Failure(FailureKind::Status(status)),
             },
             Ok(Err(kind)) => Outcome::Failure(kind),
             Err(_elapsed) => Outcome::Failure(FailureKind::Timeout),

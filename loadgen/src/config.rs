@@ -14,6 +14,8 @@ pub enum Format {
     /// Prometheus remote_write 1.0 (snappy-compressed protobuf
     /// `WriteRequest`) to `POST /api/v1/write`.
     RemoteWrite,
+    /// InfluxDB line protocol to `POST /write?db=` or `/api/v2/write?bucket=`.
+    Influx,
 }
 
 impl Format {
@@ -21,6 +23,7 @@ impl Format {
         match self {
             Self::Json => "json",
             Self::RemoteWrite => "remote-write",
+            Self::Influx => "influx",
         }
     }
 }

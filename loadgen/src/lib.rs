@@ -7,7 +7,8 @@
 //! Layout: [`BenchConfig`] → `schedule` (closed / open loop) → `runner`
 //! (one task per client) → `client` (hyper, one request) → `outcome`
 //! (success or which failure) → `stats` (per-task tallies) → `report`.
-//! Bodies come pre-built from `payload`; `progress` shows a live line.
+//! Bodies come pre-built from `payload` (JSON) or are stamped per request
+//! by `remote_write` and `influx`; `progress` shows a live line.
 //!
 //! Flags and their parsing belong to the binary; this crate takes a plain
 //! config so it can be driven from tests and other tools without clap.
@@ -16,6 +17,7 @@
 mod config;
 
 pub mod client;
+pub mod influx;
 pub mod outcome;
 pub mod payload;
 pub mod progress;
@@ -54,6 +56,10 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
             // Each client stamps its own bodies; one trial here so that a
             // body that cannot be built stops the run before it starts.
             remote_write::RemoteWriteBodies::new(0, samples).next_body(remote_write::now_ms())?;
+            payload::BodyPool::generate(1, 1, false)?
+        }
+        Format::Influx => {
+            influx::InfluxBodies::new(0, samples, config.gzip).next_body(influx::now_ns())?;
             payload::BodyPool::generate(1, 1, false)?
         }
     };
@@ -127,8 +133,7 @@ fn run_params(config: &BenchConfig) -> RunParams {
         rate: config.rate,
         metrics_per_request: config.metrics_per_request,
         format: (config.format != Format::Json).then(|| config.format.as_str().to_string()),
-        samples_per_request: (config.format == Format::RemoteWrite)
-            .then_some(config.samples_per_request),
+        samples_per_request: (config.format != Format::Json).then_some(config.samples_per_request),
         keep_alive: config.keep_alive,
         interval_ms: u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
         gzip: config.gzip,

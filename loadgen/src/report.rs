@@ -155,7 +155,10 @@ impl Report {
             None => format!("closed loop, {} ms pause", p.interval_ms),
         };
         let per_request = match p.samples_per_request {
-            Some(samples) => format!("remote_write 1.0, {samples} samples/request"),
+            Some(samples) => match p.format.as_deref() {
+                Some("influx") => format!("line protocol, {samples} fields/request"),
+                _ => format!("remote_write 1.0, {samples} samples/request"),
+            },
             None => format!("{} metrics/request", p.metrics_per_request),
         };
         let _ = writeln!(

@@ -10,6 +10,7 @@ use hyper::header::HeaderValue;
 
 use super::client::{Client, ClientConfig, Target};
 use super::config::Format;
+use super::influx::{self, InfluxBodies};
 use super::outcome::FailureKind;
 use super::payload::BodyPool;
 use super::progress::Counters;
@@ -25,7 +26,7 @@ pub struct Load {
     /// JSON bodies (unused for remote_write).
     pub pool: BodyPool,
     pub format: Format,
-    /// remote_write: samples per request.
+    /// remote_write, line protocol: samples (fields) per request.
     pub samples_per_request: usize,
     /// One `Authorization` value per client.
     pub authorizations: Vec<HeaderValue>,
@@ -37,6 +38,7 @@ pub struct Load {
 enum Bodies {
     Pool,
     RemoteWrite(Box<RemoteWriteBodies>),
+    Influx(Box<InfluxBodies>),
 }
 
 impl Bodies {
@@ -47,6 +49,11 @@ impl Bodies {
                 id,
                 load.samples_per_request,
             ))),
+            Format::Influx => Self::Influx(Box::new(InfluxBodies::new(
+                id,
+                load.samples_per_request,
+                load.config.gzip,
+            ))),
         }
     }
 
@@ -56,6 +63,7 @@ impl Bodies {
         match self {
             Self::Pool => Some(load.pool.get(u64::from(id).wrapping_add(k))),
             Self::RemoteWrite(bodies) => bodies.next_body(remote_write::now_ms()).ok(),
+            Self::Influx(bodies) => bodies.next_body(influx::now_ns()).ok(),
         }
     }
 }

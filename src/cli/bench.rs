@@ -47,10 +47,13 @@ pub struct BenchArgs {
     pub rate: Option<f64>,
 
     /// Request body format: `json` (the C++ load test's batches, for
-    /// `/metrics`) or `remote-write` (Prometheus remote_write 1.0: snappy
+    /// `/metrics`), `remote-write` (Prometheus remote_write 1.0: snappy
     /// protobuf, for `--url http://HOST:PORT/api/v1/write`; each client
     /// writes its own series with fresh, increasing timestamps; any 2xx is
-    /// a success).
+    /// a success) or `influx` (line protocol, for `--url
+    /// http://HOST:PORT/write?db=NAME` or `/api/v2/write?bucket=NAME`: Telegraf
+    /// `cpu`-like lines of three fields, fresh ns timestamps; any 2xx is a
+    /// success).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_FORMAT",
@@ -68,9 +71,9 @@ pub struct BenchArgs {
     )]
     pub metrics_per_request: u32,
 
-    /// Samples per request body (remote-write): spread over up to 400
-    /// series, e.g. 2000 = 400 series × 5 samples (Prometheus' default
-    /// max_samples_per_send).
+    /// Samples per request body (remote-write: spread over up to 400
+    /// series, e.g. 2000 = 400 series × 5 samples, Prometheus' default
+    /// max_samples_per_send; influx: fields, three per line).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_SAMPLES_PER_REQUEST",
@@ -141,6 +144,7 @@ pub struct BenchArgs {
 pub enum BenchFormat {
     Json,
     RemoteWrite,
+    Influx,
 }
 
 impl From<BenchFormat> for loadgen::Format {
@@ -148,6 +152,7 @@ impl From<BenchFormat> for loadgen::Format {
         match format {
             BenchFormat::Json => Self::Json,
             BenchFormat::RemoteWrite => Self::RemoteWrite,
+            BenchFormat::Influx => Self::Influx,
         }
     }
 }
