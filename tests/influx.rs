@@ -504,3 +504,47 @@ fn curl_writes_in_the_1x_style() {
     want.sort_by_key(|v| v.to_string());
     assert_eq!(got, want);
 }
+
+/// Over the client's rate: 429 with Retry-After, in each API's error shape,
+/// and nothing of the refused request stored.
+#[test]
+fn rate_limited_writes_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--rate-limit", "2"]);
+    let mut limited = Vec::new();
+    let mut stored = 0;
+    for i in 0..20 {
+        let path = if i % 2 == 0 {
+            "/api/v2/write?bucket=b"
+        } else {
+            "/write?db=b"
+        };
+        let r = request(
+            server.addr,
+            "POST",
+            path,
+            &[],
+            format!("m f={i}").as_bytes(),
+        );
+        match r.status {
+            204 => stored += 1,
+            429 => limited.push((path, r)),
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    assert!(limited.len() >= 10, "{} of 20 limited", limited.len());
+    for (path, r) in &limited {
+        assert!(r.header("retry-after").is_some(), "{path}: {:?}", r.headers);
+        let body = r.json();
+        if path.starts_with("/api/v2") {
+            assert_eq!(body["code"], "too many requests", "{body}");
+        } else {
+            assert!(
+                body["error"].as_str().unwrap().contains("requests/s"),
+                "{body}"
+            );
+        }
+    }
+    drop(server);
+    assert_eq!(consume_all(dir.path(), "check").len(), stored);
+}
