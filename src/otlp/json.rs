@@ -11,6 +11,8 @@ use opentelemetry_proto::tonic::resource::v1 as resource;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::batch::value::NORMAL_NAN;
+
 /// Decodes a JSON body; Err names the field (`resourceMetrics[0]…`).
 pub(super) fn decode(bytes: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
     let request: Request = match serde_json::from_slice(bytes) {
@@ -85,7 +87,8 @@ impl Num {
             Num::I(v) => Some(*v as f64),
             Num::F(v) => Some(*v),
             Num::S(s) => match s.trim() {
-                "NaN" => Some(f64::NAN),
+                // No bits in the text: Prometheus' NaN, which is stored as "NaN".
+                "NaN" => Some(f64::from_bits(NORMAL_NAN)),
                 "Infinity" => Some(f64::INFINITY),
                 "-Infinity" => Some(f64::NEG_INFINITY),
                 other => other.parse().ok(),

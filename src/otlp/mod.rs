@@ -25,7 +25,10 @@
 //!   `intValue`, …) are decimal strings, and are also taken as JSON numbers
 //!   (exact: a number over 2^53 is not rounded). Other numbers may be
 //!   strings too, as the protobuf JSON mapping allows.
-//! - Doubles are numbers, or the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+//! - Doubles are numbers, or the strings `"NaN"`, `"Infinity"`, `"-Infinity"`
+//!   (`"NaN"` is read as Prometheus' NaN, stored as `"NaN"`; a protobuf
+//!   NaN keeps its bits, so Python's `float('nan')` is stored as
+//!   `"NaN:0x7ff8000000000000"`, see `batch::value`).
 //! - Enums (`aggregationTemporality`) are integers; their names
 //!   (`"AGGREGATION_TEMPORALITY_DELTA"`) are taken too.
 //! - `bytesValue` is base64 (standard or URL-safe alphabet); trace and span
