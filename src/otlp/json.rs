@@ -15,6 +15,13 @@ use crate::batch::value::NORMAL_NAN;
 
 /// Decodes a JSON body; Err names the field (`resourceMetrics[0]…`).
 pub(super) fn decode(bytes: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
+    // serde's derive also reads a struct from an array of its fields; the
+    // request, at least, must be an object.
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(
+            "invalid OTLP JSON body: an array, not an ExportMetricsServiceRequest object".into(),
+        );
+    }
     let request: Request = match serde_json::from_slice(bytes) {
         Ok(r) => r,
         // The path is tracked only on the (rare) error path.

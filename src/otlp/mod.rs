@@ -11,7 +11,9 @@
 //! exponential histograms and summaries only as JSON numbers (OTLP writes
 //! 64-bit integers as strings), the other time fields only as strings,
 //! `NaN`/`Infinity` not at all, and it requires every field of an exemplar,
-//! exponential histogram or summary point.
+//! exponential histogram or summary point. (Like any serde derive, ours
+//! also reads a nested message written as an array of its fields in order;
+//! no OTLP sender writes that, and the request itself must be an object.)
 //!
 //! # Encodings ([`encoding_of`])
 //! `Content-Type: application/x-protobuf` or `application/json` (media
@@ -265,8 +267,8 @@ impl Refused {
 pub fn decode(encoding: Encoding, bytes: &[u8], now_ms: u64) -> Result<Decoded, String> {
     let request = match encoding {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(bytes)
-            .map_err(|e| format!("invalid OTLP protobuf body: {e}"))?,
-        Encoding::Json => json::decode(bytes)?,
+            .map_err(|e| shorten(format!("invalid OTLP protobuf body: {e}")))?,
+        Encoding::Json => json::decode(bytes).map_err(shorten)?,
     };
     Ok(convert::convert(request, now_ms))
 }
@@ -287,6 +289,26 @@ pub fn format_float(v: f64) -> String {
     } else {
         plain
     }
+}
+
+/// Longest whole-request error: prost names every message on the way down,
+/// which for a deeply nested body is kilobytes.
+pub const MAX_ERROR_LEN: usize = 400;
+
+/// The head (where) and the tail (what went wrong) of a long error.
+fn shorten(m: String) -> String {
+    if m.len() <= MAX_ERROR_LEN {
+        return m;
+    }
+    let mut head = MAX_ERROR_LEN / 2;
+    while !m.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = m.len() - MAX_ERROR_LEN / 3;
+    while !m.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{} … {}", &m[..head], &m[tail..])
 }
 
 /// `s` cut to at most `max` bytes on a character boundary, `…` if cut.
