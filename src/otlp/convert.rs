@@ -283,7 +283,8 @@ impl<'a> Point<'a> {
             family,
             tags,
             timestamp: set(time_ns).map(|ns| ns / 1_000_000),
-            timestamp_ns: set(time_ns),
+            // As for line protocol: only when it says more than `timestamp`.
+            timestamp_ns: set(time_ns).filter(|ns| ns % 1_000_000 != 0),
             created: set(start_ns)
                 .filter(|_| family.started)
                 .map(|ns| ns / 1_000_000),

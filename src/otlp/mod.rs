@@ -99,8 +99,9 @@
 //!   `+Inf`, `-Inf`), bytes as base64, arrays and kvlists as compact JSON
 //!   (`["a",1,true]`, `{"k":"v"}`; doubles that are not finite as strings),
 //!   an empty value as `""`.
-//! - **Timestamps**: `time_unix_nano` is kept whole as `timestamp_ns` and
-//!   as milliseconds in `timestamp`; 0 (unset) means the time of receipt.
+//! - **Timestamps**: `time_unix_nano` is stored in milliseconds as
+//!   `timestamp`, and whole as `timestamp_ns` when it has digits below the
+//!   millisecond (as for line protocol); 0 (unset) means the time of receipt.
 //!   `start_time_unix_nano`, when set, becomes `created_timestamp` (ms) on
 //!   sums, histograms and summaries (gauges have no start).
 //!

@@ -659,6 +659,17 @@ fn points_without_value_or_from_the_future_are_refused_alone() {
         (d.metrics[0].timestamp, d.metrics[0].timestamp_ns),
         (None, None)
     );
+    // A whole millisecond: `timestamp` says it all.
+    let whole = NumberDataPoint {
+        time_unix_nano: 1_699_999_999_123_000_000,
+        ..number(Some(Number::AsInt(2)), vec![])
+    };
+    let d = run(request(vec![], vec![gauge("g", vec![whole])]));
+    let m = &d.metrics[0];
+    assert_eq!(
+        (m.timestamp, m.timestamp_ns),
+        (Some(1_699_999_999_123), None)
+    );
 }
 
 fn nested(depth: usize) -> Any {
