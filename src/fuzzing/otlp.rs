@@ -41,6 +41,7 @@ pub fn check_otlp(data: &[u8]) {
             return;
         }
     };
+    assert!(decoded.metrics.len() <= otlp::MAX_SERIES);
     for m in &decoded.metrics {
         assert!(!m.name.is_empty() && m.name.len() <= otlp::MAX_NAME_LEN);
         assert!(!m.name.chars().any(char::is_control), "{:?}", m.name);

@@ -14,7 +14,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::attrs::{self, Tags};
-use super::{cut, exponential, format_float, Decoded, MAX_FUTURE_MS, MAX_NAME_LEN, MAX_TAGS};
+use super::{
+    cut, exponential, format_float, Decoded, MAX_BOUNDS, MAX_FUTURE_MS, MAX_NAME_LEN, MAX_SERIES,
+    MAX_TAGS,
+};
 use crate::batch::value::STALE_NAN;
 use crate::batch::{Metric, MetricType, Value};
 
@@ -216,7 +219,13 @@ fn each<P>(
     convert: fn(&P, &Family<'_>) -> Result<Vec<Metric<'static>>, String>,
 ) {
     for (i, p) in points.iter().enumerate() {
-        match convert(p, family) {
+        let converted = convert(p, family).and_then(|series| {
+            if out.metrics.len() + series.len() > MAX_SERIES {
+                return Err(format!("the request makes more than {MAX_SERIES} series"));
+            }
+            Ok(series)
+        });
+        match converted {
             Ok(series) => {
                 out.metrics.extend(series);
                 out.points += 1;
@@ -387,6 +396,12 @@ fn histogram(p: &HistogramDataPoint, family: &Family<'_>) -> Result<Vec<Metric<'
     )?;
     no_attribute(&point, "le")?;
     let (bounds, counts) = (&p.explicit_bounds, &p.bucket_counts);
+    if bounds.len() > MAX_BOUNDS {
+        return Err(format!(
+            "{} explicit_bounds, at most {MAX_BOUNDS}",
+            bounds.len()
+        ));
+    }
     if counts.is_empty() && !bounds.is_empty() {
         return Err(format!(
             "bucket_counts is empty but explicit_bounds has {} entries",

@@ -121,15 +121,18 @@
 //! - `time_unix_nano` is at most [`MAX_FUTURE_MS`] past the time of receipt.
 //! - A number point has `as_int` or `as_double` (unless flagged
 //!   `NO_RECORDED_VALUE`).
-//! - Histogram: `bucket_counts` has one entry more than `explicit_bounds`
-//!   (or both are empty), the bounds are finite and strictly increasing, and
-//!   the bucket counts add up to `count`.
+//! - Histogram: at most [`MAX_BOUNDS`] `explicit_bounds`, `bucket_counts`
+//!   has one entry more (or both are empty), the bounds are finite and
+//!   strictly increasing, and the bucket counts add up to `count`.
 //! - Exponential histogram: `scale` in [`MIN_SCALE`]`..=`[`MAX_SCALE`] (the
 //!   spec's range), at most [`MAX_EXP_BUCKETS`] buckets a side, every
 //!   non-empty bucket's bound a finite non-zero f64, `zero_threshold`
 //!   finite and not negative and below the positive buckets, and
 //!   `zero_count` plus the bucket counts equal to `count`.
 //! - Summary: every quantile in `0..=1`.
+//!
+//! - The request stores at most [`MAX_SERIES`] metrics: the points past
+//!   that are refused.
 //!
 //! A metric with no data at all is noted in the reasons (a warning: there
 //! is no point to refuse).
@@ -167,6 +170,13 @@ pub const MAX_SCALE: i32 = 20;
 /// Most buckets on one side (positive or negative) of an exponential
 /// histogram point (the SDKs' default is 160).
 pub const MAX_EXP_BUCKETS: usize = 1024;
+/// Most `explicit_bounds` a histogram point may have.
+pub const MAX_BOUNDS: usize = 1024;
+/// Most metrics one request may store, about what a 1 MiB remote_write
+/// body can carry: an exponential histogram bucket costs one byte on the
+/// wire and makes a stored metric of a few hundred, so without a cap a
+/// small body could make gigabytes.
+pub const MAX_SERIES: usize = 100_000;
 /// How many reasons [`Refused::reasons`] keeps.
 pub const MAX_REASONS: usize = 10;
 /// Longest reason, in bytes.

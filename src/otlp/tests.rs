@@ -423,6 +423,15 @@ fn hostile_histograms_are_refused_with_what_and_where() {
             )
         );
     }
+    let bounds: Vec<f64> = (0..=MAX_BOUNDS).map(|b| b as f64).collect();
+    let r = refusal(request(
+        vec![],
+        vec![histogram(
+            "h",
+            hist_point(&bounds, &vec![0; MAX_BOUNDS + 2], 0, None),
+        )],
+    ));
+    assert!(r.ends_with("1025 explicit_bounds, at most 1024"), "{r}");
     let mut p = hist_point(&[1.0], &[1, 1], 2, None);
     p.attributes = vec![kv("le", s("5"))];
     let r = refusal(request(vec![], vec![histogram("h", p)]));
@@ -1043,4 +1052,34 @@ fn floats_are_written_short() {
     ] {
         assert_eq!(format_float(v), want);
     }
+}
+
+#[test]
+fn a_request_stores_at_most_max_series() {
+    // 1024 buckets of one byte each: 1027 series per point.
+    let full = vec![1u64; MAX_EXP_BUCKETS];
+    let point = exp_point(0, 0, (-512, &full), (0, &[]));
+    let per_point = MAX_EXP_BUCKETS + 3;
+    let points = MAX_SERIES / per_point + 1;
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![metric(
+                    "exp",
+                    Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: vec![point; points],
+                        aggregation_temporality: CUMULATIVE,
+                    }),
+                )],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let body = req.encode_to_vec();
+    assert!(body.len() < 200_000, "{} bytes", body.len());
+    let d = decode(Encoding::Protobuf, &body, NOW_MS).unwrap();
+    assert_eq!(d.metrics.len(), (points - 1) * per_point);
+    assert_eq!(d.refused.points, 1);
+    assert!(d.refused.reasons[0].ends_with("the request makes more than 100000 series"));
 }
