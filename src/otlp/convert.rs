@@ -309,7 +309,22 @@ impl<'a> Point<'a> {
         extra: Option<(&'static str, String)>,
         value: Value,
     ) -> Metric<'static> {
-        let mut tags = self.tags.clone();
+        self.with_tags(self.tags.clone(), suffix, extra, value)
+    }
+
+    /// The point's last series: its tags move instead of being copied.
+    fn last(mut self, suffix: &str, value: Value) -> Metric<'static> {
+        let tags = std::mem::take(&mut self.tags);
+        self.with_tags(tags, suffix, None, value)
+    }
+
+    fn with_tags(
+        &self,
+        mut tags: Tags,
+        suffix: &str,
+        extra: Option<(&'static str, String)>,
+        value: Value,
+    ) -> Metric<'static> {
         if let Some((k, v)) = extra {
             tags.insert(Cow::Borrowed(k), Cow::Owned(v));
         }
@@ -352,7 +367,7 @@ fn number(p: &NumberDataPoint, family: &Family<'_>) -> Result<Vec<Metric<'static
         None if point.stale => Value::Float(f64::NAN),
         None => return Err("no value (neither as_int nor as_double)".into()),
     };
-    Ok(vec![point.series("", None, value)])
+    Ok(vec![point.last("", value)])
 }
 
 /// `le` must be a label of the bucket series only.
@@ -365,7 +380,7 @@ fn no_attribute(point: &Point<'_>, key: &str) -> Result<(), String> {
 
 /// The `le` buckets (cumulative), `+Inf`, `_sum` and `_count`.
 fn le_series(
-    point: &Point<'_>,
+    point: Point<'_>,
     buckets: &[(f64, u64)],
     count: u64,
     sum: Option<f64>,
@@ -382,7 +397,7 @@ fn le_series(
     if let Some(sum) = sum {
         out.push(point.series("_sum", None, Value::Float(sum)));
     }
-    out.push(point.series("_count", None, Value::UInt(count)));
+    out.push(point.last("_count", Value::UInt(count)));
     out
 }
 
@@ -442,7 +457,7 @@ fn histogram(p: &HistogramDataPoint, family: &Family<'_>) -> Result<Vec<Metric<'
             p.count
         ));
     }
-    Ok(le_series(&point, &buckets, p.count, p.sum))
+    Ok(le_series(point, &buckets, p.count, p.sum))
 }
 
 fn exponential_histogram(
@@ -458,7 +473,7 @@ fn exponential_histogram(
     )?;
     no_attribute(&point, "le")?;
     let buckets = exponential::buckets(p)?;
-    Ok(le_series(&point, &buckets, p.count, p.sum))
+    Ok(le_series(point, &buckets, p.count, p.sum))
 }
 
 fn summary(p: &SummaryDataPoint, family: &Family<'_>) -> Result<Vec<Metric<'static>>, String> {
@@ -485,6 +500,6 @@ fn summary(p: &SummaryDataPoint, family: &Family<'_>) -> Result<Vec<Metric<'stat
         ));
     }
     out.push(point.series("_sum", None, Value::Float(p.sum)));
-    out.push(point.series("_count", None, Value::UInt(p.count)));
+    out.push(point.last("_count", Value::UInt(p.count)));
     Ok(out)
 }
