@@ -5,7 +5,7 @@
 //!
 //! The message types are `opentelemetry-proto`'s, generated from
 //! OpenTelemetry's own `.proto` files. Protobuf bodies decode with prost.
-//! JSON bodies go through our own serde layer (`json.rs`) into the same
+//! JSON bodies go through our own serde layer (`json/`) into the same
 //! types, because the crate's `with-serde` derive does not follow the OTLP
 //! JSON mapping: it reads `count`, `bucketCounts` and the time fields of
 //! exponential histograms and summaries only as JSON numbers (OTLP writes
@@ -147,6 +147,7 @@ mod attrs;
 mod convert;
 mod exponential;
 mod json;
+mod points;
 #[cfg(test)]
 mod tests;
 
