@@ -7,9 +7,10 @@
 //! OpenTelemetry's own `.proto` files. Protobuf bodies decode with prost.
 //! JSON bodies go through our own serde layer (`json/`) into the same
 //! types, because the crate's `with-serde` derive does not follow the OTLP
-//! JSON mapping: it reads `count`, `bucketCounts` and the time fields of
-//! exponential histograms and summaries only as JSON numbers (OTLP writes
-//! 64-bit integers as strings), the other time fields only as strings,
+//! JSON mapping (checked against opentelemetry-proto 0.31's source): it
+//! reads `asInt`, `count`, `bucketCounts` and the time fields of exponential
+//! histograms and summaries only as JSON numbers (OTLP writes 64-bit
+//! integers as strings), the other time fields only as strings,
 //! `NaN`/`Infinity` not at all, and it requires every field of an exemplar,
 //! exponential histogram or summary point. (Like any serde derive, ours
 //! also reads a nested message written as an array of its fields in order;
