@@ -1,9 +1,10 @@
 //! OTLP/HTTP from a real client: the OpenTelemetry Python SDK with its own
 //! OTLP/HTTP exporter (`tests/clients/otlp_sdk.py`) exports a counter, an
 //! up-down counter, two gauges and two histograms to the real `metricstream
-//! serve`, plain and gzipped, and `metricstream consume` must print exactly
-//! what the script, from the request the SDK sent, says should be stored:
-//! value for value, tag for tag, nanosecond for nanosecond. Then an OTLP
+//! serve`, plain, gzipped and with delta temporality, and `metricstream
+//! consume` must print exactly what the script, from the request the SDK
+//! sent, says should be stored: value for value, tag for tag, nanosecond for
+//! nanosecond. Then an OTLP
 //! JSON body made by hand (the SDK only speaks protobuf), gzipped, with
 //! 64-bit integers as strings and as numbers, NaN and infinities, a delta
 //! sum, a summary and a refused point.
@@ -51,10 +52,16 @@ fn python() -> String {
 }
 
 /// Runs the SDK script; its `expected` rows.
-fn export(python: &str, server: &Server, compression: &str, service: &str) -> Vec<Value> {
+fn export(
+    python: &str,
+    server: &Server,
+    compression: &str,
+    service: &str,
+    temporality: &str,
+) -> Vec<Value> {
     let url = format!("http://{}/v1/metrics", server.addr);
     let out = Command::new(python)
-        .args([SCRIPT, &url, compression, service])
+        .args([SCRIPT, &url, compression, service, temporality])
         .output()
         .unwrap_or_else(|e| panic!("running {python} {SCRIPT}: {e}"));
     assert!(
@@ -149,10 +156,13 @@ fn python_sdk_exports_are_stored_value_for_value() {
     let python = python();
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    let mut want = export(&python, &server, "none", "plain-svc");
-    let gzipped = export(&python, &server, "gzip", "gzip-svc");
+    let mut want = export(&python, &server, "none", "plain-svc", "cumulative");
     assert!(want.len() >= 20, "the script expects too little: {want:#?}");
-    want.extend(gzipped);
+    want.extend(export(&python, &server, "gzip", "gzip-svc", "cumulative"));
+    let delta = export(&python, &server, "gzip", "delta-svc", "delta");
+    let tagged = |r: &&Value| r["tags"]["otel_temporality"] == "delta";
+    assert!(delta.iter().filter(tagged).count() >= 10, "{delta:#?}");
+    want.extend(delta);
 
     let stats = server.get("/stats").json();
     assert_eq!(

@@ -14,10 +14,12 @@ section "OpenTelemetry (OTLP/HTTP)"), and prints it as one JSON object:
 quantiles are printed as numbers (how they are written out is metricstream's
 business; what they are is not).
 
-Usage: otlp_sdk.py ENDPOINT COMPRESSION SERVICE
+Usage: otlp_sdk.py ENDPOINT COMPRESSION SERVICE TEMPORALITY
   ENDPOINT     e.g. http://127.0.0.1:9090/v1/metrics
   COMPRESSION  gzip or none
   SERVICE      the service.name resource attribute
+  TEMPORALITY  cumulative (the SDK's default) or delta (counters, up-down
+               counters and histograms exported as deltas)
 """
 
 import json
@@ -28,8 +30,8 @@ from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metr
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.metrics import Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
@@ -49,11 +51,16 @@ class KeepingExporter(OTLPMetricExporter):
         return result
 
 
-def record(endpoint, compression, service):
+def record(endpoint, compression, service, temporality):
+    preferred = {}
+    if temporality == "delta":
+        delta = AggregationTemporality.DELTA
+        preferred = {Counter: delta, UpDownCounter: delta, Histogram: delta}
     exporter = KeepingExporter(
         endpoint=endpoint,
         compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression,
         headers={"Authorization": "otel-sdk"},
+        preferred_temporality=preferred,
     )
     # Exports only at shutdown (the interval is far longer than the run).
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
@@ -139,15 +146,19 @@ def expected(request):
 def metric(m, scope):
     kind = m.WhichOneof("data")
     data = getattr(m, kind)
-    # 1 = delta, 2 = cumulative: the SDK's default is cumulative everywhere.
+    # 1 = delta (tagged so), 2 = cumulative; 0 is not valid OTLP.
+    delta = {}
     if kind in ("sum", "histogram", "exponential_histogram"):
-        assert data.aggregation_temporality == 2, m
+        assert data.aggregation_temporality in (1, 2), m
+        if data.aggregation_temporality == 1:
+            delta = {"otel_temporality": "delta"}
     rows = []
 
     def row(p, name, typ, extra, value, started=True):
         tags = dict(scope)
         tags.update(tags_of(p.attributes))
         tags.update(extra)
+        tags.update(delta)
         r = {"name": name, "type": typ, "tags": tags, "value": value, "timestamp_ns": p.time_unix_nano}
         if started and p.start_time_unix_nano:
             r["created_timestamp"] = p.start_time_unix_nano // 1_000_000
@@ -191,8 +202,8 @@ def metric(m, scope):
 
 
 def main():
-    endpoint, compression, service = sys.argv[1:4]
-    exporter = record(endpoint, compression, service)
+    endpoint, compression, service, temporality = sys.argv[1:5]
+    exporter = record(endpoint, compression, service, temporality)
     rows = [r for request in exporter.sent for r in expected(request)]
     for r in rows:
         assert not (isinstance(r["value"], float) and math.isnan(r["value"])), r
