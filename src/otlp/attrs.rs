@@ -21,7 +21,11 @@ const QUOTED: usize = 64;
 pub(super) fn add(tags: &mut Tags, attributes: &[KeyValue], prefix: &str) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for kv in attributes {
-        let key = format!("{prefix}{}", kv.key);
+        let key = if prefix.is_empty() {
+            kv.key.clone()
+        } else {
+            format!("{prefix}{}", kv.key)
+        };
         let problem = if kv.key.is_empty() {
             Some("empty attribute key".to_string())
         } else if key.len() > MAX_KEY_LEN {

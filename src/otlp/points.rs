@@ -103,7 +103,7 @@ impl<'a> Point<'a> {
             tags.insert(Cow::Borrowed(k), Cow::Owned(v));
         }
         Metric {
-            name: Cow::Owned(format!("{}{suffix}", self.family.name)),
+            name: Cow::Owned([self.family.name, suffix].concat()),
             value: if self.stale {
                 Value::Float(f64::from_bits(STALE_NAN))
             } else {
