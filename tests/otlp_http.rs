@@ -345,17 +345,18 @@ fn twenty_thousand_refused_points_get_one_short_answer() {
     }));
     let started = std::time::Instant::now();
     let r = post(s.addr, &[("Content-Type", PROTOBUF)], &req.encode_to_vec());
-    assert_eq!(r.status, 200, "{r:?}");
-    let partial = ExportMetricsServiceResponse::decode(&r.body[..])
-        .unwrap()
-        .partial_success
-        .unwrap();
-    assert_eq!(partial.rejected_data_points, 20_000);
+    // Nothing stored: bad data, a 400, not a partial success.
+    assert_eq!(r.status, 400, "{r:?}");
+    let st = status_of(&r);
+    assert_eq!(st.code, 3);
     assert!(
-        partial.error_message.len() < 500,
-        "{}",
-        partial.error_message
+        st.message.starts_with("20000 data points refused: "),
+        "{st:?}"
     );
+    assert!(st.message.ends_with("empty metric name"), "{st:?}");
+    assert!(st.message.len() < 500, "{st:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    let stats = request(s.addr, "GET", "/stats", &[], b"").json();
+    assert_eq!(stats["protocols"]["otlp"]["samples_refused"], 20_000);
     s.stop();
 }

@@ -4,7 +4,8 @@
 //!
 //! Answers as the OTLP/HTTP spec gives them, in the request's encoding:
 //! 200 with an `ExportMetricsServiceResponse`, whose `partial_success` says
-//! how many points were refused and why (the valid ones are stored); every
+//! how many points were refused and why (the valid ones are stored); a 400
+//! when every point was refused (bad data, not a partial success); every
 //! failure with a `google.rpc.Status` body (JSON when the content type was
 //! not one OTLP speaks). A 429 or 503 carries `Retry-After` and means
 //! nothing was stored: the exporter retries the whole request.
@@ -54,6 +55,12 @@ async fn export(app: &App, req: Request) -> Result<Response, ApiError> {
         ApiError::bad_request(format!("body: {m}"))
     })?;
 
+    // Nothing stored and points refused: not a partial success but bad data,
+    // which the spec answers with a 400 (that exporters log, too).
+    if decoded.metrics.is_empty() && decoded.refused.points > 0 {
+        count_refused(app, Protocol::Otlp, decoded.refused.points);
+        return Err(ApiError::bad_request(decoded.refused.message()));
+    }
     let mut stored = Parts::new(app, &admitted.client);
     for metric in decoded.metrics {
         let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));

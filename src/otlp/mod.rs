@@ -136,7 +136,9 @@
 //!   that are refused.
 //!
 //! A metric with no data at all is noted in the reasons (a warning: there
-//! is no point to refuse).
+//! is no point to refuse). When points were refused and none kept, the
+//! handler answers 400 with the same message (the spec's "bad data"), not
+//! a partial success.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
