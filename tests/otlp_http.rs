@@ -1,6 +1,6 @@
 //! `POST /v1/metrics` at the HTTP level: every answer of the OTLP/HTTP
 //! spec in the request's encoding (200 with `partial_success`, 400 with a
-//! `google.rpc.Status`, 413 measured after gunzip, 415, 429 with
+//! `google.rpc.Status`, 413 measured after gunzip, 415, 429 and 503 with
 //! `Retry-After`), the counters, and `--partition-by series`.
 
 mod common;
@@ -8,12 +8,19 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::in_process::InProcess;
 use common::{consume_all, request, Server};
+use metricstream::auth::Auth;
+use metricstream::http::{self, connections, App, Limits, ServerConfig};
 use metricstream::otlp::Status;
-use metricstream::queue::{AckMode, PartitionBy};
+use metricstream::queue::{
+    AckMode, BoxFuture, Delivery, Message as QueueMessage, PartitionBy, Queue, QueueError,
+    ShutdownReport,
+};
+use metricstream::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -359,4 +366,75 @@ fn twenty_thousand_refused_points_get_one_short_answer() {
     let stats = request(s.addr, "GET", "/stats", &[], b"").json();
     assert_eq!(stats["protocols"]["otlp"]["samples_refused"], 20_000);
     s.stop();
+}
+
+/// A queue with never any room: every store is a 503.
+struct FullQueue;
+
+impl Queue for FullQueue {
+    fn send(&self, _msg: QueueMessage) -> BoxFuture<'_, Result<Delivery, QueueError>> {
+        Box::pin(async { Err(QueueError::Full) })
+    }
+    fn ready(&self) -> bool {
+        false
+    }
+    fn partitions(&self) -> u32 {
+        1
+    }
+    fn shutdown(&self, _timeout: Duration) -> BoxFuture<'_, ShutdownReport> {
+        Box::pin(async { ShutdownReport::default() })
+    }
+}
+
+#[test]
+fn a_full_queue_is_a_503_with_retry_after_in_the_request_encoding() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let telemetry = Arc::new(Telemetry::new().unwrap());
+    let limits = Limits {
+        partition_by: PartitionBy::Client,
+        rate_limit: 0,
+        max_body: 1 << 20,
+        max_inflight: 16,
+    };
+    let app = App::new(Arc::new(FullQueue), Auth::new(vec![]), limits, telemetry);
+    let config = ServerConfig {
+        request_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(5),
+        connections: connections::Config {
+            max_connections: 16,
+            idle_timeout: Duration::from_secs(30),
+        },
+    };
+    let listener = {
+        let _guard = rt.enter();
+        http::listen("127.0.0.1:0".parse().unwrap()).unwrap()
+    };
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.spawn(http::run(listener, app, config, async {
+        let _ = stopped.await;
+    }));
+
+    let body = gauges("g", &[("a", 1)]).encode_to_vec();
+    let r = post(addr, &[("Content-Type", PROTOBUF)], &body);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    assert_eq!(r.header("content-type"), Some(PROTOBUF));
+    let st = status_of(&r);
+    assert_eq!((st.code, st.message.as_str()), (14, "the queue is full"));
+    let json = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"asInt":"1"}]}}]}]}]}"#;
+    let r = post(addr, &[("Content-Type", JSON)], json);
+    assert_eq!(
+        (r.status, r.header("retry-after")),
+        (503, Some("1")),
+        "{r:?}"
+    );
+    assert_eq!(status_of(&r).code, 14);
+
+    let _ = stop.send(());
+    rt.block_on(served).unwrap().unwrap();
 }
