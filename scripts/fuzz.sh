@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the request decoders and log recovery with cargo-fuzz (libFuzzer),
-# FUZZ_SECONDS (60) each: ./scripts/fuzz.sh [decode] [recovery] [remote_write] [influx]
+# FUZZ_SECONDS (60) each: ./scripts/fuzz.sh [decode] [recovery] [remote_write] [influx] [otlp]
 #
 # The corpus lives in fuzz/corpus/<target> and is minimized (cargo fuzz
 # cmin) after each run; commit it. A crash is copied to
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.1
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(decode recovery remote_write influx); fi
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(decode recovery remote_write influx otlp); fi
 
 if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
   echo "installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2

@@ -12,6 +12,9 @@ use crate::batch::{self, MetricType, StoredBatch};
 use crate::http;
 use crate::log::{LogConfig, LogReader, NewRecord, PartitionLog};
 
+mod otlp;
+pub use otlp::check_otlp;
+
 /// Body limit used when the input asks for gzip (the server's default).
 const MAX_BODY: usize = 1 << 20;
 

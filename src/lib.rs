@@ -17,6 +17,7 @@ pub mod http;
 pub mod influx;
 pub mod limits;
 pub mod log;
+pub mod otlp;
 pub mod queue;
 pub mod remote_write;
 pub mod telemetry;

@@ -108,3 +108,36 @@ fn remote_write_bench_is_stored_sample_for_sample() {
     assert_eq!(rw["samples_received"], 60 * 2000, "{stats}");
     assert_eq!(rw["samples_refused"], 0, "{stats}");
 }
+
+#[test]
+fn otlp_bench_is_stored_point_for_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--rate-limit", "0"]);
+    let url = format!("http://{}/v1/metrics", s.addr);
+    let r = bench(
+        &url,
+        &[
+            "--format",
+            "otlp",
+            "--samples-per-request",
+            "95",
+            "--clients",
+            "3",
+            "--requests",
+            "20",
+            "--keep-alive",
+            "--gzip",
+        ],
+    );
+    assert_eq!(
+        (r["total"].as_u64(), r["successful"].as_u64()),
+        (Some(60), Some(60)),
+        "{r}"
+    );
+    assert_eq!(r["params"]["format"], "otlp");
+    assert_eq!(r["params"]["samples_per_request"], 95);
+    let stats = s.get("/stats").json();
+    let otlp = &stats["protocols"]["otlp"];
+    assert_eq!(otlp["samples_received"], 60 * 95, "{stats}");
+    assert_eq!(otlp["samples_refused"], 0, "{stats}");
+}

@@ -8,6 +8,7 @@ use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use metricstream::fuzzing::check_otlp;
 use metricstream::fuzzing::{check_decode, check_influx, check_recovery, check_remote_write};
 
 /// Every input file of fuzz/<kind>/<target>, sorted.
@@ -66,4 +67,9 @@ fn remote_write_corpus_and_regressions_pass() {
 #[test]
 fn influx_corpus_and_regressions_pass() {
     replay("influx", check_influx);
+}
+
+#[test]
+fn otlp_corpus_and_regressions_pass() {
+    replay("otlp", check_otlp);
 }

@@ -116,6 +116,13 @@ impl Client {
                     HeaderValue::from_static("0.1.0"),
                 );
             }
+            Format::Otlp => {
+                // What the OpenTelemetry SDKs' OTLP/HTTP exporters send.
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
+                );
+            }
             Format::Influx => {
                 // What Telegraf's influxdb outputs send.
                 headers.insert(

@@ -16,6 +16,8 @@ pub enum Format {
     RemoteWrite,
     /// InfluxDB line protocol to `POST /write?db=` or `/api/v2/write?bucket=`.
     Influx,
+    /// OTLP/HTTP metrics (protobuf `ExportMetricsServiceRequest`) to `POST /v1/metrics`.
+    Otlp,
 }
 
 impl Format {
@@ -24,6 +26,7 @@ impl Format {
             Self::Json => "json",
             Self::RemoteWrite => "remote-write",
             Self::Influx => "influx",
+            Self::Otlp => "otlp",
         }
     }
 }

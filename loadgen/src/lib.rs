@@ -8,7 +8,7 @@
 //! (one task per client) → `client` (hyper, one request) → `outcome`
 //! (success or which failure) → `stats` (per-task tallies) → `report`.
 //! Bodies come pre-built from `payload` (JSON) or are stamped per request
-//! by `remote_write` and `influx`; `progress` shows a live line.
+//! by `remote_write`, `influx` and `otlp`; `progress` shows a live line.
 //!
 //! Flags and their parsing belong to the binary; this crate takes a plain
 //! config so it can be driven from tests and other tools without clap.
@@ -18,6 +18,7 @@ mod config;
 
 pub mod client;
 pub mod influx;
+pub mod otlp;
 pub mod outcome;
 pub mod payload;
 pub mod progress;
@@ -60,6 +61,10 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
         }
         Format::Influx => {
             influx::InfluxBodies::new(0, samples, config.gzip).next_body(influx::now_ns())?;
+            payload::BodyPool::generate(1, 1, false)?
+        }
+        Format::Otlp => {
+            otlp::OtlpBodies::new(0, samples, config.gzip).next_body(otlp::now_ns())?;
             payload::BodyPool::generate(1, 1, false)?
         }
     };

@@ -157,6 +157,7 @@ impl Report {
         let per_request = match p.samples_per_request {
             Some(samples) => match p.format.as_deref() {
                 Some("influx") => format!("line protocol, {samples} fields/request"),
+                Some("otlp") => format!("OTLP/HTTP protobuf, {samples} data points/request"),
                 _ => format!("remote_write 1.0, {samples} samples/request"),
             },
             None => format!("{} metrics/request", p.metrics_per_request),

@@ -11,6 +11,7 @@ use hyper::header::HeaderValue;
 use super::client::{Client, ClientConfig, Target};
 use super::config::Format;
 use super::influx::{self, InfluxBodies};
+use super::otlp::{self, OtlpBodies};
 use super::outcome::FailureKind;
 use super::payload::BodyPool;
 use super::progress::Counters;
@@ -39,6 +40,7 @@ enum Bodies {
     Pool,
     RemoteWrite(Box<RemoteWriteBodies>),
     Influx(Box<InfluxBodies>),
+    Otlp(Box<OtlpBodies>),
 }
 
 impl Bodies {
@@ -54,6 +56,11 @@ impl Bodies {
                 load.samples_per_request,
                 load.config.gzip,
             ))),
+            Format::Otlp => Self::Otlp(Box::new(OtlpBodies::new(
+                id,
+                load.samples_per_request,
+                load.config.gzip,
+            ))),
         }
     }
 
@@ -64,6 +71,7 @@ impl Bodies {
             Self::Pool => Some(load.pool.get(u64::from(id).wrapping_add(k))),
             Self::RemoteWrite(bodies) => bodies.next_body(remote_write::now_ms()).ok(),
             Self::Influx(bodies) => bodies.next_body(influx::now_ns()).ok(),
+            Self::Otlp(bodies) => bodies.next_body(otlp::now_ns()).ok(),
         }
     }
 }

@@ -53,7 +53,9 @@ pub struct BenchArgs {
     /// a success) or `influx` (line protocol, for `--url
     /// http://HOST:PORT/write?db=NAME` or `/api/v2/write?bucket=NAME`: Telegraf
     /// `cpu`-like lines of three fields, fresh ns timestamps; any 2xx is a
-    /// success).
+    /// success) or `otlp` (OTLP/HTTP protobuf, for `--url
+    /// http://HOST:PORT/v1/metrics`: one SDK-like export of number points,
+    /// fresh ns times; any 2xx is a success).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_FORMAT",
@@ -73,7 +75,8 @@ pub struct BenchArgs {
 
     /// Samples per request body (remote-write: spread over up to 400
     /// series, e.g. 2000 = 400 series × 5 samples, Prometheus' default
-    /// max_samples_per_send; influx: fields, three per line).
+    /// max_samples_per_send; influx: fields, three per line; otlp: data
+    /// points, ten per metric).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_SAMPLES_PER_REQUEST",
@@ -145,6 +148,7 @@ pub enum BenchFormat {
     Json,
     RemoteWrite,
     Influx,
+    Otlp,
 }
 
 impl From<BenchFormat> for loadgen::Format {
@@ -153,6 +157,7 @@ impl From<BenchFormat> for loadgen::Format {
             BenchFormat::Json => Self::Json,
             BenchFormat::RemoteWrite => Self::RemoteWrite,
             BenchFormat::Influx => Self::Influx,
+            BenchFormat::Otlp => Self::Otlp,
         }
     }
 }
@@ -323,6 +328,15 @@ mod tests {
             parse(&["--format", "json"]).unwrap().into_config().format,
             loadgen::Format::Json
         );
+    }
+
+    #[test]
+    fn otlp_flags() {
+        let config = parse(&["--format", "otlp", "--samples-per-request", "100", "--gzip"])
+            .unwrap()
+            .into_config();
+        assert_eq!(config.format, loadgen::Format::Otlp);
+        assert_eq!((config.samples_per_request, config.gzip), (100, true));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   [`remote_write`] (`POST /api/v1/write`), [`influx`] (`POST
 //!   /api/v2/write`, `POST /write`, `/ping`), [`admin`] (health, readiness,
 //!   counters);
+//! - [`otlp`] (`POST /v1/metrics`, OTLP/HTTP metrics);
 //! - what every ingest endpoint shares: [`admit`] (client, rate, in-flight
 //!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal),
 //!   [`parts`] (split by partition key, store, count);
@@ -20,6 +21,7 @@ pub mod connections;
 pub mod error;
 pub mod influx;
 pub mod json;
+pub mod otlp;
 pub mod parts;
 pub mod remote_write;
 pub mod server;

@@ -17,6 +17,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::otlp;
 use super::state::App;
 use super::{admin, connections, influx, json, remote_write};
 use crate::queue::ShutdownReport;
@@ -37,6 +38,7 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
         .route("/api/v2/write", post(influx::post_v2_write))
         .route("/write", post(influx::post_v1_write))
         .route("/ping", get(influx::ping).head(influx::ping))
+        .route("/v1/metrics", post(otlp::post_metrics))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/stats", get(admin::stats))
