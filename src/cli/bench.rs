@@ -107,7 +107,7 @@ pub struct BenchArgs {
     #[arg(long, env = "METRICSTREAM_BENCH_INTERVAL_MS", default_value_t = 0)]
     pub interval_ms: u64,
 
-    /// Gzip the request bodies and send `Content-Encoding: gzip` (json only).
+    /// Gzip the request bodies and send `Content-Encoding: gzip` (json, influx, otlp; remote-write is snappy).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_GZIP",
