@@ -469,6 +469,31 @@ fn curl_writes_in_the_1x_style() {
         "cpu_load_short,host=server01,region=us-west value=0.64 1434055562",
     ]);
     assert_eq!(code, "204", "{body}");
+    // Telegraf's influxdb output and the 1.x clients create their database first.
+    let (code, body) = curl(&[
+        "-XPOST",
+        &format!("{base}/query"),
+        "--data-urlencode",
+        "q=CREATE DATABASE \"mydb\"",
+    ]);
+    assert_eq!(code, "200", "q in a form body: {body}");
+    let (code, body) = curl(&[
+        "-G",
+        "-XPOST",
+        &format!("{base}/query"),
+        "--data-urlencode",
+        "q=CREATE DATABASE \"mydb\"",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#""results""#), "{body}");
+    let (code, body) = curl(&[
+        "-G",
+        &format!("{base}/query"),
+        "--data-urlencode",
+        "q=SELECT * FROM x",
+    ]);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("writes only"), "{body}");
     let (code, body) = curl(&["-I", &format!("{base}/ping")]);
     assert_eq!(code, "204", "{body}");
     assert!(

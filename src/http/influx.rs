@@ -51,6 +51,50 @@ pub async fn post_v1_write(State(app): State<Arc<App>>, req: Request) -> Respons
     answer(&app, req, Api::V1).await
 }
 
+/// `/query`: only `CREATE DATABASE` is answered (with success: a database
+/// is just the `db` tag here), for Telegraf's `influxdb` output and 1.x
+/// clients that create their database before writing. Anything else is a
+/// 400 saying this is a write-only endpoint.
+pub async fn query(req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    // InfluxDB reads `q` from the URL or, in a POST, from a form body.
+    let mut q = query_of_query(parts.uri.query());
+    if q.is_none() {
+        if let Ok(form) = axum::body::to_bytes(body, 64 * 1024).await {
+            q = query_of_query(std::str::from_utf8(&form).ok());
+        }
+    }
+    let create = q
+        .as_deref()
+        .map(|q| {
+            q.trim_start()
+                .to_ascii_uppercase()
+                .starts_with("CREATE DATABASE")
+        })
+        .unwrap_or(false);
+    let mut response = if create {
+        json_response(
+            StatusCode::OK,
+            r#"{"results":[{"statement_id":0}]}"#.to_string(),
+        )
+    } else {
+        refusal(
+            ApiError::bad_request(
+                "metricstream takes writes only: /query answers CREATE DATABASE and nothing else",
+            ),
+            Api::V1,
+        )
+    };
+    stamp(&mut response);
+    response
+}
+
+/// The `q` parameter of a `/query` URL.
+fn query_of_query(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).ok()?;
+    pairs.into_iter().find(|(k, _)| k == "q").map(|(_, v)| v)
+}
+
 /// `/ping`: 204 with the version headers (Telegraf, Grafana and the 1.x
 /// clients ask before writing).
 pub async fn ping() -> Response {

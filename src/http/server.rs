@@ -38,6 +38,7 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
         .route("/api/v2/write", post(influx::post_v2_write))
         .route("/write", post(influx::post_v1_write))
         .route("/ping", get(influx::ping).head(influx::ping))
+        .route("/query", get(influx::query).post(influx::query))
         .route("/v1/metrics", post(otlp::post_metrics))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
