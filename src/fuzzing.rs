@@ -63,7 +63,14 @@ fn check_body(body: &[u8]) {
     }
     let expected: Vec<(String, u64, MetricType, usize)> = metrics
         .iter()
-        .map(|m| (m.name.to_string(), m.value.as_f64().to_bits(), m.kind, m.tags.len()))
+        .map(|m| {
+            (
+                m.name.to_string(),
+                m.value.as_f64().to_bits(),
+                m.kind,
+                m.tags.len(),
+            )
+        })
         .collect();
     let stored_bytes = batch::normalize("fuzz", 1, metrics);
     let stored: StoredBatch<'_> =

@@ -19,4 +19,5 @@ pub mod limits;
 pub mod log;
 pub mod queue;
 pub mod remote_write;
+pub mod sink;
 pub mod telemetry;

@@ -208,7 +208,10 @@ mod tests {
             let back: Value = serde_json::from_str(&text).unwrap();
             assert!(back.same(v), "{v:?} via {text} came back as {back:?}");
         }
-        assert_eq!(serde_json::to_string(&Value::Int(9_007_199_254_740_993)).unwrap(), "9007199254740993");
+        assert_eq!(
+            serde_json::to_string(&Value::Int(9_007_199_254_740_993)).unwrap(),
+            "9007199254740993"
+        );
         assert_eq!(serde_json::to_string(&Value::Float(3.0)).unwrap(), "3.0");
     }
 

@@ -33,7 +33,9 @@ impl<'a> Parts<'a> {
         Parts {
             by: app.partition_by,
             client: client.to_string(),
-            parts: (0..partitions).map(|_| (String::new(), Vec::new())).collect(),
+            parts: (0..partitions)
+                .map(|_| (String::new(), Vec::new()))
+                .collect(),
         }
     }
 
