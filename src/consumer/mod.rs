@@ -98,6 +98,15 @@ pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
         Source::Kafka(kafka) => kafka::run(cfg, kafka, output.as_mut(), &stop),
     };
     drop(output);
+    if cfg.sink.kind != SinkKind::Stdout {
+        tracing::info!(
+            sent = metrics.sent.get(),
+            replayed = metrics.replayed.get(),
+            dead_lettered = metrics.dead_lettered.get(),
+            retried = metrics.retried.get(),
+            "consumer stopped"
+        );
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
     result
 }

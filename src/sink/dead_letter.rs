@@ -3,6 +3,7 @@
 //! reason, appended and synced before the offset after them is committed,
 //! so a refused sample is never silently gone.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,13 @@ pub struct DeadLetters {
 struct Entry<'a> {
     partition: u32,
     offset: u64,
-    #[serde(flatten)]
-    sample: &'a Sample,
+    // The sample in the shape of `consume`'s JSON lines.
+    name: &'a str,
+    value: crate::batch::Value,
+    #[serde(rename = "type")]
+    kind: crate::batch::MetricType,
+    tags: BTreeMap<&'a str, &'a str>,
+    timestamp: i64,
     sink: &'a str,
     /// The HTTP status, or none for a sample refused before sending.
     status: Option<u16>,
@@ -64,7 +70,15 @@ impl DeadLetters {
             let entry = Entry {
                 partition,
                 offset: s.offset,
-                sample: s,
+                name: &s.name,
+                value: s.value,
+                kind: s.kind,
+                tags: s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                timestamp: s.timestamp,
                 sink,
                 status,
                 reason,

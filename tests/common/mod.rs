@@ -6,6 +6,7 @@ pub mod broker;
 pub mod in_process;
 pub mod prometheus;
 pub mod report;
+pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
