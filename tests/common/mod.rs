@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod fake_store;
 pub mod in_process;
 pub mod prometheus;
 pub mod report;
