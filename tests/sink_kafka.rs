@@ -35,11 +35,23 @@ fn kafka_records_reach_prometheus_and_offsets_are_committed() {
         }
     }
     let out = Command::new(BIN)
-        .args(["consume", "--queue", "kafka", "--brokers", &addr, "--topic", "metrics"])
+        .args([
+            "consume",
+            "--queue",
+            "kafka",
+            "--brokers",
+            &addr,
+            "--topic",
+            "metrics",
+        ])
         .args(["--group", "reference", "--from-beginning", "--exit-at-end"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -53,18 +65,39 @@ fn kafka_records_reach_prometheus_and_offsets_are_committed() {
     });
     let mut args = remote_write_args(&format!("http://{}/api/v1/write", prom.addr));
     args.extend(
-        ["--queue", "kafka", "--brokers", &addr, "--topic", "metrics", "--exit-at-end"]
-            .map(String::from),
+        [
+            "--queue",
+            "kafka",
+            "--brokers",
+            &addr,
+            "--topic",
+            "metrics",
+            "--exit-at-end",
+        ]
+        .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = Consumer::start(dir.path(), "to-prom", &args);
     let status = first.wait(Duration::from_secs(60));
     assert!(status.success(), "{status:?}: {}", first.log_text());
-    let got = prom.raw_samples(r#"{__name__="kafka_sink_test"}"#, now_ms() + 60_000, 3_600_000);
+    let got = prom.raw_samples(
+        r#"{__name__="kafka_sink_test"}"#,
+        now_ms() + 60_000,
+        3_600_000,
+    );
     let missing = missing_from(&expected, &got, 20);
-    assert!(missing.is_empty(), "not in Prometheus:\n{}\n{}", missing.join("\n"), first.log_text());
+    assert!(
+        missing.is_empty(),
+        "not in Prometheus:\n{}\n{}",
+        missing.join("\n"),
+        first.log_text()
+    );
     assert!(missing_from(&got, &expected, 1).is_empty());
-    assert!(first.log_text().contains(&format!("sent={}", lines.len())), "{}", first.log_text());
+    assert!(
+        first.log_text().contains(&format!("sent={}", lines.len())),
+        "{}",
+        first.log_text()
+    );
 
     let mut again = Consumer::start(dir.path(), "to-prom", &args);
     let status = again.wait(Duration::from_secs(60));

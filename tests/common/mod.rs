@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod fake_store;
 pub mod in_process;
+pub mod influxdb;
 pub mod prometheus;
 pub mod report;
 pub mod sink;
