@@ -15,8 +15,10 @@
 //!   first half first (series order is kept), down to the samples that are
 //!   refused alone: those go to the dead-letter file with the store's
 //!   answer — unless the answer means "already stored" ([`Sink::already_stored`])
-//!   for a sample that may have been delivered before ([`super::marks`]),
-//!   which counts as delivered.
+//!   for a sample that may have been delivered before: sent in a request
+//!   that got no answer or before a crash ([`super::marks`]), or an exact
+//!   copy of one delivered lately (the queue holds it twice, [`super::recent`]).
+//!   That counts as delivered.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 use super::http::{Answer, Client};
 use super::marks::Mark;
 use super::pipeline::Shared;
+use super::recent::{Recent, REMEMBERED};
 use super::retry::Backoff;
 use super::Sample;
 
@@ -47,6 +50,8 @@ pub struct Delivery {
     /// Samples at or below this offset may be in the store already.
     pub uncertain: Option<u64>,
     pub stop: watch::Receiver<bool>,
+    /// What this worker delivered lately (duplicates within the queue).
+    pub recent: Recent,
 }
 
 impl Delivery {
@@ -63,6 +68,7 @@ impl Delivery {
             shared,
             partition,
             stop,
+            recent: Recent::new(REMEMBERED),
         })
     }
 
@@ -88,10 +94,16 @@ impl Delivery {
             }
             let part = &ok[a..b];
             match self.send_until_decided(part).await? {
-                Decided::Accepted => self.shared.metrics.sent.inc_by(part.len() as u64),
+                Decided::Accepted => {
+                    self.shared.metrics.sent.inc_by(part.len() as u64);
+                    for s in part {
+                        self.recent.insert(s);
+                    }
+                }
                 Decided::Refused { status, reason } if part.len() == 1 => {
-                    let replay = sink.already_stored(status, &reason)
-                        && self.uncertain.is_some_and(|u| part[0].offset <= u);
+                    let maybe_sent = self.uncertain.is_some_and(|u| part[0].offset <= u)
+                        || self.recent.contains(&part[0]);
+                    let replay = sink.already_stored(status, &reason) && maybe_sent;
                     if replay {
                         self.shared.metrics.replayed.inc();
                     } else {

@@ -30,6 +30,7 @@ pub mod marks;
 pub mod metrics;
 pub mod partition;
 pub mod pipeline;
+pub mod recent;
 pub mod remote_write;
 pub mod retry;
 pub mod sample;
