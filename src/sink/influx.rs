@@ -55,7 +55,7 @@ impl Precision {
     }
 
     /// A millisecond timestamp in this unit (seconds drop the milliseconds).
-    fn from_ms(self, ms: i64) -> i64 {
+    fn of_ms(self, ms: i64) -> i64 {
         match self {
             Precision::Ns => ms.saturating_mul(1_000_000),
             Precision::Us => ms.saturating_mul(1_000),
@@ -146,7 +146,7 @@ impl Influx {
                 .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
                 .collect(),
             fields: vec![(Cow::Borrowed("value"), value)],
-            timestamp: Some(self.precision.from_ms(s.timestamp)),
+            timestamp: Some(self.precision.of_ms(s.timestamp)),
         }
     }
 }

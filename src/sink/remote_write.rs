@@ -70,10 +70,13 @@ impl Sink for RemoteWrite {
     }
 }
 
+/// A series: its name and sorted labels.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
 /// Samples of one series stay in one `TimeSeries`, in their order.
 pub fn write_request(samples: &[Sample]) -> WriteRequest {
     let mut series: Vec<TimeSeries> = Vec::new();
-    let mut index: BTreeMap<(&str, &[(String, String)]), usize> = BTreeMap::new();
+    let mut index: BTreeMap<SeriesKey<'_>, usize> = BTreeMap::new();
     let mut families: BTreeMap<String, Type> = BTreeMap::new();
     for s in samples {
         let key = (s.name.as_str(), s.labels.as_slice());
