@@ -27,9 +27,9 @@ use tokio::sync::watch;
 
 use super::http::{Answer, Client};
 use super::marks::Mark;
-use super::pipeline::Shared;
 use super::recent::{Recent, REMEMBERED};
 use super::retry::Backoff;
+use super::shared::Shared;
 use super::Sample;
 
 /// Shutdown came while the batch was waiting for a retry.

@@ -34,6 +34,7 @@ pub mod recent;
 pub mod remote_write;
 pub mod retry;
 pub mod sample;
+pub mod shared;
 pub mod stdout;
 
 use bytes::Bytes;
@@ -179,7 +180,7 @@ pub fn open(
         dead_letters = %dead.path().display(),
         "delivering into a store"
     );
-    let shared = pipeline::Shared {
+    let shared = shared::Shared {
         sink,
         endpoint: std::sync::Arc::new(endpoint),
         dead,

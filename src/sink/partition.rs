@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::{Delivery, Stopped};
-use super::pipeline::Shared;
 use super::sample::decode;
+use super::shared::Shared;
 use super::Sample;
 
 /// Everything before `next` in `partition` is in the store (or dead-lettered).

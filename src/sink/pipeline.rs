@@ -4,7 +4,6 @@
 //! partition again later), acknowledgements back through one channel.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,29 +11,13 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::dead_letter::DeadLetters;
 use super::deliver::Delivery;
-use super::http::Endpoint;
-use super::metrics::ConsumeMetrics;
 use super::partition::{self, Ack, Record};
-use super::{Output, Sink};
+use super::shared::Shared;
+use super::Output;
 
 /// Records waiting for one partition's worker, at most.
 const QUEUED_RECORDS: usize = 64;
-
-/// What every worker shares.
-pub struct Shared {
-    pub sink: Arc<dyn Sink>,
-    pub endpoint: Arc<Endpoint>,
-    pub dead: DeadLetters,
-    pub metrics: Arc<ConsumeMetrics>,
-    pub marks_dir: PathBuf,
-    pub max_samples: usize,
-    pub max_bytes: usize,
-    pub linger: Duration,
-    pub retry_min: Duration,
-    pub retry_max: Duration,
-}
 
 struct Worker {
     records: mpsc::Sender<Record>,
