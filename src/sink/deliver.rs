@@ -80,13 +80,21 @@ impl Delivery {
     /// acknowledged, dead-lettered, or recognised as already stored.
     pub async fn deliver(&mut self, samples: &[Sample]) -> Result<(), Stopped> {
         let sink = self.shared.sink.clone();
-        let (refused, ok): (Vec<&Sample>, Vec<&Sample>) =
-            samples.iter().partition(|s| sink.refuse(s).is_some());
-        for s in refused {
-            let reason = sink.refuse(s).unwrap_or_default();
-            self.dead_letter(std::slice::from_ref(s), None, &reason);
+        // Samples the store cannot take at all go first to the dead-letter
+        // file; the common case (none) sends the slice as it is.
+        let filtered: Vec<Sample>;
+        let mut ok = samples;
+        if samples.iter().any(|s| sink.refuse(s).is_some()) {
+            let mut keep = Vec::with_capacity(samples.len());
+            for s in samples {
+                match sink.refuse(s) {
+                    Some(reason) => self.dead_letter(std::slice::from_ref(s), None, &reason),
+                    None => keep.push(s.clone()),
+                }
+            }
+            filtered = keep;
+            ok = &filtered;
         }
-        let ok: Vec<Sample> = ok.into_iter().cloned().collect();
         let mut parts = vec![(0, ok.len())];
         while let Some((a, b)) = parts.pop() {
             if a == b {

@@ -25,7 +25,7 @@ pub struct ConsumeMetrics {
     pub latency: Histogram,
     /// Records between the committed offset and the end of the partition.
     pub lag_records: IntGaugeVec,
-    /// Age of the last acknowledged record (receive time to now), by partition.
+    /// Age of the last acknowledged record when it was acknowledged, by partition.
     pub lag_seconds: IntGaugeVec,
     pub last_error_time: IntGauge,
     last_error: IntGaugeVec,
@@ -100,7 +100,7 @@ impl ConsumeMetrics {
             )?,
             lag_seconds: gauges(
                 "lag_seconds",
-                "Seconds between receiving the last acknowledged record and now",
+                "Seconds from receiving the last acknowledged record to its acknowledgement",
                 "partition",
             )?,
             last_error_time,

@@ -84,10 +84,9 @@ pub async fn run(
             _ = linger_over => {}
             _ = stop.changed() => return,
         }
-        if flush(&mut delivery, &mut p, &shared).await.is_err() {
+        if flush(&mut delivery, &mut p, &shared, &acks).await.is_err() {
             return;
         }
-        ack(&mut p, partition, &acks);
         deadline = (!p.samples.is_empty()).then(|| Instant::now() + shared.linger);
     }
 }
@@ -109,13 +108,23 @@ fn take(p: &mut Pending, r: Record, partition: u32, shared: &Shared) {
 }
 
 /// Delivers full batches while there are any, and the rest too (the
-/// linger is over or a batch filled up).
-async fn flush(d: &mut Delivery, p: &mut Pending, shared: &Shared) -> Result<(), Stopped> {
+/// linger is over or a batch filled up), acknowledging after each; on
+/// shutdown, stops after the batch in flight.
+async fn flush(
+    d: &mut Delivery,
+    p: &mut Pending,
+    shared: &Shared,
+    acks: &mpsc::UnboundedSender<Ack>,
+) -> Result<(), Stopped> {
     while !p.samples.is_empty() {
         let n = batch_len(&p.samples, shared.max_samples, shared.max_bytes);
         d.deliver(&p.samples[..n]).await?;
         p.samples.drain(..n);
         p.bytes = p.samples.iter().map(Sample::size).sum();
+        ack(p, d.partition, acks);
+        if *d.stop.borrow() {
+            return Err(Stopped);
+        }
         if p.samples.len() < shared.max_samples && p.bytes < shared.max_bytes {
             // What is left waits for its linger, unless it is all there is.
             if p.samples.is_empty() || shared.linger == Duration::ZERO {
