@@ -315,3 +315,46 @@ fn samples_the_store_refuses_go_to_the_dead_letter_file_and_the_rest_arrives() {
     expected.retain(|labels, _| labels["__name__"] != "sink_test_old");
     assert_store_has(&prom, &expected, &second.log_text());
 }
+
+#[test]
+fn two_group_members_split_the_partitions_into_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--partition-by", "series"]);
+    let base = now_ms() - 30 * 60 * 1000;
+    post_range(&server, 1, 0, 1, base); // creates the queue so members can join
+    let prom = store();
+    let args = remote_write_args(&write_url(&prom));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = Consumer::start(dir.path(), "pair", &args);
+    let mut b = Consumer::start(dir.path(), "pair", &args);
+    std::thread::sleep(Duration::from_millis(1500)); // both joined and balanced
+    post_range(&server, 4, 1, 40, base);
+    let (expected, ends) = queued(dir.path());
+    wait_committed(dir.path(), "pair", &ends, Duration::from_secs(30), &|| {
+        format!("{}\n---\n{}", a.log_text(), b.log_text())
+    });
+    for c in [&mut a, &mut b] {
+        let status = c.terminate(Duration::from_secs(15));
+        assert!(status.success(), "{status:?}");
+    }
+    let sent = |c: &Consumer| -> u64 {
+        let log = c.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("consumer stopped"))
+            .unwrap_or_default();
+        line.split("sent=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no summary in:\n{log}"))
+    };
+    let (sa, sb) = (sent(&a), sent(&b));
+    assert!(
+        sa > 0 && sb > 0,
+        "one member did all the work: {sa} and {sb}"
+    );
+    let log = format!("{}\n---\n{}", a.log_text(), b.log_text());
+    assert_store_has(&prom, &expected, &log);
+    assert!(dead_letters(dir.path(), "pair").is_empty());
+}
