@@ -78,7 +78,7 @@ def sink():
     server.proc.terminate()
     server.proc.wait(timeout=30)
     shutil.copytree(server.tmp, data, dirs_exist_ok=True)
-    server.stop()
+    shutil.rmtree(server.tmp, ignore_errors=True)
     prom = rw.Prometheus()
     before = rw.cpu_secs(prom.proc.pid)
     start = time.monotonic()

@@ -13,14 +13,14 @@ pub mod group;
 pub mod kafka;
 mod signals;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::log::LogReader;
+use crate::log::{LogReader, Record};
 use crate::queue::file::{partition_dir, stored_partitions};
 use crate::sink::metrics::ConsumeMetrics;
 use crate::sink::{self, Output, SinkConfig, SinkKind};
@@ -62,6 +62,8 @@ struct Owned {
     reader: LogReader,
     /// Next offset to hand to the sink.
     read: u64,
+    /// Read from the log, not yet taken by the sink (its queue was full).
+    unsent: VecDeque<Record>,
     /// Next offset committed.
     committed: u64,
 }
@@ -169,6 +171,7 @@ fn run_file(
                             _lock: lock,
                             reader,
                             read: next,
+                            unsent: VecDeque::new(),
                             committed: next,
                         },
                     );
@@ -179,12 +182,15 @@ fn run_file(
 
         let mut progressed = false;
         for (&p, o) in owned.iter_mut() {
-            let records = o.reader.read(o.read, READ_BYTES)?;
-            for r in &records {
+            if o.unsent.is_empty() {
+                o.unsent = o.reader.read(o.read, READ_BYTES)?.into();
+            }
+            while let Some(r) = o.unsent.front() {
                 if !output.submit(p, r.offset, &r.value)? {
-                    break; // full: read again from here later
+                    break; // full: offered again next time
                 }
                 o.read = r.offset + 1;
+                o.unsent.pop_front();
                 progressed = true;
             }
         }
@@ -204,7 +210,14 @@ fn run_file(
             break;
         }
         if !progressed {
-            std::thread::sleep(cfg.poll_interval.min(Duration::from_millis(50)));
+            // A sink queue that is full drains fast: look again soon.
+            let backlog = owned.values().any(|o| !o.unsent.is_empty());
+            let nap = if backlog {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_millis(50)
+            };
+            std::thread::sleep(cfg.poll_interval.min(nap));
         }
     }
     let last = output.close()?;

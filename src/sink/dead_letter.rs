@@ -70,11 +70,11 @@ impl DeadLetters {
             let entry = Entry {
                 partition,
                 offset: s.offset,
-                name: &s.name,
+                name: s.name(),
                 value: s.value,
                 kind: s.kind,
                 tags: s
-                    .labels
+                    .labels()
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect(),

@@ -137,9 +137,9 @@ impl Influx {
             Value::UInt(v) => i64::try_from(v).map_or(FieldValue::UInt(v), FieldValue::Int),
         };
         Line {
-            measurement: Cow::Borrowed(&s.name),
+            measurement: Cow::Borrowed(s.name()),
             tags: s
-                .labels
+                .labels()
                 .iter()
                 // InfluxDB refuses an empty tag value; absent means the same.
                 .filter(|(_, v)| !v.is_empty())
@@ -158,17 +158,14 @@ mod tests {
 
     #[test]
     fn points_are_escaped_and_typed() {
-        let s = Sample {
-            name: "cpu load".into(),
-            labels: vec![
-                ("host".into(), "a,b".into()),
-                ("empty".into(), String::new()),
-            ],
-            value: Value::Int(-3),
-            timestamp: 1_500,
-            kind: MetricType::Gauge,
-            offset: 0,
-        };
+        let s = Sample::new(
+            "cpu load",
+            &[("empty", ""), ("host", "a,b")],
+            Value::Int(-3),
+            1_500,
+            MetricType::Gauge,
+            0,
+        );
         let body = Influx {
             precision: Precision::Ms,
         }

@@ -174,14 +174,14 @@ mod tests {
 
     #[test]
     fn batches_are_cut_by_samples_and_bytes() {
-        let s = Sample {
-            name: "x".repeat(68),
-            labels: vec![],
-            value: Value::Float(1.0),
-            timestamp: 0,
-            kind: MetricType::Gauge,
-            offset: 0,
-        };
+        let s = Sample::new(
+            &"x".repeat(68),
+            &[],
+            Value::Float(1.0),
+            0,
+            MetricType::Gauge,
+            0,
+        );
         let v = vec![s; 10];
         assert_eq!(batch_len(&v, 4, 1 << 20), 4);
         assert_eq!(batch_len(&v, 100, 350), 3);

@@ -5,12 +5,13 @@
 //! fingerprints are forgotten first.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hasher;
 
+use super::sample::{Fx, FxHasher};
 use super::Sample;
 
 pub struct Recent {
-    set: HashSet<u64>,
+    set: HashSet<u64, Fx>,
     order: VecDeque<u64>,
     cap: usize,
 }
@@ -21,7 +22,7 @@ pub const REMEMBERED: usize = 1 << 18;
 impl Recent {
     pub fn new(cap: usize) -> Recent {
         Recent {
-            set: HashSet::new(),
+            set: HashSet::default(),
             order: VecDeque::new(),
             cap,
         }
@@ -44,13 +45,14 @@ impl Recent {
     }
 }
 
-/// Series, timestamp and the value's exact bits.
+/// Series (its hash), timestamp and the value's exact bits.
 fn fingerprint(s: &Sample) -> u64 {
-    let mut h = DefaultHasher::new();
-    s.name.hash(&mut h);
-    s.labels.hash(&mut h);
-    s.timestamp.hash(&mut h);
-    s.value.as_f64().to_bits().hash(&mut h);
+    let mut h = FxHasher::default();
+    h.write_u64(s.series.hash_value());
+    h.write_u64(s.timestamp as u64);
+    h.write_u64(s.value.as_f64().to_bits());
+    // One more round so the last word is mixed as well as the others.
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
     h.finish()
 }
 
@@ -61,13 +63,15 @@ mod tests {
 
     #[test]
     fn remembers_the_latest_only() {
-        let s = |ts: i64, v: f64| Sample {
-            name: "m".into(),
-            labels: vec![("a".into(), "1".into())],
-            value: Value::Float(v),
-            timestamp: ts,
-            kind: MetricType::Gauge,
-            offset: 0,
+        let s = |ts: i64, v: f64| {
+            Sample::new(
+                "m",
+                &[("a", "1")],
+                Value::Float(v),
+                ts,
+                MetricType::Gauge,
+                0,
+            )
         };
         let mut r = Recent::new(2);
         r.insert(&s(1, 1.0));

@@ -22,12 +22,13 @@
 //! values). [`Sink::already_stored`] says so for those two reasons; the
 //! delivery trusts it only for samples that may have been delivered before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use prompb::v1::{metric_metadata::MetricType as Type, Label, MetricMetadata, Sample as PbSample};
 use prompb::v1::{TimeSeries, WriteRequest};
 use prost::Message;
 
+use super::sample::{Fx, Series};
 use super::{Body, Sample, Sink};
 use crate::batch::MetricType;
 
@@ -70,30 +71,32 @@ impl Sink for RemoteWrite {
     }
 }
 
-/// A series: its name and sorted labels.
-type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
-
 /// Samples of one series stay in one `TimeSeries`, in their order.
 pub fn write_request(samples: &[Sample]) -> WriteRequest {
     let mut series: Vec<TimeSeries> = Vec::new();
-    let mut index: BTreeMap<SeriesKey<'_>, usize> = BTreeMap::new();
+    let mut index: HashMap<&Series, usize, Fx> = HashMap::default();
     let mut families: BTreeMap<String, Type> = BTreeMap::new();
+    let mut last: Option<(&Series, usize)> = None;
     for s in samples {
-        let key = (s.name.as_str(), s.labels.as_slice());
-        let i = *index.entry(key).or_insert_with(|| {
-            series.push(TimeSeries {
-                labels: labels(s),
-                ..TimeSeries::default()
-            });
-            series.len() - 1
-        });
+        // Samples of a series mostly come together: skip the map then.
+        let i = match last {
+            Some((prev, i)) if std::ptr::eq(prev, &*s.series) => i,
+            _ => *index.entry(&s.series).or_insert_with(|| {
+                series.push(TimeSeries {
+                    labels: labels(s),
+                    ..TimeSeries::default()
+                });
+                if let Some((family, t)) = family(s) {
+                    families.entry(family).or_insert(t);
+                }
+                series.len() - 1
+            }),
+        };
+        last = Some((&s.series, i));
         series[i].samples.push(PbSample {
             value: s.value.as_f64(),
             timestamp: s.timestamp,
         });
-        if let Some((family, t)) = family(s) {
-            families.entry(family).or_insert(t);
-        }
     }
     let metadata = families
         .into_iter()
@@ -115,12 +118,12 @@ pub fn write_request(samples: &[Sample]) -> WriteRequest {
 /// hence the sort). Empty values are left out: in Prometheus an empty
 /// label is an absent one.
 fn labels(s: &Sample) -> Vec<Label> {
-    let mut out = Vec::with_capacity(s.labels.len() + 1);
+    let mut out = Vec::with_capacity(s.labels().len() + 1);
     out.push(Label {
         name: "__name__".into(),
-        value: s.name.clone(),
+        value: s.name().to_string(),
     });
-    for (k, v) in &s.labels {
+    for (k, v) in s.labels() {
         if !v.is_empty() && k != "__name__" {
             out.push(Label {
                 name: k.clone(),
@@ -142,7 +145,7 @@ fn family(s: &Sample) -> Option<(String, Type)> {
         MetricType::Summary => Type::Summary,
         MetricType::Unknown => return None,
     };
-    let mut name = s.name.as_str();
+    let mut name = s.name();
     if matches!(t, Type::Histogram | Type::Summary) {
         for suffix in ["_bucket", "_sum", "_count"] {
             if let Some(base) = name.strip_suffix(suffix) {
@@ -160,17 +163,7 @@ mod tests {
     use crate::batch::Value;
 
     fn sample(name: &str, labels: &[(&str, &str)], v: f64, ts: i64, kind: MetricType) -> Sample {
-        Sample {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: Value::Float(v),
-            timestamp: ts,
-            kind,
-            offset: 0,
-        }
+        Sample::new(name, labels, Value::Float(v), ts, kind, 0)
     }
 
     #[test]
