@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rdkafka::client::ClientContext;
@@ -29,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::ConsumeConfig;
 use crate::queue::kafka::config::{client_config, consumer_defaults, describe, KafkaProperty};
+use crate::sink::metrics::ConsumeMetrics;
 use crate::sink::Output;
 
 /// Where the group's topic is.
@@ -100,6 +101,7 @@ pub fn run(
     q: &KafkaSource,
     output: &mut dyn Output,
     stop: &AtomicBool,
+    metrics: &ConsumeMetrics,
 ) -> anyhow::Result<()> {
     let brokers = &q.brokers;
     if cfg.group.trim().is_empty() {
@@ -148,6 +150,7 @@ pub fn run(
     let mut handed: BTreeMap<i32, i64> = BTreeMap::new();
     let mut acked: BTreeMap<i32, i64> = BTreeMap::new();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_lag = Instant::now();
     'outer: while !stop.load(Ordering::Relaxed) {
         let mut handled = 0;
         let mut wait = cfg.poll_interval;
@@ -196,6 +199,10 @@ pub fn run(
         if !next.is_empty() {
             commit(&consumer, &q.topic, &mut next);
         }
+        if last_lag.elapsed() >= LAG_EVERY {
+            record_lag(&consumer, &q.topic, &acked, metrics);
+            last_lag = Instant::now();
+        }
         let all_acked = handed.iter().all(|(p, h)| acked.get(p) == Some(h));
         if cfg.exit_at_end && handled == 0 && all_acked && caught_up(&consumer, &progress) {
             break;
@@ -213,6 +220,38 @@ pub fn run(
     // Dropping the consumer leaves the group, so the others rebalance now.
     drop(consumer);
     Ok(())
+}
+
+/// How often the partitions' ends are asked for (one broker round trip each).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Records between what the sink acknowledged and each assigned
+/// partition's end, into `metricstream_consume_lag_records`.
+fn record_lag(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    acked: &BTreeMap<i32, i64>,
+    metrics: &ConsumeMetrics,
+) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    for e in assignment.elements() {
+        let p = e.partition();
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(1)) else {
+            continue;
+        };
+        let done = acked
+            .get(&p)
+            .copied()
+            .or_else(|| e.offset().to_raw())
+            .unwrap_or(low)
+            .max(low);
+        metrics
+            .lag_records
+            .with_label_values(&[&p.to_string()])
+            .set((high - done).max(0));
+    }
 }
 
 /// Moves the sink's acknowledgements into `acked` and the commit list.

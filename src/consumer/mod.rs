@@ -97,7 +97,7 @@ pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
     )?;
     let result = match &cfg.source {
         Source::File(data_dir) => run_file(cfg, data_dir, output.as_mut(), &stop, &metrics),
-        Source::Kafka(kafka) => kafka::run(cfg, kafka, output.as_mut(), &stop),
+        Source::Kafka(kafka) => kafka::run(cfg, kafka, output.as_mut(), &stop, &metrics),
     };
     drop(output);
     if cfg.sink.kind != SinkKind::Stdout {
