@@ -78,7 +78,12 @@ impl Delivery {
 
     /// Delivers `samples` (in offset order): on `Ok` every one of them was
     /// acknowledged, dead-lettered, or recognised as already stored.
-    pub async fn deliver(&mut self, samples: &[Sample]) -> Result<(), Stopped> {
+    /// `encoded`, if given, is the request body of all of `samples`.
+    pub async fn deliver(
+        &mut self,
+        samples: &[Sample],
+        mut encoded: Option<super::Body>,
+    ) -> Result<(), Stopped> {
         let sink = self.shared.sink.clone();
         // Samples the store cannot take at all go first to the dead-letter
         // file; the common case (none) sends the slice as it is.
@@ -94,6 +99,7 @@ impl Delivery {
             }
             filtered = keep;
             ok = &filtered;
+            encoded = None;
         }
         let mut parts = vec![(0, ok.len())];
         while let Some((a, b)) = parts.pop() {
@@ -101,7 +107,11 @@ impl Delivery {
                 continue;
             }
             let part = &ok[a..b];
-            match self.send_until_decided(part).await? {
+            let body = match encoded.take() {
+                Some(body) => body,
+                None => sink.encode(part),
+            };
+            match self.send_until_decided(part, body).await? {
                 Decided::Accepted => {
                     self.shared.metrics.sent.inc_by(part.len() as u64);
                     for s in part {
@@ -158,8 +168,11 @@ impl Delivery {
         }
     }
 
-    async fn send_until_decided(&mut self, part: &[Sample]) -> Result<Decided, Stopped> {
-        let body = self.shared.sink.encode(part);
+    async fn send_until_decided(
+        &mut self,
+        part: &[Sample],
+        body: super::Body,
+    ) -> Result<Decided, Stopped> {
         let last = part.iter().map(|s| s.offset).max().unwrap_or(0);
         let mut backoff = Backoff::new(self.shared.retry_min, self.shared.retry_max);
         let metrics = self.shared.metrics.clone();

@@ -1,19 +1,21 @@
-//! One partition's worker: takes its records in offset order, batches
-//! their samples (at most `max_samples` and about `max_bytes` per request,
-//! sent once full or `linger` after the first sample came in), delivers
-//! one batch at a time, and acknowledges the offset up to which everything
-//! is delivered.
+//! One partition's workers, two tasks in a row so that decoding and
+//! encoding the next batch overlaps the request in flight:
+//! - the batcher takes the partition's records in offset order, decodes
+//!   them, cuts batches (at most `max_samples` and about `max_bytes`; a
+//!   batch that is not full goes `linger` after its first sample came in)
+//!   and encodes each into a request body;
+//! - the sender delivers one batch at a time, in order, and acknowledges
+//!   the offset up to which everything is delivered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::deliver::{Delivery, Stopped};
+use super::deliver::Delivery;
 use super::sample::decode;
 use super::shared::Shared;
-use super::Sample;
+use super::{Body, Sample};
 
 /// Everything before `next` in `partition` is in the store (or dead-lettered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,29 +32,53 @@ pub struct Record {
     pub value: Vec<u8>,
 }
 
+/// Batches encoded ahead of the one in flight.
+const AHEAD: usize = 2;
+
+/// A batch on its way to the sender.
+struct Batch {
+    samples: Vec<Sample>,
+    /// The request body for all of `samples`, if none is refused up front.
+    body: Option<Body>,
+    /// Everything before this offset is in this batch or an earlier one.
+    next: u64,
+    received_at: u64,
+}
+
 struct Pending {
     samples: Vec<Sample>,
     bytes: usize,
     /// The offset after the last record taken in.
     through: Option<u64>,
     received_at: u64,
-    acked: Option<u64>,
 }
 
+/// Runs both tasks until the records end or `stop` is set.
 pub async fn run(
-    mut delivery: Delivery,
-    mut records: mpsc::Receiver<Record>,
+    delivery: Delivery,
+    records: mpsc::Receiver<Record>,
     acks: mpsc::UnboundedSender<Ack>,
 ) {
-    let shared: Arc<Shared> = delivery.shared.clone();
+    let (tx, rx) = mpsc::channel(AHEAD);
+    let shared = delivery.shared.clone();
+    let stop = delivery.stop.clone();
     let partition = delivery.partition;
-    let mut stop: watch::Receiver<bool> = delivery.stop.clone();
+    let batcher = batch(shared, partition, records, tx, stop);
+    tokio::join!(batcher, send(delivery, rx, acks));
+}
+
+async fn batch(
+    shared: Arc<Shared>,
+    partition: u32,
+    mut records: mpsc::Receiver<Record>,
+    out: mpsc::Sender<Batch>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut p = Pending {
         samples: Vec::new(),
         bytes: 0,
         through: None,
         received_at: 0,
-        acked: None,
     };
     let mut deadline: Option<Instant> = None;
     loop {
@@ -66,28 +92,89 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let mut all = false;
         tokio::select! {
             r = records.recv() => {
                 let Some(r) = r else { return };
                 take(&mut p, r, partition, &shared);
-                if deadline.is_none() && !p.samples.is_empty() {
-                    deadline = Some(Instant::now() + shared.linger);
-                }
-                if p.samples.is_empty() {
-                    ack(&mut p, partition, &acks);
-                    continue;
-                }
-                if p.samples.len() < shared.max_samples && p.bytes < shared.max_bytes {
-                    continue;
-                }
             }
-            _ = linger_over => {}
+            _ = linger_over => all = true,
             _ = stop.changed() => return,
         }
-        if flush(&mut delivery, &mut p, &shared, &acks).await.is_err() {
+        if p.samples.is_empty() {
+            // Records with nothing to deliver: acknowledged in their turn.
+            if let Some(next) = p.through.take() {
+                let empty = Batch {
+                    samples: Vec::new(),
+                    body: None,
+                    next,
+                    received_at: p.received_at,
+                };
+                if out.send(empty).await.is_err() {
+                    return;
+                }
+            }
+            deadline = None;
+            continue;
+        }
+        let mut cut = false;
+        while full(&p, &shared) || (all && !p.samples.is_empty()) {
+            cut = true;
+            let n = batch_len(&p.samples, shared.max_samples, shared.max_bytes);
+            let samples: Vec<Sample> = p.samples.drain(..n).collect();
+            p.bytes = p.samples.iter().map(Sample::size).sum();
+            let next = match p.samples.first() {
+                Some(s) => s.offset,
+                None => p.through.take().unwrap_or(samples[n - 1].offset + 1),
+            };
+            let body = samples
+                .iter()
+                .all(|s| shared.sink.refuse(s).is_none())
+                .then(|| shared.sink.encode(&samples));
+            let b = Batch {
+                samples,
+                body,
+                next,
+                received_at: p.received_at,
+            };
+            if out.send(b).await.is_err() {
+                return;
+            }
+        }
+        // The linger counts from the first sample of the batch being filled.
+        if p.samples.is_empty() {
+            deadline = None;
+        } else if cut || deadline.is_none() {
+            deadline = Some(Instant::now() + shared.linger);
+        }
+    }
+}
+
+fn full(p: &Pending, shared: &Shared) -> bool {
+    p.samples.len() >= shared.max_samples || p.bytes >= shared.max_bytes
+}
+
+async fn send(
+    mut d: Delivery,
+    mut batches: mpsc::Receiver<Batch>,
+    acks: mpsc::UnboundedSender<Ack>,
+) {
+    let mut acked: Option<u64> = None;
+    while let Some(b) = batches.recv().await {
+        if !b.samples.is_empty() && d.deliver(&b.samples, b.body).await.is_err() {
+            return; // stopped: what is not acknowledged is sent again later
+        }
+        if acked.is_none_or(|a| b.next > a) {
+            acked = Some(b.next);
+            let _ = acks.send(Ack {
+                partition: d.partition,
+                next: b.next,
+                received_at: b.received_at,
+            });
+        }
+        if *d.stop.borrow() {
             return;
         }
-        deadline = (!p.samples.is_empty()).then(|| Instant::now() + shared.linger);
     }
 }
 
@@ -107,35 +194,6 @@ fn take(p: &mut Pending, r: Record, partition: u32, shared: &Shared) {
     p.through = Some(r.offset + 1);
 }
 
-/// Delivers full batches while there are any, and the rest too (the
-/// linger is over or a batch filled up), acknowledging after each; on
-/// shutdown, stops after the batch in flight.
-async fn flush(
-    d: &mut Delivery,
-    p: &mut Pending,
-    shared: &Shared,
-    acks: &mpsc::UnboundedSender<Ack>,
-) -> Result<(), Stopped> {
-    while !p.samples.is_empty() {
-        let n = batch_len(&p.samples, shared.max_samples, shared.max_bytes);
-        d.deliver(&p.samples[..n]).await?;
-        p.samples.drain(..n);
-        p.bytes = p.samples.iter().map(Sample::size).sum();
-        ack(p, d.partition, acks);
-        if *d.stop.borrow() {
-            return Err(Stopped);
-        }
-        if p.samples.len() < shared.max_samples && p.bytes < shared.max_bytes {
-            // What is left waits for its linger, unless it is all there is.
-            if p.samples.is_empty() || shared.linger == Duration::ZERO {
-                continue;
-            }
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// How many of `samples` go in the next request.
 fn batch_len(samples: &[Sample], max_samples: usize, max_bytes: usize) -> usize {
     let mut bytes = 0;
@@ -146,25 +204,6 @@ fn batch_len(samples: &[Sample], max_samples: usize, max_bytes: usize) -> usize 
         }
     }
     samples.len().min(max_samples)
-}
-
-/// Acknowledges what is delivered: everything before the first sample
-/// still pending, or every record taken in if none is.
-fn ack(p: &mut Pending, partition: u32, acks: &mpsc::UnboundedSender<Ack>) {
-    let next = match p.samples.first() {
-        Some(s) => Some(s.offset),
-        None => p.through,
-    };
-    if let Some(next) = next {
-        if p.acked.is_none_or(|a| next > a) {
-            p.acked = Some(next);
-            let _ = acks.send(Ack {
-                partition,
-                next,
-                received_at: p.received_at,
-            });
-        }
-    }
 }
 
 #[cfg(test)]
