@@ -69,8 +69,11 @@ struct Owned {
 }
 
 pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
+    // Decoding and encoding run on these threads beside the requests in
+    // flight; more threads than cores keeps a busy batcher from delaying
+    // the answer another partition's sender is waiting for.
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(4)
         .thread_name("sink")
         .enable_all()
         .build()?;

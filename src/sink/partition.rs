@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::Delivery;
-use super::sample::decode;
+use super::sample::{decode, Interner};
 use super::shared::Shared;
 use super::{Body, Sample};
 
@@ -51,6 +51,7 @@ struct Pending {
     /// The offset after the last record taken in.
     through: Option<u64>,
     received_at: u64,
+    interner: Interner,
 }
 
 /// Runs both tasks until the records end or `stop` is set.
@@ -79,6 +80,7 @@ async fn batch(
         bytes: 0,
         through: None,
         received_at: 0,
+        interner: Interner::default(),
     };
     let mut deadline: Option<Instant> = None;
     loop {
@@ -179,7 +181,7 @@ async fn send(
 }
 
 fn take(p: &mut Pending, r: Record, partition: u32, shared: &Shared) {
-    match decode(r.offset, &r.value) {
+    match decode(r.offset, &r.value, &mut p.interner) {
         Ok((samples, received_at)) => {
             p.bytes += samples.iter().map(Sample::size).sum::<usize>();
             p.samples.extend(samples);

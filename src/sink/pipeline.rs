@@ -17,7 +17,7 @@ use super::shared::Shared;
 use super::Output;
 
 /// Records waiting for one partition's worker, at most.
-const QUEUED_RECORDS: usize = 64;
+const QUEUED_RECORDS: usize = 16;
 
 struct Worker {
     records: mpsc::Sender<Record>,
