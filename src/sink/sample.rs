@@ -171,20 +171,13 @@ fn series_hash(
 /// The series a partition met lately, so the samples of a series share
 /// one `Series` across records (no allocation for a known series).
 /// Bounded: forgotten all at once when full.
+#[derive(Default)]
 pub struct Interner {
     known: HashMap<u64, Arc<Series>, Fx>,
 }
 
 /// Series remembered per partition.
 const INTERNED: usize = 100_000;
-
-impl Default for Interner {
-    fn default() -> Interner {
-        Interner {
-            known: HashMap::default(),
-        }
-    }
-}
 
 impl Interner {
     fn get(&mut self, name: &str, tags: &[(Cow<'_, str>, Cow<'_, str>)]) -> Arc<Series> {
