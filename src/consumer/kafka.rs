@@ -161,7 +161,8 @@ pub fn run(
                     let (p, offset) = (m.partition(), m.offset());
                     let value = m.payload().unwrap_or_default();
                     // A full sink queue: wait for it (see the module doc).
-                    while !output.submit(p.max(0) as u32, offset.max(0) as u64, value)? {
+                    let part = p.max(0) as u32;
+                    while !output.has_room(part)? {
                         take_acks(output, &mut acked, &mut next)?;
                         if !next.is_empty() {
                             commit(&consumer, &q.topic, &mut next);
@@ -171,6 +172,7 @@ pub fn run(
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
+                    output.submit(part, offset.max(0) as u64, value.to_vec())?;
                     handed.insert(p, offset + 1);
                     lock(&progress).at_end.remove(&p);
                     handled += 1;

@@ -188,12 +188,11 @@ fn run_file(
             if o.unsent.is_empty() {
                 o.unsent = o.reader.read(o.read, READ_BYTES)?.into();
             }
-            while let Some(r) = o.unsent.front() {
-                if !output.submit(p, r.offset, &r.value)? {
-                    break; // full: offered again next time
-                }
+            // A full sink queue: the rest is offered again next time.
+            while !o.unsent.is_empty() && output.has_room(p)? {
+                let Some(r) = o.unsent.pop_front() else { break };
                 o.read = r.offset + 1;
-                o.unsent.pop_front();
+                output.submit(p, r.offset, r.value)?;
                 progressed = true;
             }
         }

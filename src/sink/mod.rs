@@ -77,10 +77,11 @@ pub trait Sink: Send + Sync + 'static {
 
 /// What the consumer loops hand records to and take acknowledgements from.
 pub trait Output {
+    /// Whether `partition` can take a record now (else: hand it later).
+    fn has_room(&mut self, partition: u32) -> anyhow::Result<bool>;
     /// Takes record `offset` of `partition` (records of a partition come in
-    /// offset order). `false`: not taken now, that partition is full; hand
-    /// it again later.
-    fn submit(&mut self, partition: u32, offset: u64, value: &[u8]) -> anyhow::Result<bool>;
+    /// offset order), after [`has_room`](Output::has_room) said yes.
+    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()>;
     /// (partition, next offset) for what was acknowledged since the last
     /// call: everything before `next` may be committed.
     fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>>;

@@ -64,21 +64,21 @@ impl Pipeline {
 }
 
 impl Output for Pipeline {
-    fn submit(&mut self, partition: u32, offset: u64, value: &[u8]) -> anyhow::Result<bool> {
+    fn has_room(&mut self, partition: u32) -> anyhow::Result<bool> {
         let w = self.worker(partition)?;
-        match w.records.try_reserve() {
-            Ok(permit) => {
-                permit.send(Record {
-                    offset,
-                    value: value.to_vec(),
-                });
-                Ok(true)
-            }
-            Err(mpsc::error::TrySendError::Full(())) => Ok(false),
-            Err(mpsc::error::TrySendError::Closed(())) => {
-                anyhow::bail!("the worker of partition {partition} stopped")
-            }
+        if w.records.is_closed() {
+            anyhow::bail!("the worker of partition {partition} stopped");
         }
+        Ok(w.records.capacity() > 0)
+    }
+
+    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()> {
+        let w = self.worker(partition)?;
+        // The consumer loop is the only sender: the room has_room saw is
+        // still there.
+        w.records
+            .try_send(Record { offset, value })
+            .map_err(|e| anyhow::anyhow!("partition {partition}: {e}"))
     }
 
     fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>> {

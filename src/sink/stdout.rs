@@ -41,10 +41,14 @@ impl Default for Stdout {
 }
 
 impl Output for Stdout {
-    fn submit(&mut self, partition: u32, offset: u64, value: &[u8]) -> anyhow::Result<bool> {
-        write_record(&mut self.out, partition, offset, value)?;
-        self.written.insert(partition, offset + 1);
+    fn has_room(&mut self, _partition: u32) -> anyhow::Result<bool> {
         Ok(true)
+    }
+
+    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()> {
+        write_record(&mut self.out, partition, offset, &value)?;
+        self.written.insert(partition, offset + 1);
+        Ok(())
     }
 
     fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>> {
