@@ -18,7 +18,8 @@ pub struct ConsumeMetrics {
     pub dead_lettered: IntCounter,
     /// Samples refused as already stored during a replay (counted as delivered).
     pub replayed: IntCounter,
-    /// Records acknowledged (their offsets committable).
+    /// Records acknowledged (their offsets committable), counted from each
+    /// partition's first acknowledgement in this process.
     pub records: IntCounter,
     /// Requests by outcome: the status code, `unreachable` or `no_answer`.
     pub requests: IntCounterVec,

@@ -32,6 +32,8 @@ pub struct Pipeline {
     acks: mpsc::UnboundedReceiver<Ack>,
     stop: watch::Sender<bool>,
     shutdown_timeout: Duration,
+    /// The last acknowledged offset per partition (for the record count).
+    last_ack: BTreeMap<u32, u64>,
 }
 
 impl Pipeline {
@@ -45,6 +47,7 @@ impl Pipeline {
             acks,
             stop: watch::channel(false).0,
             shutdown_timeout,
+            last_ack: BTreeMap::new(),
         }
     }
 
@@ -92,7 +95,12 @@ impl Output for Pipeline {
             }
             let e = latest.entry(a.partition).or_insert(a.next);
             *e = (*e).max(a.next);
-            self.shared.metrics.records.inc();
+            if let Some(before) = self.last_ack.insert(a.partition, a.next) {
+                self.shared
+                    .metrics
+                    .records
+                    .inc_by(a.next.saturating_sub(before));
+            }
             self.shared
                 .metrics
                 .lag_seconds
