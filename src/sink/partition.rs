@@ -123,7 +123,13 @@ async fn batch(
         while full(&p, &shared) || (all && !p.samples.is_empty()) {
             cut = true;
             let n = batch_len(&p.samples, shared.max_samples, shared.max_bytes);
-            let samples: Vec<Sample> = p.samples.drain(..n).collect();
+            let samples: Vec<Sample> = if n == p.samples.len() {
+                // The usual cut: all of it, without copying.
+                std::mem::replace(&mut p.samples, Vec::with_capacity(shared.max_samples))
+            } else {
+                let rest = p.samples.split_off(n);
+                std::mem::replace(&mut p.samples, rest)
+            };
             p.bytes = p.samples.iter().map(Sample::size).sum();
             let next = match p.samples.first() {
                 Some(s) => s.offset,
