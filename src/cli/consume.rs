@@ -47,6 +47,10 @@ pub struct SinkArgs {
     /// Where the records go: stdout (JSON lines), or a store.
     #[arg(long, value_enum, default_value = "stdout", env = "METRICSTREAM_SINK")]
     pub sink: SinkArg,
+    /// remote_write protocol version: 1 (Prometheus 2.x and every receiver)
+    /// or 2 (io.prometheus.write.v2.Request).
+    #[arg(long, default_value = "1", value_parser = ["1", "2"], env = "METRICSTREAM_REMOTE_WRITE_VERSION")]
+    pub remote_write_version: String,
     /// The store's write endpoint, e.g. http://prometheus:9090/api/v1/write
     /// or http://influxdb:8086/write.
     #[arg(long, env = "METRICSTREAM_SINK_URL")]
@@ -117,6 +121,7 @@ impl SinkArgs {
     fn sink_config(&self) -> anyhow::Result<SinkConfig> {
         let kind = match self.sink {
             SinkArg::Stdout => SinkKind::Stdout,
+            SinkArg::RemoteWrite if self.remote_write_version == "2" => SinkKind::RemoteWriteV2,
             SinkArg::RemoteWrite => SinkKind::RemoteWrite,
             SinkArg::Influx => SinkKind::Influx,
         };
@@ -250,6 +255,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.sink.kind, SinkKind::RemoteWrite);
         assert_eq!(c.sink.auth, Auth::Basic("u:p".into()));
+        let c = consume(&[
+            "--group",
+            "g",
+            "--sink",
+            "remote-write",
+            "--url",
+            "http://p/api/v1/write",
+            "--remote-write-version",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(c.sink.kind, SinkKind::RemoteWriteV2);
+        assert!(consume(&["--group", "g", "--remote-write-version", "3"]).is_err());
         assert_eq!(c.sink.headers[0], ("X-Scope-OrgID".into(), "t1".into()));
         assert_eq!(c.sink.headers.len(), 2);
         assert!(c.sink.metrics_listen.is_some());

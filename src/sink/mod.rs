@@ -32,6 +32,7 @@ pub mod partition;
 pub mod pipeline;
 pub mod recent;
 pub mod remote_write;
+pub mod remote_write_v2;
 pub mod retry;
 pub mod sample;
 pub mod shared;
@@ -45,7 +46,10 @@ pub use sample::Sample;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkKind {
     Stdout,
+    /// remote_write 1.0.
     RemoteWrite,
+    /// remote_write 2.0.
+    RemoteWriteV2,
     Influx,
 }
 
@@ -151,6 +155,7 @@ pub fn open(
     let sink: std::sync::Arc<dyn Sink> = match cfg.kind {
         SinkKind::Stdout => return Ok(Box::new(stdout::Stdout::new())),
         SinkKind::RemoteWrite => std::sync::Arc::new(remote_write::RemoteWrite),
+        SinkKind::RemoteWriteV2 => std::sync::Arc::new(remote_write_v2::RemoteWriteV2),
         SinkKind::Influx => std::sync::Arc::new(influx::Influx {
             precision: cfg.influx_precision,
         }),
