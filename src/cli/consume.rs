@@ -255,7 +255,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.sink.kind, SinkKind::RemoteWrite);
         assert_eq!(c.sink.auth, Auth::Basic("u:p".into()));
-        let c = consume(&[
+        let v2 = consume(&[
             "--group",
             "g",
             "--sink",
@@ -266,7 +266,7 @@ mod tests {
             "2",
         ])
         .unwrap();
-        assert_eq!(c.sink.kind, SinkKind::RemoteWriteV2);
+        assert_eq!(v2.sink.kind, SinkKind::RemoteWriteV2);
         assert!(consume(&["--group", "g", "--remote-write-version", "3"]).is_err());
         assert_eq!(c.sink.headers[0], ("X-Scope-OrgID".into(), "t1".into()));
         assert_eq!(c.sink.headers.len(), 2);
