@@ -143,3 +143,46 @@ fn sigterm_abandons_a_request_the_store_never_answers_and_commits_nothing() {
         consumer.log_text()
     );
 }
+
+/// 503 and 401 (a store restarting, credentials being rotated) are retried,
+/// not dead-lettered: everything arrives once the store answers 2xx.
+#[test]
+fn unavailable_and_unauthorized_answers_are_retried_not_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--partitions", "1"]);
+    fill(&server, 20);
+    let store = FakeStore::start(Box::new(|n| match n {
+        0 => Some((503, vec![])),
+        1 | 2 => Some((401, vec![])),
+        _ => Some((204, vec![])),
+    }));
+    let args = remote_write_args(&store.url());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--exit-at-end");
+    let mut consumer = Consumer::start(dir.path(), "g", &args);
+    let status = consumer.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {}", consumer.log_text());
+    let lines = consume_all(dir.path(), "reference");
+    wait_committed(
+        dir.path(),
+        "g",
+        &ends(&lines),
+        Duration::from_secs(1),
+        &|| consumer.log_text(),
+    );
+    let received = store.received.lock().unwrap();
+    let accepted: usize = received
+        .iter()
+        .filter(|r| r.status == Some(204))
+        .map(|r| samples_in(&r.body))
+        .sum();
+    assert_eq!(accepted, lines.len());
+    assert!(common::sink::dead_letters(dir.path(), "g").is_empty());
+    assert!(
+        consumer
+            .log_text()
+            .contains("check --url and the credentials"),
+        "{}",
+        consumer.log_text()
+    );
+}
