@@ -51,7 +51,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the ingestion server.
     Serve(ServeArgs),
-    /// Read the queue as a member of a consumer group; one JSON line per metric.
+    /// Read the queue as a member of a consumer group: JSON lines on stdout,
+    /// or delivered into a store (--sink remote-write, influx).
     Consume(ConsumeArgs),
     /// Load generator: POSTs metrics and reports success rate and latency.
     Bench(bench::BenchArgs),

@@ -20,4 +20,5 @@ pub mod log;
 pub mod otlp;
 pub mod queue;
 pub mod remote_write;
+pub mod sink;
 pub mod telemetry;

@@ -1,11 +1,25 @@
 //! `metricstream consume` flags, and the consumer config they make.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::{parse_duration, QueueArgs, QueueKind};
+use super::{parse_duration, positive_duration, QueueArgs, QueueKind};
 use metricstream::consumer::{ConsumeConfig, KafkaSource, Source};
+use metricstream::sink::http::Auth;
+use metricstream::sink::influx::Precision;
+use metricstream::sink::{SinkConfig, SinkKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SinkArg {
+    /// One JSON line per metric on stdout.
+    Stdout,
+    /// Prometheus remote_write 1.0 (Prometheus, VictoriaMetrics, Mimir, Thanos).
+    RemoteWrite,
+    /// InfluxDB line protocol (`/write` of 1.x, `/api/v2/write` of 2.x).
+    Influx,
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct ConsumeArgs {
@@ -23,6 +37,130 @@ pub struct ConsumeArgs {
     /// How often to look for new messages and group changes.
     #[arg(long, default_value = "100ms", value_parser = parse_duration, env = "METRICSTREAM_POLL_INTERVAL")]
     pub poll_interval: Duration,
+    #[command(flatten)]
+    pub sink: SinkArgs,
+}
+
+/// Where `consume` delivers, and how.
+#[derive(Args, Debug, Clone)]
+pub struct SinkArgs {
+    /// Where the records go: stdout (JSON lines), or a store.
+    #[arg(long, value_enum, default_value = "stdout", env = "METRICSTREAM_SINK")]
+    pub sink: SinkArg,
+    /// remote_write protocol version: 1 (Prometheus 2.x and every receiver)
+    /// or 2 (io.prometheus.write.v2.Request).
+    #[arg(long, default_value = "1", value_parser = ["1", "2"], env = "METRICSTREAM_REMOTE_WRITE_VERSION")]
+    pub remote_write_version: String,
+    /// The store's write endpoint, e.g. http://prometheus:9090/api/v1/write
+    /// or http://influxdb:8086/write.
+    #[arg(long, env = "METRICSTREAM_SINK_URL")]
+    pub url: Option<String>,
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "METRICSTREAM_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
+    /// Basic auth, USER:PASSWORD.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "METRICSTREAM_BASIC_AUTH",
+        hide_env_values = true
+    )]
+    pub basic_auth: Option<String>,
+    /// `Authorization: Token TOKEN` (InfluxDB).
+    #[arg(long, env = "METRICSTREAM_INFLUX_TOKEN", hide_env_values = true)]
+    pub influx_token: Option<String>,
+    /// An extra request header K:V (repeatable; e.g. X-Scope-OrgID:tenant1).
+    #[arg(long = "header", value_name = "K:V", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// InfluxDB 1.x database (`db`) or 2.x bucket, unless the URL has it.
+    #[arg(long, env = "METRICSTREAM_INFLUX_DB")]
+    pub influx_db: Option<String>,
+    /// InfluxDB 2.x organisation, unless the URL has it.
+    #[arg(long, env = "METRICSTREAM_INFLUX_ORG")]
+    pub influx_org: Option<String>,
+    /// Timestamp precision of the line protocol written: ns, us, ms or s.
+    #[arg(long, default_value = "ms", value_parser = parse_precision, env = "METRICSTREAM_INFLUX_PRECISION")]
+    pub influx_precision: Precision,
+    /// At most this many samples in one request.
+    #[arg(long, default_value_t = 2000, env = "METRICSTREAM_BATCH_SAMPLES")]
+    pub batch_samples: usize,
+    /// About this many bytes (uncompressed) in one request at most.
+    #[arg(long, default_value_t = 4 << 20, env = "METRICSTREAM_BATCH_BYTES")]
+    pub batch_bytes: usize,
+    /// A batch that is not full is sent this long after its first sample.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, env = "METRICSTREAM_LINGER")]
+    pub linger: Duration,
+    /// A request with no answer after this long is retried.
+    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "METRICSTREAM_SINK_TIMEOUT")]
+    pub sink_timeout: Duration,
+    /// First retry wait (doubling, with jitter, up to --max-backoff).
+    #[arg(long, default_value = "100ms", value_parser = positive_duration, env = "METRICSTREAM_MIN_BACKOFF")]
+    pub min_backoff: Duration,
+    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "METRICSTREAM_MAX_BACKOFF")]
+    pub max_backoff: Duration,
+    /// On SIGTERM, how long requests in flight may take before they are abandoned.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "METRICSTREAM_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Duration,
+    /// Serve the consumer's own metrics (Prometheus text) on ADDR/metrics.
+    #[arg(long, value_name = "ADDR", env = "METRICSTREAM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("{s:?}: expected NAME:VALUE")),
+    }
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("{s:?}: expected ns, us, ms or s"))
+}
+
+impl SinkArgs {
+    fn sink_config(&self) -> anyhow::Result<SinkConfig> {
+        let kind = match self.sink {
+            SinkArg::Stdout => SinkKind::Stdout,
+            SinkArg::RemoteWrite if self.remote_write_version == "2" => SinkKind::RemoteWriteV2,
+            SinkArg::RemoteWrite => SinkKind::RemoteWrite,
+            SinkArg::Influx => SinkKind::Influx,
+        };
+        let auths = [
+            self.bearer_token.clone().map(Auth::Bearer),
+            self.basic_auth.clone().map(Auth::Basic),
+            self.influx_token.clone().map(Auth::InfluxToken),
+        ];
+        let mut given = auths.into_iter().flatten();
+        let auth = given.next().unwrap_or(Auth::None);
+        if given.next().is_some() {
+            anyhow::bail!("give one of --bearer-token, --basic-auth, --influx-token");
+        }
+        if let Auth::Basic(b) = &auth {
+            if !b.contains(':') {
+                anyhow::bail!("--basic-auth takes USER:PASSWORD");
+            }
+        }
+        if kind != SinkKind::Stdout && self.url.is_none() {
+            anyhow::bail!("--sink {:?} needs --url", self.sink);
+        }
+        Ok(SinkConfig {
+            kind,
+            url: self.url.clone(),
+            auth,
+            headers: self.headers.clone(),
+            influx_db: self.influx_db.clone(),
+            influx_org: self.influx_org.clone(),
+            influx_precision: self.influx_precision,
+            max_samples: self.batch_samples.max(1),
+            max_bytes: self.batch_bytes.max(1),
+            linger: self.linger,
+            request_timeout: self.sink_timeout,
+            retry_min: self.min_backoff,
+            retry_max: self.max_backoff,
+            shutdown_timeout: self.shutdown_timeout,
+            metrics_listen: self.metrics_listen,
+        })
+    }
 }
 
 impl ConsumeArgs {
@@ -43,6 +181,8 @@ impl ConsumeArgs {
             from_beginning: self.from_beginning,
             exit_at_end: self.exit_at_end,
             poll_interval: self.poll_interval,
+            sink: self.sink.sink_config()?,
+            data_dir: q.data_dir.clone(),
         })
     }
 }
@@ -90,5 +230,63 @@ mod tests {
 
         let e = consume(&["--group", "g", "--queue", "kafka"]).unwrap_err();
         assert!(e.to_string().contains("needs --brokers"), "{e}");
+    }
+
+    #[test]
+    fn sink_flags() {
+        let c = consume(&["--group", "g"]).unwrap();
+        assert_eq!(c.sink.kind, SinkKind::Stdout);
+        let c = consume(&[
+            "--group",
+            "g",
+            "--sink",
+            "remote-write",
+            "--url",
+            "http://p:9090/api/v1/write",
+            "--basic-auth",
+            "u:p",
+            "--header",
+            "X-Scope-OrgID: t1",
+            "--header",
+            "A:b",
+            "--metrics-listen",
+            "127.0.0.1:9100",
+        ])
+        .unwrap();
+        assert_eq!(c.sink.kind, SinkKind::RemoteWrite);
+        assert_eq!(c.sink.auth, Auth::Basic("u:p".into()));
+        let v2 = consume(&[
+            "--group",
+            "g",
+            "--sink",
+            "remote-write",
+            "--url",
+            "http://p/api/v1/write",
+            "--remote-write-version",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(v2.sink.kind, SinkKind::RemoteWriteV2);
+        assert!(consume(&["--group", "g", "--remote-write-version", "3"]).is_err());
+        assert_eq!(c.sink.headers[0], ("X-Scope-OrgID".into(), "t1".into()));
+        assert_eq!(c.sink.headers.len(), 2);
+        assert!(c.sink.metrics_listen.is_some());
+        let e = consume(&["--group", "g", "--sink", "influx"]).unwrap_err();
+        assert!(e.to_string().contains("needs --url"), "{e}");
+        let e = consume(&[
+            "--group",
+            "g",
+            "--sink",
+            "influx",
+            "--url",
+            "http://i/write",
+            "--bearer-token",
+            "a",
+            "--influx-token",
+            "b",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("one of"), "{e}");
+        assert!(consume(&["--group", "g", "--header", "nocolon"]).is_err());
     }
 }

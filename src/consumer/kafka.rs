@@ -1,16 +1,23 @@
 //! `consume --queue kafka`: a member of a Kafka consumer group. Kafka
-//! splits the topic's partitions between the members; this prints one JSON
-//! line per metric (the same lines as the embedded-log consumer) and commits
-//! each partition's offset only after its lines are written and flushed.
+//! splits the topic's partitions between the members; this hands each
+//! message to the sink (as the embedded-log consumer does) and commits each
+//! partition's offset only after the sink acknowledged it. A partition
+//! revoked by a rebalance is released from the sink (what it had not
+//! acknowledged is read again by the new owner).
+//!
+//! While a partition's sink queue is full (the store is slow or down) this
+//! member waits without polling; past librdkafka's `max.poll.interval.ms`
+//! (5 minutes by default) Kafka moves its partitions to other members, and
+//! it rejoins at its next poll: nothing is lost, some is sent twice.
 //!
 //! `--exit-at-end` uses librdkafka's partition-EOF events: the member exits
 //! once it has been through a group assignment and every partition assigned
 //! to it has reported its end since it last delivered a message.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rdkafka::client::ClientContext;
@@ -20,8 +27,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{write_record, ConsumeConfig};
+use super::ConsumeConfig;
 use crate::queue::kafka::config::{client_config, consumer_defaults, describe, KafkaProperty};
+use crate::sink::metrics::ConsumeMetrics;
+use crate::sink::Output;
 
 /// Where the group's topic is.
 #[derive(Debug, Clone)]
@@ -44,6 +53,8 @@ struct Progress {
     assigned_once: bool,
     /// Assigned partitions that reported their end since their last message.
     at_end: BTreeSet<i32>,
+    /// Revoked since the loop last looked: to release from the sink.
+    revoked: Vec<i32>,
 }
 
 struct GroupContext {
@@ -77,6 +88,7 @@ impl ConsumerContext for GroupContext {
                 for part in &parts {
                     p.at_end.remove(part);
                 }
+                p.revoked.extend(&parts);
                 tracing::info!(partitions = ?parts, "partitions revoked");
             }
             Rebalance::Error(e) => tracing::warn!("rebalance failed: {e}"),
@@ -84,7 +96,13 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-pub fn run(cfg: &ConsumeConfig, q: &KafkaSource) -> anyhow::Result<()> {
+pub fn run(
+    cfg: &ConsumeConfig,
+    q: &KafkaSource,
+    output: &mut dyn Output,
+    stop: &AtomicBool,
+    metrics: &ConsumeMetrics,
+) -> anyhow::Result<()> {
     let brokers = &q.brokers;
     if cfg.group.trim().is_empty() {
         bail!("--group must not be empty");
@@ -128,10 +146,12 @@ pub fn run(cfg: &ConsumeConfig, q: &KafkaSource) -> anyhow::Result<()> {
         "joining the consumer group"
     );
 
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // Per partition: the next offset handed to the sink, and acknowledged.
+    let mut handed: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut acked: BTreeMap<i32, i64> = BTreeMap::new();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    loop {
+    let mut last_lag = Instant::now();
+    'outer: while !stop.load(Ordering::Relaxed) {
         let mut handled = 0;
         let mut wait = cfg.poll_interval;
         while handled < MAX_BATCH {
@@ -139,10 +159,21 @@ pub fn run(cfg: &ConsumeConfig, q: &KafkaSource) -> anyhow::Result<()> {
                 None => break,
                 Some(Ok(m)) => {
                     let (p, offset) = (m.partition(), m.offset());
-                    if let Some(value) = m.payload() {
-                        write_record(&mut out, p.max(0) as u32, offset.max(0) as u64, value)?;
+                    let value = m.payload().unwrap_or_default();
+                    // A full sink queue: wait for it (see the module doc).
+                    let part = p.max(0) as u32;
+                    while !output.has_room(part)? {
+                        take_acks(output, &mut acked, &mut next)?;
+                        if !next.is_empty() {
+                            commit(&consumer, &q.topic, &mut next);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    next.insert(p, offset + 1);
+                    output.submit(part, offset.max(0) as u64, value.to_vec())?;
+                    handed.insert(p, offset + 1);
                     lock(&progress).at_end.remove(&p);
                     handled += 1;
                     // Take what is already fetched without waiting.
@@ -160,18 +191,82 @@ pub fn run(cfg: &ConsumeConfig, q: &KafkaSource) -> anyhow::Result<()> {
                 }
             }
         }
+        let revoked = std::mem::take(&mut lock(&progress).revoked);
+        for p in revoked {
+            output.release(p.max(0) as u32);
+            handed.remove(&p);
+            acked.remove(&p);
+        }
+        take_acks(output, &mut acked, &mut next)?;
         if !next.is_empty() {
-            out.flush()?;
             commit(&consumer, &q.topic, &mut next);
         }
-        if cfg.exit_at_end && handled == 0 && caught_up(&consumer, &progress) {
+        if last_lag.elapsed() >= LAG_EVERY {
+            record_lag(&consumer, &q.topic, &acked, metrics);
+            last_lag = Instant::now();
+        }
+        let all_acked = handed.iter().all(|(p, h)| acked.get(p) == Some(h));
+        if cfg.exit_at_end && handled == 0 && all_acked && caught_up(&consumer, &progress) {
             break;
         }
+        if handled == 0 && !all_acked {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    out.flush()?;
-    drop(out);
+    for (p, n) in output.close()? {
+        next.insert(p as i32, n as i64);
+    }
+    if !next.is_empty() {
+        commit(&consumer, &q.topic, &mut next);
+    }
     // Dropping the consumer leaves the group, so the others rebalance now.
     drop(consumer);
+    Ok(())
+}
+
+/// How often the partitions' ends are asked for (one broker round trip each).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Records between what the sink acknowledged and each assigned
+/// partition's end, into `metricstream_consume_lag_records`.
+fn record_lag(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    acked: &BTreeMap<i32, i64>,
+    metrics: &ConsumeMetrics,
+) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    for e in assignment.elements() {
+        let p = e.partition();
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(1)) else {
+            continue;
+        };
+        let done = acked
+            .get(&p)
+            .copied()
+            .or_else(|| e.offset().to_raw())
+            .unwrap_or(low)
+            .max(low);
+        metrics
+            .lag_records
+            .with_label_values(&[&p.to_string()])
+            .set((high - done).max(0));
+    }
+}
+
+/// Moves the sink's acknowledgements into `acked` and the commit list.
+fn take_acks(
+    output: &mut dyn Output,
+    acked: &mut BTreeMap<i32, i64>,
+    next: &mut BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
+    for (p, n) in output.acked()? {
+        let (p, n) = (p as i32, n as i64);
+        acked.insert(p, n);
+        next.insert(p, n);
+    }
     Ok(())
 }
 
@@ -179,9 +274,9 @@ fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
     p.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Commits the offsets after the lines just written. A failure (typically a
+/// Commits the offsets the sink acknowledged. A failure (typically a
 /// rebalance that moved the partition) only means the new owner reads those
-/// lines again: at-least-once.
+/// records again: at-least-once.
 fn commit(consumer: &BaseConsumer<GroupContext>, topic: &str, next: &mut BTreeMap<i32, i64>) {
     let mut tpl = TopicPartitionList::new();
     for (&p, &o) in next.iter() {

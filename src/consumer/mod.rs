@@ -1,40 +1,35 @@
-//! `metricstream consume`: a consumer-group member that prints one JSON line
-//! per metric and commits offsets only after the lines are written
-//! (at-least-once: a crash between the two repeats, never skips).
-//! The embedded log's groups are in [`group`]; Kafka's own consumer groups
-//! in [`kafka`]. Both print the same lines.
+//! `metricstream consume`: a consumer-group member that hands what it reads
+//! to a sink (JSON lines on stdout, or a time-series store, see
+//! [`crate::sink`]) and commits a partition's offset only after the sink
+//! acknowledged everything before it (at-least-once: a crash between the
+//! two repeats, never skips). The embedded log's groups are in [`group`];
+//! Kafka's own consumer groups in [`kafka`]. Both feed the same sinks.
+//!
+//! SIGTERM or SIGINT: stop reading, let the sink finish or abandon what is
+//! in flight (within its shutdown timeout), commit what was acknowledged,
+//! exit 0.
 
 pub mod group;
 pub mod kafka;
+mod signals;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::batch::{Metric, StoredBatch};
-use crate::log::LogReader;
+use crate::log::{LogReader, Record};
 use crate::queue::file::{partition_dir, stored_partitions};
+use crate::sink::metrics::ConsumeMetrics;
+use crate::sink::{self, Output, SinkConfig, SinkKind};
 use group::GroupMember;
 pub use kafka::KafkaSource;
 
 /// How often membership is re-read (joins, leaves, deaths).
 const REBALANCE_EVERY: Duration = Duration::from_millis(500);
 const READ_BYTES: usize = 1 << 20;
-
-/// One output line.
-#[derive(Serialize)]
-struct Line<'a> {
-    client_id: &'a str,
-    partition: u32,
-    offset: u64,
-    #[serde(flatten)]
-    metric: &'a Metric<'a>,
-    received_at: u64,
-}
 
 /// What `metricstream consume` was asked to do.
 #[derive(Debug, Clone)]
@@ -48,6 +43,10 @@ pub struct ConsumeConfig {
     pub exit_at_end: bool,
     /// How often to look for new messages and group changes.
     pub poll_interval: Duration,
+    /// Where the records go.
+    pub sink: SinkConfig,
+    /// The dead-letter file and the sinks' state (with Kafka too).
+    pub data_dir: PathBuf,
 }
 
 /// The queue to read.
@@ -61,17 +60,69 @@ pub enum Source {
 struct Owned {
     _lock: File,
     reader: LogReader,
-    next: u64,
+    /// Next offset to hand to the sink.
+    read: u64,
+    /// Read from the log, not yet taken by the sink (its queue was full).
+    unsent: VecDeque<Record>,
+    /// Next offset committed.
+    committed: u64,
 }
 
 pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
-    match &cfg.source {
-        Source::File(data_dir) => run_file(cfg, data_dir),
-        Source::Kafka(kafka) => kafka::run(cfg, kafka),
+    // Decoding and encoding run on these threads beside the requests in
+    // flight; more threads than cores keeps a busy batcher from delaying
+    // the answer another partition's sender is waiting for.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("sink")
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    signals::watch(rt.handle(), stop.clone())?;
+    let metrics = Arc::new(ConsumeMetrics::new()?);
+    if let Some(addr) = cfg.sink.metrics_listen {
+        let listener = sink::metrics::bind(addr)
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
+        let _enter = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tracing::info!(listen = %addr, "consumer metrics on /metrics");
+        rt.spawn(sink::metrics::serve(listener, metrics.clone()));
     }
+    if cfg.sink.kind != SinkKind::Stdout {
+        rt.spawn(signals::progress(metrics.clone()));
+    }
+    let mut output = sink::open(
+        &cfg.sink,
+        &cfg.group,
+        &cfg.data_dir,
+        rt.handle(),
+        metrics.clone(),
+    )?;
+    let result = match &cfg.source {
+        Source::File(data_dir) => run_file(cfg, data_dir, output.as_mut(), &stop, &metrics),
+        Source::Kafka(kafka) => kafka::run(cfg, kafka, output.as_mut(), &stop, &metrics),
+    };
+    drop(output);
+    if cfg.sink.kind != SinkKind::Stdout {
+        tracing::info!(
+            sent = metrics.sent.get(),
+            replayed = metrics.replayed.get(),
+            dead_lettered = metrics.dead_lettered.get(),
+            retried = metrics.retried.get(),
+            "consumer stopped"
+        );
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
-fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
+fn run_file(
+    cfg: &ConsumeConfig,
+    data_dir: &Path,
+    output: &mut dyn Output,
+    stop: &AtomicBool,
+    metrics: &ConsumeMetrics,
+) -> anyhow::Result<()> {
     let partitions = stored_partitions(data_dir)?.ok_or_else(|| {
         anyhow::anyhow!(
             "no queue in {} (start `metricstream serve --data-dir {}` first)",
@@ -85,16 +136,26 @@ fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
         group = cfg.group,
         "joined consumer group"
     );
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
     let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
     let mut assigned = Default::default();
     let mut last_rebalance: Option<Instant> = None;
 
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         if last_rebalance.is_none_or(|t| t.elapsed() >= REBALANCE_EVERY) {
             assigned = member.assignment()?;
-            owned.retain(|p, _| assigned.contains(p));
+            let gone: Vec<u32> = owned
+                .keys()
+                .filter(|p| !assigned.contains(p))
+                .copied()
+                .collect();
+            if !gone.is_empty() {
+                // Commit what is acknowledged before letting go of the lock.
+                commit_acked(output.acked()?, &member, &mut owned)?;
+                for p in gone {
+                    output.release(p);
+                    owned.remove(&p);
+                }
+            }
             for &p in &assigned {
                 if owned.contains_key(&p) {
                     continue;
@@ -112,7 +173,9 @@ fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
                         Owned {
                             _lock: lock,
                             reader,
-                            next,
+                            read: next,
+                            unsent: VecDeque::new(),
+                            committed: next,
                         },
                     );
                 }
@@ -121,20 +184,27 @@ fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
         }
 
         let mut progressed = false;
-        let mut caught_up = owned.len() == assigned.len();
         for (&p, o) in owned.iter_mut() {
-            let records = o.reader.read(o.next, READ_BYTES)?;
-            if let Some(last) = records.last() {
-                let next = last.offset + 1;
-                for r in &records {
-                    write_record(&mut out, p, r.offset, &r.value)?;
-                }
-                out.flush()?;
-                member.commit(p, next)?;
-                o.next = next;
+            if o.unsent.is_empty() {
+                o.unsent = o.reader.read(o.read, READ_BYTES)?.into();
+            }
+            // A full sink queue: the rest is offered again next time.
+            while !o.unsent.is_empty() && output.has_room(p)? {
+                let Some(r) = o.unsent.pop_front() else { break };
+                o.read = r.offset + 1;
+                output.submit(p, r.offset, r.value)?;
                 progressed = true;
             }
-            if o.next < o.reader.high_watermark()? {
+        }
+        progressed |= commit_acked(output.acked()?, &member, &mut owned)?;
+        let mut caught_up = owned.len() == assigned.len();
+        for (p, o) in &owned {
+            let end = o.reader.high_watermark()?;
+            metrics
+                .lag_records
+                .with_label_values(&[&p.to_string()])
+                .set(end.saturating_sub(o.committed) as i64);
+            if o.committed < end {
                 caught_up = false;
             }
         }
@@ -142,39 +212,38 @@ fn run_file(cfg: &ConsumeConfig, data_dir: &Path) -> anyhow::Result<()> {
             break;
         }
         if !progressed {
-            std::thread::sleep(cfg.poll_interval);
+            // A sink queue that is full drains fast: look again soon.
+            let backlog = owned.values().any(|o| !o.unsent.is_empty());
+            let nap = if backlog {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_millis(50)
+            };
+            std::thread::sleep(cfg.poll_interval.min(nap));
         }
     }
+    let last = output.close()?;
+    commit_acked(last, &member, &mut owned)?;
     drop(owned);
     member.leave();
     Ok(())
 }
 
-/// The lines of one queue message (one batch).
-fn write_record(
-    out: &mut impl Write,
-    partition: u32,
-    offset: u64,
-    value: &[u8],
-) -> anyhow::Result<()> {
-    let batch: StoredBatch<'_> = match serde_json::from_slice(value) {
-        Ok(b) => b,
-        Err(e) => {
-            // Not ours to judge: report it and go on rather than stall the partition.
-            tracing::error!(partition, offset, "undecodable message: {e}");
-            return Ok(());
+/// Commits acknowledged offsets of partitions still owned; true if any moved.
+fn commit_acked(
+    acks: Vec<(u32, u64)>,
+    member: &GroupMember,
+    owned: &mut BTreeMap<u32, Owned>,
+) -> anyhow::Result<bool> {
+    let mut moved = false;
+    for (p, next) in acks {
+        if let Some(o) = owned.get_mut(&p) {
+            if next > o.committed {
+                member.commit(p, next)?;
+                o.committed = next;
+                moved = true;
+            }
         }
-    };
-    for metric in &batch.metrics {
-        let line = Line {
-            client_id: &batch.client_id,
-            partition,
-            offset,
-            metric,
-            received_at: batch.received_at,
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
     }
-    Ok(())
+    Ok(moved)
 }

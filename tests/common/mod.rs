@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod fake_store;
 pub mod in_process;
+pub mod influxdb;
 pub mod prometheus;
 pub mod report;
+pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""`consume --sink remote-write` into Prometheus 2.42 against Prometheus'
+own ingest ceiling, measured the same way in the same round.
+
+    benchmarks/sinks.py                   # 3 rounds
+    SINK_RUNS=5 SINK_REQUESTS=500 benchmarks/sinks.py
+    INFLUX=0 benchmarks/sinks.py          # without the InfluxDB column
+    benchmarks/sinks.py --render          # redraw the section from the saved results
+
+Per round:
+- ceiling: a fresh Prometheus (remote_write receiver, no scrapes) fed by
+  `metricstream bench --format remote-write --samples-per-request 2000
+  --clients 4 --keep-alive --requests N` (4 × N × 2000 samples);
+- sink: the same requests into `metricstream serve` (embedded log,
+  `--partition-by series`, 4 partitions), which is then stopped; a fresh
+  Prometheus; `metricstream consume --sink remote-write --batch-samples
+  2000 --exit-at-end` is timed from start to exit (4 partitions: 4 requests
+  in flight at most, as the 4 bench clients). Its CPU is its rusage.
+Both Prometheus runs must end with every sample appended
+(`prometheus_tsdb_head_samples_appended_total`). Then the same queue into a
+fresh InfluxDB 1.6 with `--sink influx` (every point counted back with
+`/query`); there is no ceiling for it, the load generator having no
+line-protocol format.
+
+Writes benchmarks/results/sinks.json and the "consume sinks" section of
+BENCHMARKS.md, and prints the figures.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as suite  # noqa: E402
+import remote_write as rw  # noqa: E402
+
+ROOT = suite.ROOT
+BIN = suite.BIN
+RUNS = int(os.environ.get("SINK_RUNS", "3"))
+CLIENTS = 4
+SAMPLES = 2000
+REQUESTS = int(os.environ.get("SINK_REQUESTS", "250"))
+RESULTS = ROOT / "benchmarks/results/sinks.json"
+INFLUXD = os.environ.get("METRICSTREAM_INFLUXD", "/usr/bin/influxd")
+INFLUX = os.environ.get("INFLUX", "1") != "0" and Path(INFLUXD).exists()
+
+
+def bench(url):
+    out = Path(tempfile.mktemp(suffix=".json"))
+    proc = subprocess.Popen(
+        [str(BIN), "bench", "--url", url, "--quiet", "--json", str(out),
+         "--format", "remote-write", "--samples-per-request", str(SAMPLES),
+         "--clients", str(CLIENTS), "--keep-alive", "--requests", str(REQUESTS)])
+    proc.wait()
+    report = json.loads(out.read_text())
+    out.unlink()
+    return report
+
+
+def ceiling():
+    prom = rw.Prometheus()
+    before = rw.cpu_secs(prom.proc.pid)
+    report = bench(prom.url)
+    cpu = rw.cpu_secs(prom.proc.pid) - before
+    stored = prom.samples_stored()
+    prom.stop()
+    sent = report["successful"] * SAMPLES
+    assert report["failed"] == 0 and stored == sent, (report, stored)
+    return {"samples_per_sec": report["samples_per_sec"], "samples": sent,
+            "store_cpu_per_million": cpu / (sent / 1e6)}
+
+
+def sink():
+    server = suite.Server("file", "durable", ("--rate-limit", "0", "--partition-by", "series",
+                                              "--partitions", "4"))
+    data = Path(tempfile.mkdtemp(prefix="msbench-sink-"))
+    report = bench(server.url.replace("/metrics", "/api/v1/write"))
+    assert report["failed"] == 0, report
+    sent = report["successful"] * SAMPLES
+    # Keep the queue: copy the data directory before the server removes it.
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
+    shutil.copytree(server.tmp, data, dirs_exist_ok=True)
+    shutil.rmtree(server.tmp, ignore_errors=True)
+    prom = rw.Prometheus()
+    before = rw.cpu_secs(prom.proc.pid)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [str(BIN), "consume", "--group", "bench", "--from-beginning", "--exit-at-end",
+         "--data-dir", str(data), "--sink", "remote-write", "--url", prom.url,
+         "--batch-samples", str(SAMPLES)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    assert os.waitstatus_to_exitcode(status) == 0, "consume failed"
+    store_cpu = rw.cpu_secs(prom.proc.pid) - before
+    stored = prom.samples_stored()
+    prom.stop()
+    shutil.rmtree(data, ignore_errors=True)
+    assert stored == sent, (stored, sent)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"samples_per_sec": sent / wall, "samples": sent, "wall_secs": wall,
+            "consumer_cpu_per_million": cpu / (sent / 1e6),
+            "store_cpu_per_million": store_cpu / (sent / 1e6)}
+
+
+class Influx:
+    """InfluxDB 1.6 with its own temp dir and ports, database `bench`."""
+
+    def __init__(self):
+        self.port = suite.free_port()
+        self.tmp = tempfile.mkdtemp(prefix="msbench-influx-")
+        t = self.tmp
+        config = Path(t) / "influxdb.conf"
+        config.write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{suite.free_port()}"\n'
+            f'[meta]\n  dir = "{t}/meta"\n[data]\n  dir = "{t}/data"\n  wal-dir = "{t}/wal"\n'
+            f'  query-log-enabled = false\n[http]\n  enabled = true\n'
+            f'  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            f'[monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n')
+        self.proc = subprocess.Popen([INFLUXD, "run", "-config", str(config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2) as r:
+                    if r.status == 204:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "influxd did not start"
+            time.sleep(0.2)
+        q = urllib.parse.quote("CREATE DATABASE bench")
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/query?q={q}", method="POST"), timeout=10).read()
+        self.url = f"http://127.0.0.1:{self.port}/write"
+
+    def count(self):
+        q = urllib.parse.quote('SELECT count("value") FROM /.*/')
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/query?db=bench&q={q}", timeout=60) as r:
+            j = json.loads(r.read())
+        return sum(s["values"][0][1] for s in j["results"][0].get("series", []))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def sink_influx():
+    """The same queue into InfluxDB 1.6 (no ceiling: the load generator has
+    no line-protocol format to measure InfluxDB's own ingest the same way)."""
+    server = suite.Server("file", "durable", ("--rate-limit", "0", "--partition-by", "series",
+                                              "--partitions", "4"))
+    data = Path(tempfile.mkdtemp(prefix="msbench-sink-"))
+    report = bench(server.url.replace("/metrics", "/api/v1/write"))
+    sent = report["successful"] * SAMPLES
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
+    shutil.copytree(server.tmp, data, dirs_exist_ok=True)
+    shutil.rmtree(server.tmp, ignore_errors=True)
+    db = Influx()
+    before = rw.cpu_secs(db.proc.pid)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [str(BIN), "consume", "--group", "bench", "--from-beginning", "--exit-at-end",
+         "--data-dir", str(data), "--sink", "influx", "--url", db.url, "--influx-db", "bench",
+         "--batch-samples", str(SAMPLES)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    assert os.waitstatus_to_exitcode(status) == 0, "consume failed"
+    store_cpu = rw.cpu_secs(db.proc.pid) - before
+    stored = db.count()
+    db.stop()
+    shutil.rmtree(data, ignore_errors=True)
+    assert stored == sent, (stored, sent)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"samples_per_sec": sent / wall, "samples": sent, "wall_secs": wall,
+            "consumer_cpu_per_million": cpu / (sent / 1e6),
+            "store_cpu_per_million": store_cpu / (sent / 1e6)}
+
+
+def main():
+    runs = []
+    for i in range(RUNS):
+        c = ceiling()
+        s = sink()
+        ratio = s["samples_per_sec"] / c["samples_per_sec"]
+        f = sink_influx() if INFLUX else None
+        runs.append({"round": i, "ceiling": c, "sink": s, "ratio": ratio, "influx": f,
+                     "loadavg": os.getloadavg()[0]})
+        print(f"round {i + 1}/{RUNS}: Prometheus ceiling {c['samples_per_sec']:,.0f} samples/s; "
+              f"consume --sink remote-write {s['samples_per_sec']:,.0f} samples/s "
+              f"({ratio:.2f}×), consumer CPU {s['consumer_cpu_per_million']:.2f} s/M samples, "
+              f"Prometheus CPU {c['store_cpu_per_million']:.2f} (bench) / "
+              f"{s['store_cpu_per_million']:.2f} (sink) s/M", file=sys.stderr)
+        if f:
+            print(f"round {i + 1}/{RUNS}: consume --sink influx (InfluxDB 1.6) "
+                  f"{f['samples_per_sec']:,.0f} samples/s, consumer CPU "
+                  f"{f['consumer_cpu_per_million']:.2f} s/M, InfluxDB CPU "
+                  f"{f['store_cpu_per_million']:.2f} s/M", file=sys.stderr)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": suite.machine(), "runs": runs,
+                                   "settings": {"clients": CLIENTS, "samples_per_request": SAMPLES,
+                                                "requests_per_client": REQUESTS}}, indent=2))
+    render()
+
+
+def render():
+    """The "consume sinks" section of BENCHMARKS.md from the saved results."""
+    r = json.loads(RESULTS.read_text())
+    runs, m = r["runs"], r["machine"]
+    ratios = [x["ratio"] for x in runs]
+    cpu = [x["sink"]["consumer_cpu_per_million"] for x in runs]
+    pcpu = [x["sink"]["store_cpu_per_million"] for x in runs]
+    rows = []
+    for x in runs:
+        c, s, f = x["ceiling"], x["sink"], x.get("influx")
+        influx = (f"{f['samples_per_sec']:,.0f} samples/s ({f['consumer_cpu_per_million']:.2f} / "
+                  f"{f['store_cpu_per_million']:.2f})" if f else "n/a")
+        rows.append(f"| {x['round'] + 1} | {c['samples_per_sec']:,.0f} samples/s | "
+                    f"{s['samples_per_sec']:,.0f} samples/s | {x['ratio']:.2f} | "
+                    f"{s['consumer_cpu_per_million']:.2f} | {c['store_cpu_per_million']:.2f} / "
+                    f"{s['store_cpu_per_million']:.2f} | {influx} | {x['loadavg']:.1f} |")
+    med = statistics.median(ratios)
+    text = f"""## consume sinks
+
+`metricstream consume --sink remote-write` into Prometheus 2.42, beside
+Prometheus' own ingest ceiling measured the same way in the same round, and
+`--sink influx` into InfluxDB 1.6 (`benchmarks/sinks.py`, raw figures in
+`benchmarks/results/sinks.json`):
+
+- ceiling: a fresh Prometheus (`--web.enable-remote-write-receiver`, no
+  scrapes) fed by `metricstream bench --format remote-write
+  --samples-per-request {SAMPLES} --clients {CLIENTS} --keep-alive --requests {REQUESTS}`
+  ({CLIENTS * REQUESTS * SAMPLES:,} samples, 400 series × 5 samples per request);
+- sink: the same requests into `metricstream serve` (embedded log, 4
+  partitions, `--partition-by series`), stopped; then a fresh Prometheus and
+  `metricstream consume --sink remote-write --batch-samples {SAMPLES}
+  --exit-at-end`, timed from start to exit. Same batch size; 4 partitions =
+  at most 4 requests in flight, as the {CLIENTS} bench clients. Every run ends with
+  all samples appended in Prometheus
+  (`prometheus_tsdb_head_samples_appended_total`, checked by the script);
+- influx: the same queue into a fresh InfluxDB 1.6 (`/write`, precision ms),
+  every point counted back with `/query`. No ceiling: the load generator has
+  no line-protocol format to measure InfluxDB's own ingest the same way.
+
+CPU per million samples: the consumer's rusage (user + system); the store's
+utime + stime over the run (`/proc/PID/stat`).
+
+Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']};
+{m['rustc']}; {m['date']}; {len(runs)} rounds. The machine was shared with other
+builds (1-minute load average after each round in the last column), so
+absolute figures move; the ratio (same round, back to back) is the useful one.
+
+| round | Prometheus ceiling (bench) | consume --sink remote-write | ratio | consumer CPU s per M samples | Prometheus CPU s per M (bench / sink) | consume --sink influx (consumer / InfluxDB CPU s per M) | load |
+|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Target (issue 12): the sink at ≥ 0.8 × the store's own ceiling — **{"met" if med >= 0.8 else "not met"}**:
+median {med:.2f}× ({min(ratios):.2f}–{max(ratios):.2f}).
+Why: the consumer and Prometheus share the 2 cores, and the consumer spends
+about as much CPU per sample as Prometheus itself: {min(cpu):.2f}–{max(cpu):.2f} s per
+million samples (about a third of it system time: reading the log, loopback
+TCP, thread hand-offs) against Prometheus' {min(pcpu):.2f}–{max(pcpu):.2f}, so together they
+saturate the 2 cores near 2 × 10⁶ / ({statistics.median(cpu):.2f} + {statistics.median(pcpu):.2f}) ≈
+{2e6 / (statistics.median(cpu) + statistics.median(pcpu)) / 1000:,.0f}k samples/s, close to where the sink lands. A profile (`perf`) of the
+consumer: JSON decoding of the stored records (string parsing and UTF-8
+checks) ≈ 20%, page faults on fresh allocations ≈ 13–17% (with mimalloc
+told never to purge, the faults drop tenfold for no measurable gain),
+series hashing/interning ≈ 6%, snappy + protobuf ≈ 5%. The bench client, by
+contrast, spends ≈ 0.2 s per million. Already done: records decoded straight
+into samples with series interned per partition (no allocation for a known
+series), the next batch decoded and encoded while one is in flight, no copy
+per record or per full batch. Next steps: a cheaper stored-record decoder (a
+binary record format, or decoding only what the sink needs), buffer reuse in
+the log reader. The influx sink costs twice the CPU of remote-write per
+sample: line protocol is formatted through `crate::influx::Line`'s
+`Display` (char-by-char escaping, `{{:?}}` floats).
+
+"""
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text()
+    start = doc.index("## consume sinks")
+    end = doc.index("## Micro-benchmarks")
+    path.write_text(doc[:start] + text + doc[end:])
+
+
+if __name__ == "__main__":
+    if "--render" in sys.argv:
+        render()
+    else:
+        main()

@@ -1,0 +1,94 @@
+//! The dead-letter file: samples a store refused for good (a 4xx other
+//! than 429 for that very sample), one JSON line each with the store's
+//! reason, appended and synced before the offset after them is committed,
+//! so a refused sample is never silently gone.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::Sample;
+
+pub struct DeadLetters {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    partition: u32,
+    offset: u64,
+    // The sample in the shape of `consume`'s JSON lines.
+    name: &'a str,
+    value: crate::batch::Value,
+    #[serde(rename = "type")]
+    kind: crate::batch::MetricType,
+    tags: BTreeMap<&'a str, &'a str>,
+    timestamp: i64,
+    sink: &'a str,
+    /// The HTTP status, or none for a sample refused before sending.
+    status: Option<u16>,
+    reason: &'a str,
+    /// When it was written, ms since the epoch.
+    at: u64,
+}
+
+impl DeadLetters {
+    /// `<dir>/<group>.jsonl`, appended to.
+    pub fn open(dir: &Path, group: &str) -> std::io::Result<DeadLetters> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{group}.jsonl"));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(DeadLetters {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends and syncs one line per sample.
+    pub fn write(
+        &self,
+        partition: u32,
+        samples: &[Sample],
+        sink: &str,
+        status: Option<u16>,
+        reason: &str,
+    ) -> std::io::Result<()> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut text = Vec::new();
+        for s in samples {
+            let entry = Entry {
+                partition,
+                offset: s.offset,
+                name: s.name(),
+                value: s.value,
+                kind: s.kind,
+                tags: s
+                    .labels()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                timestamp: s.timestamp,
+                sink,
+                status,
+                reason,
+                at,
+            };
+            serde_json::to_writer(&mut text, &entry)?;
+            text.push(b'\n');
+        }
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(&text)?;
+        f.sync_data()
+    }
+}

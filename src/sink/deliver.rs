@@ -1,0 +1,256 @@
+//! Delivering one batch of a partition: send, retry what may succeed later,
+//! split what the store refused, and dead-letter the single samples it
+//! refuses for good.
+//!
+//! - 2xx: delivered.
+//! - Connection refused/reset, no answer within the timeout, 5xx, 429 and
+//!   408: retried with backoff and jitter (at least `Retry-After`), without
+//!   end, the same batch, so the place in the partition is kept.
+//! - 401, 403, 404, 405: a configuration mistake (credentials, `--url`), not
+//!   something wrong with the data: retried like the above, with an error
+//!   logged at every attempt, rather than dead-lettering everything.
+//! - Any other 4xx (400, 413, 422, …): the batch can never succeed as it
+//!   is. A store such as Prometheus refuses a whole request for one bad
+//!   sample without saying which, so the batch is split in halves, sent
+//!   first half first (series order is kept), down to the samples that are
+//!   refused alone: those go to the dead-letter file with the store's
+//!   answer — unless the answer means "already stored" ([`Sink::already_stored`])
+//!   for a sample that may have been delivered before: sent in a request
+//!   that got no answer or before a crash ([`super::marks`]), or an exact
+//!   copy of one delivered lately (the queue holds it twice, [`super::recent`]).
+//!   That counts as delivered.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::http::{Answer, Client};
+use super::marks::Mark;
+use super::recent::{Recent, REMEMBERED};
+use super::retry::Backoff;
+use super::shared::Shared;
+use super::Sample;
+
+/// Shutdown came while the batch was waiting for a retry.
+#[derive(Debug)]
+pub struct Stopped;
+
+/// The store's final word on a batch.
+enum Decided {
+    Accepted,
+    Refused { status: u16, reason: String },
+}
+
+pub struct Delivery {
+    pub shared: Arc<Shared>,
+    pub partition: u32,
+    pub client: Client,
+    pub mark: Mark,
+    /// Samples at or below this offset may be in the store already.
+    pub uncertain: Option<u64>,
+    pub stop: watch::Receiver<bool>,
+    /// What this worker delivered lately (duplicates within the queue).
+    pub recent: Recent,
+}
+
+impl Delivery {
+    pub fn new(
+        shared: Arc<Shared>,
+        partition: u32,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<Delivery> {
+        let mark = Mark::open(&shared.marks_dir, partition)?;
+        Ok(Delivery {
+            client: Client::new(shared.endpoint.clone()),
+            uncertain: mark.get(),
+            mark,
+            shared,
+            partition,
+            stop,
+            recent: Recent::new(REMEMBERED),
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Delivers `samples` (in offset order): on `Ok` every one of them was
+    /// acknowledged, dead-lettered, or recognised as already stored.
+    /// `encoded`, if given, is the request body of all of `samples`.
+    pub async fn deliver(
+        &mut self,
+        samples: &[Sample],
+        mut encoded: Option<super::Body>,
+    ) -> Result<(), Stopped> {
+        let sink = self.shared.sink.clone();
+        // Samples the store cannot take at all go first to the dead-letter
+        // file; the common case (none) sends the slice as it is.
+        let filtered: Vec<Sample>;
+        let mut ok = samples;
+        if samples.iter().any(|s| sink.refuse(s).is_some()) {
+            let mut keep = Vec::with_capacity(samples.len());
+            for s in samples {
+                match sink.refuse(s) {
+                    Some(reason) => self.dead_letter(std::slice::from_ref(s), None, &reason),
+                    None => keep.push(s.clone()),
+                }
+            }
+            filtered = keep;
+            ok = &filtered;
+            encoded = None;
+        }
+        let mut parts = vec![(0, ok.len())];
+        while let Some((a, b)) = parts.pop() {
+            if a == b {
+                continue;
+            }
+            let part = &ok[a..b];
+            let body = match encoded.take() {
+                Some(body) => body,
+                None => sink.encode(part),
+            };
+            match self.send_until_decided(part, body).await? {
+                Decided::Accepted => {
+                    self.shared.metrics.sent.inc_by(part.len() as u64);
+                    for s in part {
+                        self.recent.insert(s);
+                    }
+                }
+                Decided::Refused { status, reason } if part.len() == 1 => {
+                    let maybe_sent = self.uncertain.is_some_and(|u| part[0].offset <= u)
+                        || self.recent.contains(&part[0]);
+                    let replay = sink.already_stored(status, &reason) && maybe_sent;
+                    if replay {
+                        self.shared.metrics.replayed.inc();
+                    } else {
+                        self.dead_letter(part, Some(status), &reason);
+                    }
+                }
+                Decided::Refused { .. } => {
+                    let mid = a + (b - a) / 2;
+                    // Popped first half first: each series stays in order.
+                    parts.push((mid, b));
+                    parts.push((a, mid));
+                }
+            }
+            if self.stopping() && !parts.is_empty() {
+                return Err(Stopped);
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&self, samples: &[Sample], status: Option<u16>, reason: &str) {
+        let m = &self.shared.metrics;
+        m.dead_lettered.inc_by(samples.len() as u64);
+        m.error(&format!("dead-lettered: {reason}"));
+        tracing::warn!(
+            partition = self.partition,
+            offset = samples.first().map(|s| s.offset),
+            status,
+            "the store refused {} sample(s) for good: {reason}; written to {}",
+            samples.len(),
+            self.shared.dead.path().display()
+        );
+        if let Err(e) = self.shared.dead.write(
+            self.partition,
+            samples,
+            self.shared.sink.name(),
+            status,
+            reason,
+        ) {
+            // Losing it silently is not an option: stop the process, the
+            // offset stays uncommitted and the next start tries again.
+            tracing::error!("cannot write the dead-letter file: {e}");
+            std::process::abort();
+        }
+    }
+
+    async fn send_until_decided(
+        &mut self,
+        part: &[Sample],
+        body: super::Body,
+    ) -> Result<Decided, Stopped> {
+        let last = part.iter().map(|s| s.offset).max().unwrap_or(0);
+        let mut backoff = Backoff::new(self.shared.retry_min, self.shared.retry_max);
+        let metrics = self.shared.metrics.clone();
+        loop {
+            // Before sending: after a crash from here on, these records may
+            // be in the store.
+            if let Err(e) = self.mark.raise(last) {
+                tracing::warn!(
+                    partition = self.partition,
+                    "cannot record the sent mark: {e}"
+                );
+            }
+            let started = Instant::now();
+            let answer = self.client.send(&body).await;
+            let (retry_after, why) = match answer {
+                Answer::Status { status, body, .. } if (200..300).contains(&status) => {
+                    metrics.latency.observe(started.elapsed().as_secs_f64());
+                    metrics
+                        .requests
+                        .with_label_values(&[&status.to_string()])
+                        .inc();
+                    let _ = body;
+                    return Ok(Decided::Accepted);
+                }
+                Answer::Status {
+                    status,
+                    retry_after,
+                    body,
+                } => {
+                    metrics.latency.observe(started.elapsed().as_secs_f64());
+                    metrics
+                        .requests
+                        .with_label_values(&[&status.to_string()])
+                        .inc();
+                    let config = matches!(status, 401 | 403 | 404 | 405);
+                    let transient = status >= 500 || matches!(status, 408 | 429);
+                    if !config && !transient {
+                        return Ok(Decided::Refused {
+                            status,
+                            reason: body,
+                        });
+                    }
+                    if config {
+                        tracing::error!(
+                            partition = self.partition,
+                            "the store answers {status} ({body}): check --url and the credentials; retrying"
+                        );
+                    }
+                    (retry_after, format!("{status} {body}"))
+                }
+                Answer::Unreachable(e) => {
+                    metrics.requests.with_label_values(&["unreachable"]).inc();
+                    (None, e)
+                }
+                Answer::NoAnswer(e) => {
+                    metrics.requests.with_label_values(&["no_answer"]).inc();
+                    // The store may have taken it: a later refusal of these
+                    // samples as already stored is believed.
+                    self.uncertain = Some(self.uncertain.map_or(last, |u| u.max(last)));
+                    (None, e)
+                }
+            };
+            metrics.retried.inc_by(part.len() as u64);
+            metrics.error(&why);
+            let wait = backoff.next(retry_after);
+            tracing::warn!(
+                partition = self.partition,
+                samples = part.len(),
+                "store: {why}; retrying in {wait:?}"
+            );
+            let mut stop = self.stop.clone();
+            if *stop.borrow() {
+                return Err(Stopped);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return Err(Stopped),
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The sinks' HTTP/1.1 client, on hyper's low-level API (as the load
+//! generator's): one keep-alive connection per partition worker, fixed
+//! headers (auth, `--header`), a timeout per request, and the answer
+//! classified for the retry policy.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use super::Body;
+
+/// Where and how to send: resolved once, shared by the workers.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// Origin-form target (`/api/v1/write?…`).
+    pub path: Uri,
+    /// Host, authentication and `--header`s.
+    pub headers: HeaderMap,
+    pub timeout: Duration,
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    /// `user:pass`.
+    Basic(String),
+    /// InfluxDB's `Authorization: Token …`.
+    InfluxToken(String),
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port]/path`, resolves the host, builds the headers.
+    pub async fn resolve(
+        url: &str,
+        auth: &Auth,
+        extra: &[(String, String)],
+        timeout: Duration,
+    ) -> anyhow::Result<Endpoint> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("invalid --url `{url}`"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => bail!("--url `{url}`: scheme `{other}` not supported, use http"),
+            None => {
+                bail!("--url `{url}`: missing scheme, e.g. http://prometheus:9090/api/v1/write")
+            }
+        }
+        let authority = uri
+            .authority()
+            .with_context(|| format!("--url `{url}`: missing host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolve `{host}`"))?
+            .next()
+            .with_context(|| format!("`{host}` resolved to no address"))?;
+        let path: Uri = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .with_context(|| format!("--url `{url}`: bad path"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+        headers.insert(header::USER_AGENT, HeaderValue::from_static("metricstream"));
+        let authorization = match auth {
+            Auth::None => None,
+            Auth::Bearer(t) => Some(format!("Bearer {t}")),
+            Auth::Basic(userpass) => {
+                use base64::Engine as _;
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(userpass)
+                ))
+            }
+            Auth::InfluxToken(t) => Some(format!("Token {t}")),
+        };
+        if let Some(a) = authorization {
+            let mut v =
+                HeaderValue::from_str(&a).context("the credentials are not a valid header")?;
+            v.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        for (k, v) in extra {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("--header {k:?}: not a header name"))?;
+            let value = HeaderValue::from_str(v)
+                .with_context(|| format!("--header {k}: not a header value"))?;
+            headers.append(name, value);
+        }
+        Ok(Endpoint {
+            addr,
+            path,
+            headers,
+            timeout,
+        })
+    }
+}
+
+/// What came back for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A status and the start of the body.
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    /// Nothing could be sent: the store did not get this request.
+    Unreachable(String),
+    /// Sent (maybe partly) with no answer: the store may have it.
+    NoAnswer(String),
+}
+
+/// Longest part of an answer body kept (for the dead-letter reason, logs).
+const MAX_REASON: usize = 1024;
+
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+pub struct Client {
+    endpoint: std::sync::Arc<Endpoint>,
+    connection: Option<Connection>,
+}
+
+impl Client {
+    pub fn new(endpoint: std::sync::Arc<Endpoint>) -> Client {
+        Client {
+            endpoint,
+            connection: None,
+        }
+    }
+
+    pub async fn send(&mut self, body: &Body) -> Answer {
+        let timeout = self.endpoint.timeout;
+        let answer = match tokio::time::timeout(timeout, self.exchange(body)).await {
+            Ok(a) => a,
+            Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
+        };
+        if !matches!(
+            answer,
+            Answer::Status {
+                status: 200..=299,
+                ..
+            }
+        ) {
+            // After a failure the connection's state is unknown: start afresh.
+            self.connection = None;
+        }
+        answer
+    }
+
+    fn request(&self, body: &Body) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body.bytes.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.endpoint.path.clone();
+        let h = request.headers_mut();
+        *h = self.endpoint.headers.clone();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(body.content_type),
+        );
+        if let Some(e) = body.encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+        for (k, v) in body.headers {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        request
+    }
+
+    async fn exchange(&mut self, body: &Body) -> Answer {
+        let mut request = self.request(body);
+        if let Some(c) = self.connection.as_mut() {
+            // An idle keep-alive connection the store closed hands the
+            // request back unsent: retry it at once on a fresh one.
+            if c.sender.ready().await.is_ok() {
+                match c.sender.try_send_request(request).await {
+                    Ok(response) => return read(response).await,
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Answer::NoAnswer(e.error().to_string()),
+                    },
+                }
+            }
+            self.connection = None;
+        }
+        let stream = match TcpStream::connect(self.endpoint.addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Answer::Unreachable(format!("connect to {}: {e}", self.endpoint.addr))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut sender, connection) = match http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return Answer::Unreachable(e.to_string()),
+        };
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let answer = match sender.send_request(request).await {
+            Ok(response) => read(response).await,
+            Err(e) => Answer::NoAnswer(e.to_string()),
+        };
+        self.connection = Some(Connection { sender, driver });
+        answer
+    }
+}
+
+async fn read(response: hyper::Response<hyper::body::Incoming>) -> Answer {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::retry::parse_retry_after);
+    match response.into_body().collect().await {
+        Ok(b) => {
+            let bytes = b.to_bytes();
+            let cut = &bytes[..bytes.len().min(MAX_REASON)];
+            Answer::Status {
+                status,
+                retry_after,
+                body: String::from_utf8_lossy(cut).trim().to_string(),
+            }
+        }
+        // The status is in: the store has decided, whatever the body says.
+        Err(e) => Answer::Status {
+            status,
+            retry_after,
+            body: format!("(answer body unreadable: {e})"),
+        },
+    }
+}

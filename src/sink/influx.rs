@@ -1,0 +1,213 @@
+//! InfluxDB line protocol out, to `/write` (1.x: `db`) or `/api/v2/write`
+//! (2.x: `bucket`, `org`), with the precision in the URL.
+//!
+//! # Name mapping
+//! A stored metric `m{k="v"} = x @t` becomes the point `m,k=v value=x t`:
+//! measurement = the metric name, one field named `value`, tags = the tags.
+//! It does not try to undo the `<measurement>_<field>` names the
+//! line-protocol receiver makes: a store fed by metricstream sees one
+//! measurement per metric name, the shape Prometheus-style data has.
+//! Floats are sent as floats, integers as `i` (unsigned ones over i64 as
+//! `u`), so a metric that changes between float and integer values is a
+//! field type conflict InfluxDB refuses (dead-lettered with its reason).
+//! NaN and ±Inf (Prometheus' staleness markers included) cannot be stored
+//! in InfluxDB: dead-lettered without being sent.
+//!
+//! InfluxDB overwrites a point with the same series and timestamp (the
+//! last write wins), so a replay of what it already has succeeds: nothing
+//! is ever refused as a duplicate.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use super::{Body, Sample, Sink};
+use crate::batch::Value;
+use crate::influx::{FieldValue, Line};
+
+/// Timestamps' unit in the request (the URL's `precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "ns" | "n" => Precision::Ns,
+            "us" | "u" => Precision::Us,
+            "ms" => Precision::Ms,
+            "s" => Precision::S,
+            _ => return None,
+        })
+    }
+
+    /// How `/write` (1.x) spells it; `/api/v2/write` takes the same.
+    fn query(self) -> &'static str {
+        match self {
+            Precision::Ns => "ns",
+            Precision::Us => "us",
+            Precision::Ms => "ms",
+            Precision::S => "s",
+        }
+    }
+
+    /// A millisecond timestamp in this unit (seconds drop the milliseconds).
+    fn of_ms(self, ms: i64) -> i64 {
+        match self {
+            Precision::Ns => ms.saturating_mul(1_000_000),
+            Precision::Us => ms.saturating_mul(1_000),
+            Precision::Ms => ms,
+            Precision::S => ms.div_euclid(1000),
+        }
+    }
+}
+
+pub struct Influx {
+    pub precision: Precision,
+}
+
+/// The write URL: `url` with `db` (1.x `/write`) or `bucket` and `org`
+/// (`/api/v2/write`) and `precision` added, unless it already has them.
+pub fn write_url(url: &str, db: Option<&str>, org: Option<&str>, precision: Precision) -> String {
+    let v2 = url.contains("/api/v2/write");
+    let mut out = url.to_string();
+    let mut add = |key: &str, value: &str| {
+        if !out.contains(&format!("{key}=")) {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            let _ = write!(out, "{key}={}", encode(value));
+        }
+    };
+    if let Some(db) = db {
+        add(if v2 { "bucket" } else { "db" }, db);
+    }
+    if let (true, Some(org)) = (v2, org) {
+        add("org", org);
+    }
+    add("precision", precision.query());
+    out
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Sink for Influx {
+    fn name(&self) -> &'static str {
+        "influx"
+    }
+
+    fn refuse(&self, sample: &Sample) -> Option<String> {
+        (!sample.value.is_finite())
+            .then(|| "InfluxDB cannot store NaN or infinite values".to_string())
+    }
+
+    fn encode(&self, samples: &[Sample]) -> Body {
+        let mut text = String::with_capacity(samples.len() * 64);
+        for s in samples {
+            let _ = writeln!(text, "{}", self.line(s));
+        }
+        Body {
+            content_type: "text/plain; charset=utf-8",
+            encoding: None,
+            headers: &[],
+            bytes: text.into(),
+        }
+    }
+
+    fn already_stored(&self, _status: u16, _reason: &str) -> bool {
+        false
+    }
+}
+
+impl Influx {
+    fn line<'a>(&self, s: &'a Sample) -> Line<'a> {
+        let value = match s.value {
+            Value::Float(v) => FieldValue::Float(v),
+            Value::Int(v) => FieldValue::Int(v),
+            Value::UInt(v) => i64::try_from(v).map_or(FieldValue::UInt(v), FieldValue::Int),
+        };
+        Line {
+            measurement: Cow::Borrowed(s.name()),
+            tags: s
+                .labels()
+                .iter()
+                // InfluxDB refuses an empty tag value; absent means the same.
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                .collect(),
+            fields: vec![(Cow::Borrowed("value"), value)],
+            timestamp: Some(self.precision.of_ms(s.timestamp)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::MetricType;
+
+    #[test]
+    fn points_are_escaped_and_typed() {
+        let s = Sample::new(
+            "cpu load",
+            &[("empty", ""), ("host", "a,b")],
+            Value::Int(-3),
+            1_500,
+            MetricType::Gauge,
+            0,
+        );
+        let body = Influx {
+            precision: Precision::Ms,
+        }
+        .encode(std::slice::from_ref(&s));
+        assert_eq!(&body.bytes[..], b"cpu\\ load,host=a\\,b value=-3i 1500\n");
+        let f = Sample {
+            value: Value::Float(2.0),
+            ..s.clone()
+        };
+        let body = Influx {
+            precision: Precision::Ns,
+        }
+        .encode(&[f]);
+        assert_eq!(
+            &body.bytes[..],
+            b"cpu\\ load,host=a\\,b value=2.0 1500000000\n"
+        );
+        let nan = Sample {
+            value: Value::Float(f64::NAN),
+            ..s
+        };
+        assert!(Influx {
+            precision: Precision::Ms
+        }
+        .refuse(&nan)
+        .is_some());
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            write_url("http://i:8086/write", Some("m db"), None, Precision::Ms),
+            "http://i:8086/write?db=m%20db&precision=ms"
+        );
+        assert_eq!(
+            write_url(
+                "http://i/api/v2/write?org=o",
+                Some("b"),
+                Some("x"),
+                Precision::S
+            ),
+            "http://i/api/v2/write?org=o&bucket=b&precision=s"
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Sinks: what `metricstream consume` does with the records it reads.
+//!
+//! [`Output`] is what the consumer loops (embedded-log groups and Kafka)
+//! talk to: they hand it each queue record of a partition in offset order
+//! and commit only the offsets it hands back as acknowledged. Two outputs:
+//! [`stdout::Stdout`] (JSON lines, acknowledged once written and flushed)
+//! and [`pipeline::Pipeline`] (a time-series store, acknowledged once the
+//! store answered 2xx for every sample of the record and of every record
+//! before it in that partition, or the sample was dead-lettered).
+//!
+//! A store is a [`Sink`]: a small trait that turns samples into one HTTP
+//! request body and says what a refusal means. Everything else (batching,
+//! order, retries, splitting a refused batch, dead letters, acknowledgement)
+//! is store-independent and lives in [`partition`] and [`deliver`].
+//!
+//! # Order
+//! One worker per partition, one request in flight per partition:
+//! partitions are delivered concurrently, a partition's batches one after
+//! the other. Both partitioning modes of `serve` (`client`, `series`) keep
+//! a series in one partition, so every series' samples reach the store in
+//! the order they were queued. (A series sent by two different clients with
+//! `--partition-by client` is in two partitions; the store sees the two
+//! senders interleaved, as it would without metricstream.)
+
+pub mod dead_letter;
+pub mod deliver;
+pub mod http;
+pub mod influx;
+pub mod marks;
+pub mod metrics;
+pub mod partition;
+pub mod pipeline;
+pub mod recent;
+pub mod remote_write;
+pub mod remote_write_v2;
+pub mod retry;
+pub mod sample;
+pub mod shared;
+pub mod stdout;
+
+use bytes::Bytes;
+
+pub use sample::Sample;
+
+/// Which output `consume` writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    Stdout,
+    /// remote_write 1.0.
+    RemoteWrite,
+    /// remote_write 2.0.
+    RemoteWriteV2,
+    Influx,
+}
+
+/// A store's request for a batch: what the HTTP client sends.
+pub struct Body {
+    pub content_type: &'static str,
+    /// `Content-Encoding`, if any.
+    pub encoding: Option<&'static str>,
+    /// Protocol headers beside the body (remote_write's version header).
+    pub headers: &'static [(&'static str, &'static str)],
+    pub bytes: Bytes,
+}
+
+/// A time-series store's protocol: encoding, and what a refusal means.
+pub trait Sink: Send + Sync + 'static {
+    /// A short name for logs and metrics (`remote-write`, `influx`).
+    fn name(&self) -> &'static str;
+    /// Why this store can never take this sample, judged before sending
+    /// (InfluxDB has no NaN); it goes to the dead-letter file.
+    fn refuse(&self, sample: &Sample) -> Option<String>;
+    /// One request body holding `samples`, in their order.
+    fn encode(&self, samples: &[Sample]) -> Body;
+    /// Whether a refusal of a single sample, with this status and answer
+    /// body, can mean that the store already holds exactly that sample (a
+    /// replay after a crash). Only trusted for samples that may have been
+    /// delivered before (see [`marks`]).
+    fn already_stored(&self, status: u16, reason: &str) -> bool;
+}
+
+/// What the consumer loops hand records to and take acknowledgements from.
+pub trait Output {
+    /// Whether `partition` can take a record now (else: hand it later).
+    fn has_room(&mut self, partition: u32) -> anyhow::Result<bool>;
+    /// Takes record `offset` of `partition` (records of a partition come in
+    /// offset order), after [`has_room`](Output::has_room) said yes.
+    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()>;
+    /// (partition, next offset) for what was acknowledged since the last
+    /// call: everything before `next` may be committed.
+    fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>>;
+    /// The partition went to another member: stop, dropping what is not
+    /// acknowledged (the new owner starts at the committed offset).
+    fn release(&mut self, partition: u32);
+    /// Shutdown: finishes or abandons what is in flight within the
+    /// shutdown timeout; the last acknowledgements.
+    fn close(&mut self) -> anyhow::Result<Vec<(u32, u64)>>;
+}
+
+/// How `consume` delivers (`--sink` and its flags).
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    pub url: Option<String>,
+    pub auth: http::Auth,
+    /// `--header K:V`.
+    pub headers: Vec<(String, String)>,
+    /// InfluxDB 1.x database or 2.x bucket, 2.x org, timestamp precision.
+    pub influx_db: Option<String>,
+    pub influx_org: Option<String>,
+    pub influx_precision: influx::Precision,
+    pub max_samples: usize,
+    pub max_bytes: usize,
+    pub linger: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub retry_min: std::time::Duration,
+    pub retry_max: std::time::Duration,
+    pub shutdown_timeout: std::time::Duration,
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for SinkConfig {
+    fn default() -> SinkConfig {
+        use std::time::Duration;
+        SinkConfig {
+            kind: SinkKind::Stdout,
+            url: None,
+            auth: http::Auth::None,
+            headers: Vec::new(),
+            influx_db: None,
+            influx_org: None,
+            influx_precision: influx::Precision::Ms,
+            max_samples: 2000,
+            max_bytes: 4 << 20,
+            linger: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(30),
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            metrics_listen: None,
+        }
+    }
+}
+
+/// The output `cfg` asks for. Store sinks put their dead-letter file in
+/// `<data_dir>/dead-letter/<group>.jsonl` and their sent marks in
+/// `<data_dir>/sink-state/<group>/`.
+pub fn open(
+    cfg: &SinkConfig,
+    group: &str,
+    data_dir: &std::path::Path,
+    rt: &tokio::runtime::Handle,
+    metrics: std::sync::Arc<metrics::ConsumeMetrics>,
+) -> anyhow::Result<Box<dyn Output>> {
+    let sink: std::sync::Arc<dyn Sink> = match cfg.kind {
+        SinkKind::Stdout => return Ok(Box::new(stdout::Stdout::new())),
+        SinkKind::RemoteWrite => std::sync::Arc::new(remote_write::RemoteWrite),
+        SinkKind::RemoteWriteV2 => std::sync::Arc::new(remote_write_v2::RemoteWriteV2),
+        SinkKind::Influx => std::sync::Arc::new(influx::Influx {
+            precision: cfg.influx_precision,
+        }),
+    };
+    let url = cfg
+        .url
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--sink {} needs --url", sink.name()))?;
+    let url = match cfg.kind {
+        SinkKind::Influx => influx::write_url(
+            url,
+            cfg.influx_db.as_deref(),
+            cfg.influx_org.as_deref(),
+            cfg.influx_precision,
+        ),
+        _ => url.to_string(),
+    };
+    let endpoint = rt.block_on(http::Endpoint::resolve(
+        &url,
+        &cfg.auth,
+        &cfg.headers,
+        cfg.request_timeout,
+    ))?;
+    let dead = dead_letter::DeadLetters::open(&data_dir.join("dead-letter"), group)?;
+    tracing::info!(
+        sink = sink.name(),
+        url,
+        dead_letters = %dead.path().display(),
+        "delivering into a store"
+    );
+    let shared = shared::Shared {
+        sink,
+        endpoint: std::sync::Arc::new(endpoint),
+        dead,
+        metrics,
+        marks_dir: data_dir.join("sink-state").join(group),
+        max_samples: cfg.max_samples.max(1),
+        max_bytes: cfg.max_bytes.max(1),
+        linger: cfg.linger,
+        retry_min: cfg.retry_min,
+        retry_max: cfg.retry_max.max(cfg.retry_min),
+    };
+    Ok(Box::new(pipeline::Pipeline::new(
+        rt.clone(),
+        shared,
+        cfg.shutdown_timeout,
+    )))
+}

@@ -1,0 +1,306 @@
+//! One sample as the sinks handle it: its series (shared by all samples of
+//! the series, hashed once), value, timestamp, and the queue offset it came
+//! from (acknowledgements and dead letters name it); and the decoding of a
+//! stored record into samples.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::batch::{MetricType, Value};
+
+/// A series: metric name and tags sorted by key, with their hash.
+#[derive(Debug)]
+pub struct Series {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    hash: u64,
+}
+
+impl Series {
+    pub fn new(name: String, labels: Vec<(String, String)>) -> Series {
+        let hash = series_hash(&name, labels.iter().map(|(k, v)| (k, v)));
+        Series { name, labels, hash }
+    }
+
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        self.hash == other.hash && self.name == other.name && self.labels == other.labels
+    }
+}
+
+impl Eq for Series {}
+
+impl Hash for Series {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub series: Arc<Series>,
+    pub value: Value,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    pub kind: MetricType,
+    pub offset: u64,
+}
+
+impl Sample {
+    pub fn new(
+        name: &str,
+        labels: &[(&str, &str)],
+        value: Value,
+        timestamp: i64,
+        kind: MetricType,
+        offset: u64,
+    ) -> Sample {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Sample {
+            series: Arc::new(Series::new(name.to_string(), labels)),
+            value,
+            timestamp,
+            kind,
+            offset,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.series.name
+    }
+
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.series.labels
+    }
+
+    /// Bytes this sample adds to a request, roughly (before compression):
+    /// what the batch size limit counts. A series' labels are counted once
+    /// per sample: an upper bound.
+    pub fn size(&self) -> usize {
+        let labels: usize = self
+            .series
+            .labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum();
+        self.series.name.len() + labels + 32
+    }
+}
+
+/// A stored record as the sinks read it: like [`StoredBatch`], but tags
+/// come as a list of borrowed strings (the stored map is already sorted),
+/// so a series seen before costs no allocation (see [`Interner`]).
+#[derive(Deserialize)]
+struct Record<'a> {
+    received_at: u64,
+    #[serde(borrow)]
+    metrics: Vec<RawMetric<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawMetric<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    value: Value,
+    #[serde(rename = "type")]
+    kind: MetricType,
+    #[serde(default, borrow, deserialize_with = "tag_list")]
+    tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    #[serde(default)]
+    timestamp: Option<u64>,
+}
+
+/// A string borrowed from the record where it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+type Tags<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+fn tag_list<'de, D: Deserializer<'de>>(d: D) -> Result<Tags<'de>, D::Error> {
+    struct List;
+    impl<'de> Visitor<'de> for List {
+        type Value = Tags<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of tags")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags<'de>, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+            while let Some((Text(k), Text(v))) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                out.push((k, v));
+            }
+            // Stored from a sorted map; sorted again in case of another writer.
+            if !out.windows(2).all(|w| w[0].0 < w[1].0) {
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(List)
+}
+
+/// Hash of a series from its parts, the same as [`Series::new`] computes.
+fn series_hash(
+    name: &str,
+    labels: impl Iterator<Item = (impl AsRef<str>, impl AsRef<str>)>,
+) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(name.as_bytes());
+    h.write_u8(0xff);
+    for (k, v) in labels {
+        h.write(k.as_ref().as_bytes());
+        h.write_u8(0xfe);
+        h.write(v.as_ref().as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// The series a partition met lately, so the samples of a series share
+/// one `Series` across records (no allocation for a known series).
+/// Bounded: forgotten all at once when full.
+#[derive(Default)]
+pub struct Interner {
+    known: HashMap<u64, Arc<Series>, Fx>,
+}
+
+/// Series remembered per partition.
+const INTERNED: usize = 100_000;
+
+impl Interner {
+    fn get(&mut self, name: &str, tags: &[(Cow<'_, str>, Cow<'_, str>)]) -> Arc<Series> {
+        let hash = series_hash(name, tags.iter().map(|(k, v)| (k, v)));
+        if let Some(s) = self.known.get(&hash) {
+            let same = s.name == name
+                && s.labels.len() == tags.len()
+                && s.labels
+                    .iter()
+                    .zip(tags)
+                    .all(|((a, b), (c, d))| a == c && b == d);
+            if same {
+                return s.clone();
+            }
+        }
+        let series = Arc::new(Series::new(
+            name.to_string(),
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+        if self.known.len() >= INTERNED {
+            self.known.clear();
+        }
+        self.known.insert(hash, series.clone());
+        series
+    }
+}
+
+/// The samples of one stored record, and when it was received (ms), or why
+/// it cannot be read.
+pub fn decode(
+    offset: u64,
+    value: &[u8],
+    interner: &mut Interner,
+) -> Result<(Vec<Sample>, u64), String> {
+    let record: Record<'_> =
+        serde_json::from_slice(value).map_err(|e| format!("undecodable record: {e}"))?;
+    let samples = record
+        .metrics
+        .iter()
+        .map(|m| Sample {
+            series: interner.get(&m.name, &m.tags),
+            value: m.value,
+            // Filled in by `serve` before storing; the receive time otherwise.
+            timestamp: m.timestamp.unwrap_or(record.received_at) as i64,
+            kind: m.kind,
+            offset,
+        })
+        .collect();
+    Ok((samples, record.received_at))
+}
+
+/// A fast non-cryptographic hasher (rustc's Fx): the maps it serves live
+/// inside one process and hold our own data.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ rest.len() as u64);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// For maps keyed by an already well-mixed u64 (or a `Series`).
+pub type Fx = BuildHasherDefault<FxHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_record_becomes_samples() {
+        let record = br#"{"client_id":"c","received_at":5,"metrics":[
+            {"name":"m","value":"StaleNaN","type":"gauge","tags":{"b":"2","a":"1"},"timestamp":7},
+            {"name":"m","value":1.5,"type":"gauge","tags":{"a":"1","b":"2"},"timestamp":8},
+            {"name":"n","value":3,"type":"counter"}]}"#;
+        let mut interner = Interner::default();
+        let (samples, received) = decode(9, record, &mut interner).unwrap();
+        assert_eq!(received, 5);
+        assert_eq!(
+            samples[0].labels(),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert!(Arc::ptr_eq(&samples[0].series, &samples[1].series));
+        assert_eq!(samples[0].timestamp, 7);
+        assert_eq!(
+            samples[0].value.as_f64().to_bits(),
+            crate::batch::value::STALE_NAN
+        );
+        assert_eq!((samples[2].timestamp, samples[2].offset), (5, 9));
+        assert_eq!(samples[2].value, Value::Int(3));
+        assert_ne!(
+            samples[2].series.hash_value(),
+            samples[0].series.hash_value()
+        );
+        let (again, _) = decode(10, record, &mut interner).unwrap();
+        assert!(Arc::ptr_eq(&again[0].series, &samples[0].series));
+        assert!(decode(1, b"nope", &mut interner).is_err());
+    }
+}

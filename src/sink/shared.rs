@@ -1,0 +1,26 @@
+//! What every partition worker of a store sink shares: the store's
+//! protocol and address, the dead-letter file, the metrics and the
+//! batching and retry settings.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::dead_letter::DeadLetters;
+use super::http::Endpoint;
+use super::metrics::ConsumeMetrics;
+use super::Sink;
+
+/// What every worker shares.
+pub struct Shared {
+    pub sink: Arc<dyn Sink>,
+    pub endpoint: Arc<Endpoint>,
+    pub dead: DeadLetters,
+    pub metrics: Arc<ConsumeMetrics>,
+    pub marks_dir: PathBuf,
+    pub max_samples: usize,
+    pub max_bytes: usize,
+    pub linger: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}

@@ -1,0 +1,169 @@
+//! A real InfluxDB 1.6 (Debian package `influxdb`, installed by
+//! scripts/deps.sh) for the influx sink tests: its own temp dir for meta,
+//! data and WAL, free loopback ports, reporting and the internal monitor
+//! off; and a reader of what it holds through `/query`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::broker::free_port;
+use super::{request, wait_for};
+
+fn binary() -> PathBuf {
+    let path = std::env::var_os("METRICSTREAM_INFLUXD")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("influxd"))
+                    .find(|p| p.exists())
+            })
+        });
+    path.unwrap_or_else(|| {
+        panic!(
+            "the influx sink tests need influxd 1.6 (Debian package influxdb): run \
+             ./scripts/test.sh (its scripts/deps.sh installs it) or `apt-get install influxdb`, \
+             or set METRICSTREAM_INFLUXD"
+        )
+    })
+}
+
+pub struct InfluxDb {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// Points by series (measurement and tags): time in ms → value as JSON.
+pub type Points = BTreeMap<(String, BTreeMap<String, String>), BTreeMap<i64, serde_json::Value>>;
+
+impl InfluxDb {
+    /// Starts influxd and creates database `db`.
+    pub fn start(database: &str) -> InfluxDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let rpc = format!("127.0.0.1:{}", free_port());
+        let d = dir.path().display();
+        let config = format!(
+            "reporting-disabled = true\nbind-address = \"{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n\
+             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+             [http]\n  enabled = true\n  bind-address = \"{addr}\"\n  log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n\
+             [continuous_queries]\n  enabled = false\n"
+        );
+        let path = dir.path().join("influxdb.conf");
+        std::fs::write(&path, config).expect("write the config");
+        let mut child = Command::new(binary())
+            .arg("run")
+            .arg("-config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        wait_for("influxd /ping", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("influxd exited at start: {status}");
+            }
+            request(addr, "GET", "/ping", &[], b"").status == 204
+        });
+        let db = InfluxDb {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let r = request(
+            addr,
+            "POST",
+            &format!(
+                "/query?q={}",
+                encode(&format!(
+                    "CREATE DATABASE \"{db_name}\"",
+                    db_name = db_arg(database)
+                ))
+            ),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "CREATE DATABASE: {r:?}");
+        db
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://{}/write", self.addr)
+    }
+
+    /// Every point of every measurement in `db` (`SELECT * … GROUP BY *`,
+    /// times in ms).
+    pub fn points(&self, db: &str) -> Points {
+        let q = encode("SELECT * FROM /.*/ GROUP BY *");
+        let r = request(
+            self.addr,
+            "GET",
+            &format!("/query?db={}&epoch=ms&q={q}", encode(db)),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "query: {r:?}");
+        let j = r.json();
+        let mut out = Points::new();
+        let result = &j["results"][0];
+        assert!(result.get("error").is_none(), "query: {j}");
+        for s in result["series"].as_array().into_iter().flatten() {
+            let name = s["name"].as_str().expect("a name").to_string();
+            let tags: BTreeMap<String, String> = s["tags"]
+                .as_object()
+                .map(|t| {
+                    t.iter()
+                        .filter(|(_, v)| v.as_str().is_some_and(|v| !v.is_empty()))
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let columns: Vec<&str> = s["columns"]
+                .as_array()
+                .expect("columns")
+                .iter()
+                .map(|c| c.as_str().unwrap_or_default())
+                .collect();
+            let vi = columns
+                .iter()
+                .position(|c| *c == "value")
+                .expect("a value column");
+            let points = out.entry((name, tags)).or_default();
+            for row in s["values"].as_array().expect("values") {
+                if !row[vi].is_null() {
+                    points.insert(row[0].as_i64().expect("a time"), row[vi].clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn db_arg(db: &str) -> String {
+    db.replace('"', "")
+}
+
+impl Drop for InfluxDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a query parameter.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
