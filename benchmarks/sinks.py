@@ -19,8 +19,11 @@ Per round:
 Both Prometheus runs must end with every sample appended
 (`prometheus_tsdb_head_samples_appended_total`). Then the same queue into a
 fresh InfluxDB 1.6 with `--sink influx` (every point counted back with
-`/query`); there is no ceiling for it, the load generator having no
-line-protocol format.
+`/query`), beside InfluxDB's own ceiling: a fresh InfluxDB fed by
+`metricstream bench --format influx --samples-per-request 2000 --clients 4
+--keep-alive --requests N` (Telegraf cpu-like lines of 3 fields, so 667
+points per request where the sink sends 2000 one-field points: the ceiling
+is the easier load for InfluxDB, the ratio a lower bound).
 
 Writes benchmarks/results/sinks.json and the "consume sinks" section of
 BENCHMARKS.md, and prints the figures.
@@ -53,11 +56,11 @@ INFLUXD = os.environ.get("METRICSTREAM_INFLUXD", "/usr/bin/influxd")
 INFLUX = os.environ.get("INFLUX", "1") != "0" and Path(INFLUXD).exists()
 
 
-def bench(url):
+def bench(url, fmt="remote-write"):
     out = Path(tempfile.mktemp(suffix=".json"))
     proc = subprocess.Popen(
         [str(BIN), "bench", "--url", url, "--quiet", "--json", str(out),
-         "--format", "remote-write", "--samples-per-request", str(SAMPLES),
+         "--format", fmt, "--samples-per-request", str(SAMPLES),
          "--clients", str(CLIENTS), "--keep-alive", "--requests", str(REQUESTS)])
     proc.wait()
     report = json.loads(out.read_text())
@@ -156,9 +159,21 @@ class Influx:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def influx_ceiling():
+    """InfluxDB 1.6's own ingest of line protocol from the load generator."""
+    db = Influx()
+    before = rw.cpu_secs(db.proc.pid)
+    report = bench(db.url + "?db=bench", "influx")
+    cpu = rw.cpu_secs(db.proc.pid) - before
+    db.stop()
+    sent = report["successful"] * SAMPLES
+    assert report["failed"] == 0, report
+    return {"samples_per_sec": report["samples_per_sec"], "samples": sent,
+            "store_cpu_per_million": cpu / (sent / 1e6)}
+
+
 def sink_influx():
-    """The same queue into InfluxDB 1.6 (no ceiling: the load generator has
-    no line-protocol format to measure InfluxDB's own ingest the same way)."""
+    """The same queue into InfluxDB 1.6."""
     server = suite.Server("file", "durable", ("--rate-limit", "0", "--partition-by", "series",
                                               "--partitions", "4"))
     data = Path(tempfile.mkdtemp(prefix="msbench-sink-"))
@@ -196,17 +211,21 @@ def main():
         c = ceiling()
         s = sink()
         ratio = s["samples_per_sec"] / c["samples_per_sec"]
+        fc = influx_ceiling() if INFLUX else None
         f = sink_influx() if INFLUX else None
+        if f:
+            f["ratio"] = f["samples_per_sec"] / fc["samples_per_sec"]
         runs.append({"round": i, "ceiling": c, "sink": s, "ratio": ratio, "influx": f,
-                     "loadavg": os.getloadavg()[0]})
+                     "influx_ceiling": fc, "loadavg": os.getloadavg()[0]})
         print(f"round {i + 1}/{RUNS}: Prometheus ceiling {c['samples_per_sec']:,.0f} samples/s; "
               f"consume --sink remote-write {s['samples_per_sec']:,.0f} samples/s "
               f"({ratio:.2f}×), consumer CPU {s['consumer_cpu_per_million']:.2f} s/M samples, "
               f"Prometheus CPU {c['store_cpu_per_million']:.2f} (bench) / "
               f"{s['store_cpu_per_million']:.2f} (sink) s/M", file=sys.stderr)
         if f:
-            print(f"round {i + 1}/{RUNS}: consume --sink influx (InfluxDB 1.6) "
-                  f"{f['samples_per_sec']:,.0f} samples/s, consumer CPU "
+            print(f"round {i + 1}/{RUNS}: InfluxDB ceiling {fc['samples_per_sec']:,.0f} samples/s; "
+                  f"consume --sink influx {f['samples_per_sec']:,.0f} samples/s "
+                  f"({f['ratio']:.2f}×), consumer CPU "
                   f"{f['consumer_cpu_per_million']:.2f} s/M, InfluxDB CPU "
                   f"{f['store_cpu_per_million']:.2f} s/M", file=sys.stderr)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -221,13 +240,25 @@ def render():
     r = json.loads(RESULTS.read_text())
     runs, m = r["runs"], r["machine"]
     ratios = [x["ratio"] for x in runs]
+    iratios = [x["influx"]["ratio"] for x in runs if x.get("influx") and "ratio" in x["influx"]]
+    influx_verdict = (
+        f"Into InfluxDB: median {statistics.median(iratios):.2f}× of its ceiling "
+        f"({min(iratios):.2f}–{max(iratios):.2f}) — "
+        f"**{'met' if statistics.median(iratios) >= 0.8 else 'not met'}**."
+        if iratios else "")
     cpu = [x["sink"]["consumer_cpu_per_million"] for x in runs]
     pcpu = [x["sink"]["store_cpu_per_million"] for x in runs]
     rows = []
     for x in runs:
         c, s, f = x["ceiling"], x["sink"], x.get("influx")
+        fc = x.get("influx_ceiling")
         influx = (f"{f['samples_per_sec']:,.0f} samples/s ({f['consumer_cpu_per_million']:.2f} / "
                   f"{f['store_cpu_per_million']:.2f})" if f else "n/a")
+        if fc:
+            influx = (f"{fc['samples_per_sec']:,.0f} samples/s | {influx} | "
+                      f"{f['ratio']:.2f}")
+        else:
+            influx = f"n/a | {influx} | n/a"
         rows.append(f"| {x['round'] + 1} | {c['samples_per_sec']:,.0f} samples/s | "
                     f"{s['samples_per_sec']:,.0f} samples/s | {x['ratio']:.2f} | "
                     f"{s['consumer_cpu_per_million']:.2f} | {c['store_cpu_per_million']:.2f} / "
@@ -252,8 +283,11 @@ Prometheus' own ingest ceiling measured the same way in the same round, and
   all samples appended in Prometheus
   (`prometheus_tsdb_head_samples_appended_total`, checked by the script);
 - influx: the same queue into a fresh InfluxDB 1.6 (`/write`, precision ms),
-  every point counted back with `/query`. No ceiling: the load generator has
-  no line-protocol format to measure InfluxDB's own ingest the same way.
+  every point counted back with `/query`; its ceiling: a fresh InfluxDB fed
+  by `metricstream bench --format influx --samples-per-request {SAMPLES}
+  --clients {CLIENTS} --keep-alive --requests {REQUESTS}` (lines of 3 fields:
+  667 points per request where the sink sends {SAMPLES} one-field points, so
+  the ceiling is the easier load and the ratio a lower bound).
 
 CPU per million samples: the consumer's rusage (user + system); the store's
 utime + stime over the run (`/proc/PID/stat`).
@@ -263,12 +297,12 @@ Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel
 builds (1-minute load average after each round in the last column), so
 absolute figures move; the ratio (same round, back to back) is the useful one.
 
-| round | Prometheus ceiling (bench) | consume --sink remote-write | ratio | consumer CPU s per M samples | Prometheus CPU s per M (bench / sink) | consume --sink influx (consumer / InfluxDB CPU s per M) | load |
-|---|---|---|---|---|---|---|---|
+| round | Prometheus ceiling (bench) | consume --sink remote-write | ratio | consumer CPU s per M samples | Prometheus CPU s per M (bench / sink) | InfluxDB ceiling (bench) | consume --sink influx (consumer / InfluxDB CPU s per M) | ratio | load |
+|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
 Target (issue 12): the sink at ≥ 0.8 × the store's own ceiling — **{"met" if med >= 0.8 else "not met"}**:
-median {med:.2f}× ({min(ratios):.2f}–{max(ratios):.2f}).
+median {med:.2f}× ({min(ratios):.2f}–{max(ratios):.2f}). {influx_verdict}
 Why: the consumer and Prometheus share the 2 cores, and the consumer spends
 about as much CPU per sample as Prometheus itself: {min(cpu):.2f}–{max(cpu):.2f} s per
 million samples (about a third of it system time: reading the log, loopback

@@ -218,12 +218,16 @@ impl fmt::Display for Line<'_> {
     }
 }
 
+/// Writes unescaped runs whole: the sink formats every line it sends here.
 fn escape(f: &mut fmt::Formatter<'_>, s: &str, special: &[u8]) -> fmt::Result {
-    for c in s.chars() {
-        if c == '\\' || (c.is_ascii() && special.contains(&(c as u8))) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        // Only ASCII bytes are special, so `i` is a char boundary.
+        if b == b'\\' || special.contains(&b) {
+            f.write_str(&s[start..i])?;
             f.write_str("\\")?;
+            start = i;
         }
-        write!(f, "{c}")?;
     }
-    Ok(())
+    f.write_str(&s[start..])
 }
