@@ -167,11 +167,15 @@ pub fn decode(body: &[u8]) -> Result<Vec<Metric<'_>>, BatchError> {
 /// a 1 MiB answer (or log line).
 pub const MAX_ERROR_LEN: usize = 400;
 
-/// Keeps the head (the path) and the tail (what was expected, and where).
 fn shorten(e: BatchError) -> BatchError {
-    let m = &e.0;
+    BatchError(shorten_message(e.0))
+}
+
+/// A message cut to about [`MAX_ERROR_LEN`] bytes: keeps the head (the
+/// path, where) and the tail (what was expected), `…` between.
+pub fn shorten_message(m: String) -> String {
     if m.len() <= MAX_ERROR_LEN {
-        return e;
+        return m;
     }
     let mut head = MAX_ERROR_LEN / 2;
     while !m.is_char_boundary(head) {
@@ -181,7 +185,7 @@ fn shorten(e: BatchError) -> BatchError {
     while !m.is_char_boundary(tail) {
         tail += 1;
     }
-    BatchError(format!("{} … {}", &m[..head], &m[tail..]))
+    format!("{} … {}", &m[..head], &m[tail..])
 }
 
 /// Decoding again with path tracking only on the (rare) error path keeps

@@ -143,7 +143,11 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
+// Whole-request errors are cut as `POST /metrics` errors are: prost names
+// every message on the way down, which for a deeply nested body is kilobytes.
+use crate::batch::shorten_message as shorten;
 use crate::batch::Metric;
+pub use crate::batch::MAX_ERROR_LEN;
 
 pub mod answer;
 mod attrs;
@@ -304,26 +308,6 @@ pub fn format_float(v: f64) -> String {
     } else {
         plain
     }
-}
-
-/// Longest whole-request error: prost names every message on the way down,
-/// which for a deeply nested body is kilobytes.
-pub const MAX_ERROR_LEN: usize = 400;
-
-/// The head (where) and the tail (what went wrong) of a long error.
-fn shorten(m: String) -> String {
-    if m.len() <= MAX_ERROR_LEN {
-        return m;
-    }
-    let mut head = MAX_ERROR_LEN / 2;
-    while !m.is_char_boundary(head) {
-        head -= 1;
-    }
-    let mut tail = m.len() - MAX_ERROR_LEN / 3;
-    while !m.is_char_boundary(tail) {
-        tail += 1;
-    }
-    format!("{} … {}", &m[..head], &m[tail..])
 }
 
 /// `s` cut to at most `max` bytes on a character boundary, `…` if cut.
