@@ -243,16 +243,7 @@ def render_section(r):
 
 
 def write_section(text):
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    start = doc.find(SECTION + "\n")
-    if start >= 0:
-        end = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("\n" + doc[end + 1:] if end >= 0 else "")
-    else:
-        at = doc.find("## Micro-benchmarks")
-        doc = doc[:at] + text + "\n" + doc[at:] if at >= 0 else doc + "\n" + text
-    path.write_text(doc)
+    rw.write_section(text, SECTION)
 
 
 def main():

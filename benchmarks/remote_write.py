@@ -295,13 +295,13 @@ def render_section(r):
     return "\n".join(lines) + "\n"
 
 
-def write_section(text):
+def write_section(text, section=SECTION):
     """Replaces (or adds, before the micro-benchmarks) the section in BENCHMARKS.md."""
     path = ROOT / "BENCHMARKS.md"
     doc = path.read_text()
-    start = doc.find(SECTION + "\n")
+    start = doc.find(section + "\n")
     if start >= 0:
-        end = doc.find("\n## ", start + len(SECTION))
+        end = doc.find("\n## ", start + len(section))
         doc = doc[:start] + text + ("\n" + doc[end + 1:] if end >= 0 else "")
     else:
         at = doc.find("## Micro-benchmarks")
