@@ -81,7 +81,9 @@ def ceiling():
             "store_cpu_per_million": cpu / (sent / 1e6)}
 
 
-def sink():
+def filled_queue():
+    """The bench requests stored by `serve` (embedded log, 4 partitions, by
+    series): its data directory, and the samples in it."""
     server = suite.Server("file", "durable", ("--rate-limit", "0", "--partition-by", "series",
                                               "--partitions", "4"))
     data = Path(tempfile.mkdtemp(prefix="msbench-sink-"))
@@ -93,6 +95,11 @@ def sink():
     server.proc.wait(timeout=30)
     shutil.copytree(server.tmp, data, dirs_exist_ok=True)
     shutil.rmtree(server.tmp, ignore_errors=True)
+    return data, sent
+
+
+def sink():
+    data, sent = filled_queue()
     prom = rw.Prometheus()
     before = rw.cpu_secs(prom.proc.pid)
     start = time.monotonic()
@@ -174,15 +181,7 @@ def influx_ceiling():
 
 def sink_influx():
     """The same queue into InfluxDB 1.6."""
-    server = suite.Server("file", "durable", ("--rate-limit", "0", "--partition-by", "series",
-                                              "--partitions", "4"))
-    data = Path(tempfile.mkdtemp(prefix="msbench-sink-"))
-    report = bench(server.url.replace("/metrics", "/api/v1/write"))
-    sent = report["successful"] * SAMPLES
-    server.proc.terminate()
-    server.proc.wait(timeout=30)
-    shutil.copytree(server.tmp, data, dirs_exist_ok=True)
-    shutil.rmtree(server.tmp, ignore_errors=True)
+    data, sent = filled_queue()
     db = Influx()
     before = rw.cpu_secs(db.proc.pid)
     start = time.monotonic()
