@@ -1,5 +1,6 @@
-//! SIGTERM and SIGINT set the stop flag the consumer loops check; a
-//! progress line every 10 s for whoever watches the log.
+//! SIGTERM and SIGINT set the stop flag the consumer loops check; progress
+//! for whoever watches: a line redrawn every second on a terminal, else a
+//! log line every 10 s.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,10 @@ pub fn watch(rt: &tokio::runtime::Handle, stop: Arc<AtomicBool>) -> std::io::Res
 }
 
 pub async fn progress(m: Arc<ConsumeMetrics>) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        return redrawn(m).await;
+    }
     let mut last = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -42,5 +47,26 @@ pub async fn progress(m: Arc<ConsumeMetrics>) {
             "delivery progress"
         );
         last = sent;
+    }
+}
+
+/// One status line, rewritten in place every second.
+async fn redrawn(m: Arc<ConsumeMetrics>) {
+    use std::io::Write;
+    let mut last = m.sent.get();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sent = m.sent.get();
+        let line = format!(
+            // Cursor back at the start: a log line written next covers it.
+            "\x1b[2Ksent {sent} samples ({}/s), retried {}, dead-lettered {}, replayed {}\r",
+            sent - last,
+            m.retried.get(),
+            m.dead_lettered.get(),
+            m.replayed.get()
+        );
+        last = sent;
+        // A terminal that went away is no reason to stop delivering.
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
