@@ -98,28 +98,34 @@ def filled_queue():
     return data, sent
 
 
-def sink():
-    data, sent = filled_queue()
-    prom = rw.Prometheus()
-    before = rw.cpu_secs(prom.proc.pid)
+def timed_consume(data, sent, store, stored, sink_args):
+    """`consume --exit-at-end` of the whole queue into `store`, timed; checks
+    that `stored()` then counts every sample, and stops the store."""
+    before = rw.cpu_secs(store.proc.pid)
     start = time.monotonic()
     proc = subprocess.Popen(
         [str(BIN), "consume", "--group", "bench", "--from-beginning", "--exit-at-end",
-         "--data-dir", str(data), "--sink", "remote-write", "--url", prom.url,
-         "--batch-samples", str(SAMPLES)],
+         "--data-dir", str(data), *sink_args, "--batch-samples", str(SAMPLES)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     assert os.waitstatus_to_exitcode(status) == 0, "consume failed"
-    store_cpu = rw.cpu_secs(prom.proc.pid) - before
-    stored = prom.samples_stored()
-    prom.stop()
+    store_cpu = rw.cpu_secs(store.proc.pid) - before
+    count = stored()
+    store.stop()
     shutil.rmtree(data, ignore_errors=True)
-    assert stored == sent, (stored, sent)
+    assert count == sent, (count, sent)
     cpu = usage.ru_utime + usage.ru_stime
     return {"samples_per_sec": sent / wall, "samples": sent, "wall_secs": wall,
             "consumer_cpu_per_million": cpu / (sent / 1e6),
             "store_cpu_per_million": store_cpu / (sent / 1e6)}
+
+
+def sink():
+    data, sent = filled_queue()
+    prom = rw.Prometheus()
+    return timed_consume(data, sent, prom, prom.samples_stored,
+                         ["--sink", "remote-write", "--url", prom.url])
 
 
 class Influx:
@@ -183,25 +189,8 @@ def sink_influx():
     """The same queue into InfluxDB 1.6."""
     data, sent = filled_queue()
     db = Influx()
-    before = rw.cpu_secs(db.proc.pid)
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [str(BIN), "consume", "--group", "bench", "--from-beginning", "--exit-at-end",
-         "--data-dir", str(data), "--sink", "influx", "--url", db.url, "--influx-db", "bench",
-         "--batch-samples", str(SAMPLES)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    assert os.waitstatus_to_exitcode(status) == 0, "consume failed"
-    store_cpu = rw.cpu_secs(db.proc.pid) - before
-    stored = db.count()
-    db.stop()
-    shutil.rmtree(data, ignore_errors=True)
-    assert stored == sent, (stored, sent)
-    cpu = usage.ru_utime + usage.ru_stime
-    return {"samples_per_sec": sent / wall, "samples": sent, "wall_secs": wall,
-            "consumer_cpu_per_million": cpu / (sent / 1e6),
-            "store_cpu_per_million": store_cpu / (sent / 1e6)}
+    return timed_consume(data, sent, db, db.count,
+                         ["--sink", "influx", "--url", db.url, "--influx-db", "bench"])
 
 
 def main():

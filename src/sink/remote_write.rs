@@ -46,28 +46,36 @@ impl Sink for RemoteWrite {
     }
 
     fn encode(&self, samples: &[Sample]) -> Body {
-        let request = write_request(samples);
-        let proto = request.encode_to_vec();
-        let bytes = match snap::raw::Encoder::new().compress_vec(&proto) {
-            Ok(b) => b,
-            // Only a body over ~4 GiB fails; batches are bounded far below.
-            Err(e) => {
-                tracing::error!("snappy: {e}");
-                Vec::new()
-            }
-        };
-        Body {
-            content_type: "application/x-protobuf",
-            encoding: Some("snappy"),
-            headers: HEADERS,
-            bytes: bytes.into(),
-        }
+        let proto = write_request(samples).encode_to_vec();
+        snappy_body(&proto, "application/x-protobuf", HEADERS)
     }
 
     fn already_stored(&self, status: u16, reason: &str) -> bool {
         status == 400
             && (reason.contains("out of order sample")
                 || reason.contains("duplicate sample for timestamp"))
+    }
+}
+
+/// A remote_write body (both versions): the protobuf, snappy block format.
+pub fn snappy_body(
+    proto: &[u8],
+    content_type: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Body {
+    let bytes = match snap::raw::Encoder::new().compress_vec(proto) {
+        Ok(b) => b,
+        // Only a body over ~4 GiB fails; batches are bounded far below.
+        Err(e) => {
+            tracing::error!("snappy: {e}");
+            Vec::new()
+        }
+    };
+    Body {
+        content_type,
+        encoding: Some("snappy"),
+        headers,
+        bytes: bytes.into(),
     }
 }
 

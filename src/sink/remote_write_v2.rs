@@ -11,7 +11,7 @@ use prompb::v2::TimeSeries;
 use prompb::v2::{metadata::MetricType as Type, Metadata, Request, Sample as PbSample};
 use prost::Message;
 
-use super::remote_write::RemoteWrite;
+use super::remote_write::{snappy_body, RemoteWrite};
 use super::sample::{Fx, Series};
 use super::{Body, Sample, Sink};
 use crate::batch::MetricType;
@@ -32,20 +32,7 @@ impl Sink for RemoteWriteV2 {
 
     fn encode(&self, samples: &[Sample]) -> Body {
         let proto = request(samples).encode_to_vec();
-        let bytes = match snap::raw::Encoder::new().compress_vec(&proto) {
-            Ok(b) => b,
-            // Only a body over ~4 GiB fails; batches are bounded far below.
-            Err(e) => {
-                tracing::error!("snappy: {e}");
-                Vec::new()
-            }
-        };
-        Body {
-            content_type: CONTENT_TYPE,
-            encoding: Some("snappy"),
-            headers: HEADERS,
-            bytes: bytes.into(),
-        }
+        snappy_body(&proto, CONTENT_TYPE, HEADERS)
     }
 
     fn already_stored(&self, status: u16, reason: &str) -> bool {
