@@ -465,7 +465,7 @@ def render(r):
         "Peak RSS (VmHWM) of the server is given in every table above; each scenario starts",
         "a fresh server.",
         "",
-        *remote_write_section(),
+        *other_sections(),
         "## Micro-benchmarks",
         "",
         "`cargo bench` (criterion, `benches/hot_path.rs`): decode + validate + normalize",
@@ -475,13 +475,20 @@ def render(r):
     return "\n".join(lines)
 
 
-def remote_write_section():
-    """The remote_write section (benchmarks/remote_write.py), kept from its saved results."""
-    saved = RESULTS / "remote_write.json"
-    if not saved.exists():
+def other_sections():
+    """The sections other scripts write (durable path, remote_write, line
+    protocol, sinks…), kept as they are in the current BENCHMARKS.md."""
+    path = ROOT / "BENCHMARKS.md"
+    if not path.exists():
         return []
-    import remote_write  # noqa: E402 (it imports this module)
-    return remote_write.render_section(json.loads(saved.read_text())).splitlines() + [""]
+    ours = re.compile(r"## (\d\. |Micro-benchmarks)")
+    kept, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = not ours.match(line)
+        if keep:
+            kept.append(line)
+    return kept + [""] if kept else []
 
 
 def criterion():

@@ -32,6 +32,11 @@ pub struct Telemetry {
     pub spilled: IntCounter,
     /// Group commits (one fsync each) and the batches they carried.
     pub commits: IntCounter,
+    /// A group commit's three phases: appending every partition's share,
+    /// making it durable (fsync and the high watermark), answering senders.
+    pub commit_write: Histogram,
+    pub commit_sync: Histogram,
+    pub commit_publish: Histogram,
     // Kafka producer figures (zero with the embedded log).
     /// Messages sent to a broker and awaiting its acknowledgement
     /// (librdkafka statistics, refreshed every second).
@@ -68,6 +73,10 @@ pub struct Stats {
     pub spilled: u64,
     pub queued: i64,
     pub commits: u64,
+    /// Seconds spent in each phase of the group commits so far (sums).
+    pub commit_write_seconds: f64,
+    pub commit_sync_seconds: f64,
+    pub commit_publish_seconds: f64,
     pub in_flight: i64,
     pub retried: u64,
     pub resent: u64,
@@ -219,6 +228,18 @@ impl Telemetry {
             )?,
             spilled: counter("spills_total", "batches written to the spill log")?,
             commits: counter("group_commits_total", "fsyncs, each covering many batches")?,
+            commit_write: histogram(
+                "commit_write_seconds",
+                "time a group commit spends appending its batches to the log files",
+            )?,
+            commit_sync: histogram(
+                "commit_sync_seconds",
+                "time a group commit spends making its appends durable (fsync, high watermark)",
+            )?,
+            commit_publish: histogram(
+                "commit_publish_seconds",
+                "time a group commit spends answering the requests it made durable",
+            )?,
             requests,
             samples_received,
             samples_refused,
@@ -238,6 +259,9 @@ impl Telemetry {
             spilled: self.spilled.get(),
             queued: self.queue_depth.get(),
             commits: self.commits.get(),
+            commit_write_seconds: self.commit_write.get_sample_sum(),
+            commit_sync_seconds: self.commit_sync.get_sample_sum(),
+            commit_publish_seconds: self.commit_publish.get_sample_sum(),
             in_flight: self.in_flight.get(),
             retried: self.retried.get(),
             resent: self.resent.get(),

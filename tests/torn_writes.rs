@@ -1,7 +1,8 @@
 //! Torn writes with the real binary: acknowledged batches, SIGKILL, then
 //! the newest segment of each partition is damaged the way a crash or a
 //! power loss leaves it (cut inside a record, a span of garbage, a
-//! zero-filled tail) along with its `.index` and `hwm`. After a restart the
+//! zero-filled tail, which is not a cut: the writer preallocates zeros)
+//! along with its `.index` and `hwm`. After a restart the
 //! log output names, per partition, the file and byte recovery cut at and
 //! the offset the kept prefix ends at; `consume` reads back exactly the
 //! batches before the damage, each once and whole; new batches continue at
@@ -33,12 +34,20 @@ struct Damage {
     cut: Option<(String, u64)>,
 }
 
-/// Byte ranges of the frames of a valid segment (`u32 len` + `len` bytes).
+/// Byte ranges of the frames of a valid segment (`u32 len` + `len` bytes),
+/// up to the zeros the writer preallocates past them.
 fn frames(bytes: &[u8]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos + 4 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            assert!(
+                bytes[pos..].iter().all(|&b| b == 0),
+                "only zeros may follow the records"
+            );
+            break;
+        }
         let end = pos + 4 + len;
         assert!(end <= bytes.len(), "the server left a torn record behind");
         out.push((pos as u64, end as u64));
@@ -109,12 +118,14 @@ fn damage(dir: &Path, kind: u64, rng: &mut StdRng) -> Damage {
             }
         }
         2 => {
+            // As a file system that grew the file but never wrote the data
+            // leaves it: to recovery the same as preallocated space.
             let zeros = rng.random_range(1..8192);
             bytes.resize(bytes.len() + zeros, 0);
             Damage {
                 what: format!("{name} + {zeros} zero bytes"),
                 kept: all,
-                cut: Some((name, len)),
+                cut: None,
             }
         }
         _ => Damage {

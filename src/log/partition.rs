@@ -135,6 +135,8 @@ impl PartitionLog {
         }
 
         let pos = self.active.size;
+        self.active
+            .reserve(pos + batch, self.config.segment_limit())?;
         let mark = self.active.index.mark();
         let mut at = pos;
         for (i, rec) in records.iter().enumerate() {
@@ -150,6 +152,7 @@ impl PartitionLog {
             }
             Err(e) => {
                 self.active.index.rollback(mark);
+                self.active.allocated = pos;
                 if let Err(te) = self.active.log.set_len(pos) {
                     warn!(dir = %self.dir.display(), error = %te, "cannot truncate failed append");
                     self.dirty_tail = true;
@@ -172,6 +175,9 @@ impl PartitionLog {
     }
 
     fn roll(&mut self) -> io::Result<()> {
+        // Before the next segment exists: a reader that finds it takes the
+        // old one's length as its end.
+        self.active.trim()?;
         self.active.index.flush()?;
         let fresh = ActiveSegment::create(
             &self.dir,
@@ -414,6 +420,7 @@ impl PartitionLog {
     fn fix_tail(&mut self) -> io::Result<()> {
         if self.dirty_tail {
             self.active.log.set_len(self.active.size)?;
+            self.active.allocated = self.active.size;
             self.dirty_tail = false;
         }
         Ok(())
@@ -497,6 +504,8 @@ impl PartitionLog {
     /// the full scan.
     pub fn close(mut self) -> io::Result<()> {
         self.sync()?;
+        self.active.trim()?;
+        self.active.log.sync_data()?;
         self.active.index.sync()?;
         File::create(self.dir.join(CLEAN_SHUTDOWN))?;
         self.dir_file.sync_all()
@@ -693,11 +702,18 @@ mod tests {
         assert!(deleted > 0);
         assert_eq!(after, before[deleted..]);
         assert!(log.size_bytes() <= 1200);
-        let on_disk: u64 = after
+        // Closed segments are trimmed to their records; the active one may
+        // run on into preallocated zeros.
+        let (active, closed) = after.split_last().unwrap();
+        let on_disk: u64 = closed
             .iter()
             .map(|&b| fs::metadata(files::log_path(dir.path(), b)).unwrap().len())
             .sum();
-        assert_eq!(log.size_bytes(), on_disk);
+        assert_eq!(log.size_bytes(), on_disk + log.active.size);
+        let active_len = fs::metadata(files::log_path(dir.path(), *active))
+            .unwrap()
+            .len();
+        assert!(active_len >= log.active.size);
         assert_eq!(log.start_offset(), after[0]);
         assert!(!files::index_path(dir.path(), before[0]).exists());
         // Deleted offsets read from the start offset.

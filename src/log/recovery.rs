@@ -258,6 +258,12 @@ fn finish(
     end: ScanEnd,
 ) -> io::Result<Checked> {
     let cut = match end.invalid {
+        // Space the writer preallocated and never filled: not a cut.
+        Some(_) if segment::is_zeros(&file, end.position, len)? => {
+            file.set_len(end.position)?;
+            file.sync_data()?;
+            None
+        }
         Some(invalid) => {
             file.set_len(end.position)?;
             file.sync_data()?;
@@ -279,6 +285,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use std::fs;
+    use std::os::unix::fs::FileExt;
 
     use super::*;
     use crate::log::testutil::{append, config, fill, frames, read_all, records, segment_bases};
@@ -398,17 +405,49 @@ mod tests {
         assert_eq!(read_all(dir.path(), 0), records(0..offset));
     }
 
+    /// Where the records of segment `base` end.
+    fn data_len(dir: &Path, base: u64) -> u64 {
+        frames(dir, base)
+            .last()
+            .map_or(0, |&(_, pos, size)| pos + size)
+    }
+
     #[test]
-    fn zero_filled_tail_is_truncated() {
+    fn preallocated_zeros_are_not_a_cut() {
         let dir = tempfile::tempdir().unwrap();
         let bases = crashed_log(dir.path());
         let last = *bases.last().unwrap();
-        let len = log_len(dir.path(), last);
+        let len = data_len(dir.path(), last);
+        // The writer's own preallocation, plus more zeros (as a file system
+        // that grew the file but never wrote the data leaves it).
+        assert!(
+            log_len(dir.path(), last) > len,
+            "the active segment is preallocated"
+        );
         let file = fs::OpenOptions::new()
             .write(true)
             .open(files::log_path(dir.path(), last))
             .unwrap();
         file.set_len(len + 4096).unwrap();
+
+        let (_log, rec) = reopen(dir.path());
+        assert_eq!((rec.next_offset, rec.truncated_bytes), (100, 0));
+        assert_eq!(rec.cut, None);
+        assert_eq!(read_all(dir.path(), 0), records(0..100));
+    }
+
+    #[test]
+    fn garbage_after_zeros_is_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let bases = crashed_log(dir.path());
+        let last = *bases.last().unwrap();
+        let len = data_len(dir.path(), last);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(files::log_path(dir.path(), last))
+            .unwrap();
+        file.set_len(len + 4096).unwrap();
+        file.write_all_at(b"x", len + 4000).unwrap();
 
         let (_log, rec) = reopen(dir.path());
         assert_eq!((rec.next_offset, rec.truncated_bytes), (100, 4096));

@@ -10,6 +10,25 @@ use super::files;
 use super::index::{IndexPolicy, IndexWriter};
 use super::record::{self, Frame, Invalid, LEN_SIZE};
 
+/// How much a segment file grows at a time when appends reach its end.
+pub(crate) const PREALLOC_CHUNK: u64 = 1 << 20;
+
+/// Asks the kernel to start writing `len` bytes at `offset` back to disk,
+/// without waiting and without touching metadata (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`). A hint: failures are ignored, the commit's
+/// fdatasync still writes whatever is left.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: plain syscall on a file descriptor `file` keeps open; no
+    // memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 /// Chunk size for sequential scans (recovery, index rebuilds).
 pub(crate) const SCAN_CHUNK: usize = 1 << 20;
 
@@ -154,6 +173,8 @@ pub(crate) struct ActiveSegment {
     pub log: File,
     /// Bytes of valid records; writes go here, never to the file end.
     pub size: u64,
+    /// The file's length: past `size` it is preallocated zeros (see `reserve`).
+    pub allocated: u64,
     pub index: IndexWriter,
 }
 
@@ -172,6 +193,7 @@ impl ActiveSegment {
                 base,
                 log,
                 size: 0,
+                allocated: 0,
                 index,
             }),
             Err(e) => {
@@ -199,12 +221,52 @@ impl ActiveSegment {
             entries,
             IndexPolicy::new(index_interval, since_last),
         )?;
+        let allocated = log.metadata()?.len().max(size);
         Ok(ActiveSegment {
             base,
             log,
             size,
+            allocated,
             index,
         })
+    }
+
+    /// Makes sure the file is at least `end` bytes long, growing it by a
+    /// chunk of zeros at a time (never past `limit` unless `end` is). An
+    /// append then overwrites blocks the file system has already allocated
+    /// and recorded, so a commit's fdatasync writes the data and nothing
+    /// else: no inode, no block bitmap, one I/O and one wait less per commit
+    /// (docs/durable-path.md has the figures). Zeros, not `fallocate`: an
+    /// unwritten extent is metadata again on its first write.
+    pub(crate) fn reserve(&mut self, end: u64, limit: u64) -> io::Result<()> {
+        if end <= self.allocated {
+            return Ok(());
+        }
+        let from = self.allocated.max(self.size);
+        let target = end.next_multiple_of(PREALLOC_CHUNK).min(limit.max(end));
+        let zeros = vec![0u8; (target - from) as usize];
+        match self.log.write_all_at(&zeros, from) {
+            Ok(()) => {
+                self.allocated = target;
+                // Start writing the zeros out now, so that the next commit's
+                // fdatasync does not wait for a whole chunk.
+                start_writeback(&self.log, from, target - from);
+                Ok(())
+            }
+            // Only an optimisation: on a nearly full disk the append itself
+            // may still fit, so it goes ahead and decides.
+            Err(_) => self.log.set_len(from),
+        }
+    }
+
+    /// Cuts the preallocated zeros off, leaving exactly the records: a
+    /// closed segment's length is its size.
+    pub(crate) fn trim(&mut self) -> io::Result<()> {
+        if self.allocated > self.size {
+            self.log.set_len(self.size)?;
+            self.allocated = self.size;
+        }
+        Ok(())
     }
 
     /// Feeds one appended record to the index policy.
@@ -214,6 +276,22 @@ impl ActiveSegment {
             self.index.observe(rel, pos, size);
         }
     }
+}
+
+/// Whether bytes `from..to` of `file` are all zero: the preallocated tail
+/// of an active segment after a crash.
+pub(crate) fn is_zeros(file: &File, from: u64, to: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; SCAN_CHUNK.min((to - from.min(to)) as usize)];
+    let mut at = from;
+    while at < to {
+        let n = buf.len().min((to - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 pub(crate) fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {

@@ -88,6 +88,8 @@ pub(crate) fn frames(dir: &Path, base: u64) -> Vec<(u64, u64, u64)> {
     let len = file.metadata().unwrap().len();
     let mut out = Vec::new();
     let end = super::segment::scan(&file, len, 0, base, |o, p, s| out.push((o, p, s))).unwrap();
-    assert!(end.invalid.is_none(), "{:?}", end.invalid);
+    // Past the records, an active segment holds only preallocated zeros.
+    let zeros = super::segment::is_zeros(&file, end.position, len).unwrap();
+    assert!(end.invalid.is_none() || zeros, "{:?}", end.invalid);
     out
 }

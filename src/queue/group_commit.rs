@@ -29,9 +29,40 @@ pub enum Took {
 /// and empty. `take` gets the receiver too, to close it on shutdown.
 pub fn next_group<T>(
     rx: &mut mpsc::Receiver<T>,
-    mut take: impl FnMut(&mut mpsc::Receiver<T>, T) -> Took,
+    take: impl FnMut(&mut mpsc::Receiver<T>, T) -> Took,
 ) -> Option<usize> {
-    let mut next = Some(rx.blocking_recv()?);
+    let first = rx.blocking_recv()?;
+    Some(group_from(rx, first, take))
+}
+
+/// Like [`next_group`], but looks at the channel every `pace` instead of
+/// being woken by each send: for a writer nobody waits on (accepted mode),
+/// so that senders never pay for waking its thread. After `IDLE_POLLS`
+/// empty looks it blocks, so that an idle server sleeps.
+pub fn next_group_paced<T>(
+    rx: &mut mpsc::Receiver<T>,
+    pace: Duration,
+    take: impl FnMut(&mut mpsc::Receiver<T>, T) -> Took,
+) -> Option<usize> {
+    for _ in 0..IDLE_POLLS {
+        match rx.try_recv() {
+            Ok(first) => return Some(group_from(rx, first, take)),
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(pace),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        }
+    }
+    next_group(rx, take)
+}
+
+/// Empty looks before a paced writer blocks instead.
+const IDLE_POLLS: usize = 100;
+
+fn group_from<T>(
+    rx: &mut mpsc::Receiver<T>,
+    first: T,
+    mut take: impl FnMut(&mut mpsc::Receiver<T>, T) -> Took,
+) -> usize {
+    let mut next = Some(first);
     let (mut count, mut bytes) = (0, 0);
     while let Some(cmd) = next.take() {
         match take(rx, cmd) {
@@ -46,7 +77,7 @@ pub fn next_group<T>(
             next = rx.try_recv().ok();
         }
     }
-    Some(count)
+    count
 }
 
 #[cfg(test)]
