@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::record::le_u32;
 
@@ -106,14 +107,22 @@ impl IndexPolicy {
 }
 
 /// The active segment's index: entries accumulate in memory and reach the
-/// file on `flush` (at sync and roll), never per append.
+/// file on `flush` (at roll and close) or `flush_if_due` (at sync), never
+/// per append.
 #[derive(Debug)]
 pub(crate) struct IndexWriter {
     file: File,
     flushed_len: u64,
     pending: Vec<u8>,
     policy: IndexPolicy,
+    flushed_at: Instant,
 }
+
+/// How long index entries may wait in memory: the index is only a hint
+/// (readers scan on from the last entry they find, recovery rebuilds it),
+/// and writing it at every commit dirtied a page that a `syncfs` then wrote
+/// out each time (docs/durable-path.md).
+const INDEX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where to roll an [`IndexWriter`] back to when an append fails.
 #[derive(Clone, Copy, Debug)]
@@ -141,6 +150,7 @@ impl IndexWriter {
             flushed_len,
             pending: Vec::new(),
             policy,
+            flushed_at: Instant::now(),
         })
     }
 
@@ -170,8 +180,17 @@ impl IndexWriter {
         self.policy = mark.policy;
     }
 
+    /// `flush`, if entries have waited `INDEX_FLUSH_INTERVAL` or fill a page.
+    pub(crate) fn flush_if_due(&mut self) -> io::Result<()> {
+        if self.pending.len() >= 4096 || self.flushed_at.elapsed() >= INDEX_FLUSH_INTERVAL {
+            return self.flush();
+        }
+        Ok(())
+    }
+
     /// Writes pending entries; on error they stay pending and are retried.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.flushed_at = Instant::now();
         if self.pending.is_empty() {
             return Ok(());
         }

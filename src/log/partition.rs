@@ -294,7 +294,7 @@ impl PartitionLog {
     fn finish_sync(&mut self) {
         self.synced_offset = self.next_offset;
         self.durable = (self.active.base, self.active.size);
-        if let Err(e) = self.active.index.flush() {
+        if let Err(e) = self.active.index.flush_if_due() {
             warn!(dir = %self.dir.display(), error = %e, "cannot write the offset index; retrying at the next sync");
         }
         match self.hwm.set(self.next_offset) {
