@@ -21,8 +21,10 @@ Each round, the targets taking turns (noop, durable, accepted, …):
   `delivered` give commits/s and batches per commit; the optional
   `commit_write_seconds`, `commit_sync_seconds`, `commit_publish_seconds`
   give the per-commit cost of each phase (shown as – when absent);
-- open loop on a fresh durable server at 50% of that round's durable
-  requests/s: `metricstream bench --rate R --clients 50 --keep-alive`.
+- open loop on a fresh durable server, and on the do-nothing server as a
+  control, at 50% of the durable maximum of `metricstream bench --clients 50
+  --keep-alive` (same generator, 50 client ids) measured in that round:
+  `metricstream bench --rate R --clients 50 --keep-alive`.
 
 Median [min–max] over the rounds; ratios are taken within a round first.
 Writes benchmarks/results/durable.json and the "Durable path" section of
@@ -155,6 +157,15 @@ def one_run(name, ack):
     return r
 
 
+def closed_loop_bench():
+    """Durable requests/s of `metricstream bench --clients 50 --keep-alive`."""
+    server = suite.Server("file", "durable", ("--rate-limit", "0"))
+    rep = suite.bench(server.url, "--clients", str(CONNS), "--keep-alive",
+                      "--duration", DURATION)
+    server.stop()
+    return rep["requests_per_sec"]
+
+
 def open_loop(rate, noop=False):
     server = (suite.Server("noop") if noop
               else suite.Server("file", "durable", ("--rate-limit", "0")))
@@ -185,8 +196,12 @@ def measure():
                   f"p99 {r['p99_ms']:.2f} ms, {r['ctx_per_request']:.2f} ctx/req, "
                   f"{r['errors']} errors{extra}", file=sys.stderr)
         durable = next(r for r in runs if r["target"] == "durable")
-        rate = max(1, int(durable["requests_per_sec"] * 0.5))
+        # 50% of the maximum of the same generator and load shape (50 client
+        # ids over the partitions), not of wrk's single-client maximum.
+        peak = closed_loop_bench()
+        rate = max(1, int(peak * 0.5))
         ol, ol_noop = open_loop(rate), open_loop(rate, noop=True)
+        ol["closed_loop_max"] = peak
         for what, x in (("durable", ol), ("do-nothing", ol_noop)):
             print(f"round {round_ + 1}/{RUNS} open loop {what} {x['rate']:,}/s: p99 "
                   f"{x['p99_ms']:.2f} ms, p99.9 {x['p999_ms']:.2f} ms, {x['failed']} failed",
@@ -316,7 +331,9 @@ def render_section(r):
             f"| {rng([x['p50'] for x in g], 3, ' ms')} | {rng([x['p99'] for x in g], 3, ' ms')} |")
 
     lines += [
-        "", "Open loop on a fresh durable server at 50% of the round's durable requests/s,",
+        "", "Open loop on a fresh durable server at 50% of the round's durable maximum with",
+        f"the same generator (`metricstream bench --clients {s['connections']} --keep-alive`, "
+        "closed loop, 50 client ids: all partitions),",
         "and on the do-nothing server at the same rate (what the machine and the load",
         f"generator allow): `metricstream bench --rate R --clients {s['connections']} "
         f"--keep-alive --duration {s['duration']}`,",
