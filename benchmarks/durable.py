@@ -195,7 +195,6 @@ def measure():
             print(f"round {round_ + 1}/{RUNS} {name}: {r['requests_per_sec']:,.0f} req/s, "
                   f"p99 {r['p99_ms']:.2f} ms, {r['ctx_per_request']:.2f} ctx/req, "
                   f"{r['errors']} errors{extra}", file=sys.stderr)
-        durable = next(r for r in runs if r["target"] == "durable")
         # 50% of the maximum of the same generator and load shape (50 client
         # ids over the partitions), not of wrk's single-client maximum.
         peak = closed_loop_bench()
@@ -409,20 +408,8 @@ def write_section(text):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "--render":
-        r = json.loads(RESULTS.read_text())
-    else:
-        subprocess.run(["cargo", "build", "--release", "--bin", "metricstream",
-                        "--example", "noop_server"], cwd=ROOT, check=True)
-        r = measure()
-        if RESULTS.exists():
-            # Hand-written notes survive a re-run.
-            r["notes"] = json.loads(RESULTS.read_text()).get("notes", [])
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(r, indent=2) + "\n")
-    text = render_section(r)
-    write_section(text)
-    print(text)
+    rw.script_main(RESULTS, measure, render_section, write_section,
+                   build=("--bin", "metricstream", "--example", "noop_server"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ section of BENCHMARKS.md.
 
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -247,19 +246,7 @@ def write_section(text):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "--render":
-        r = json.loads(RESULTS.read_text())
-    else:
-        subprocess.run(["cargo", "build", "--release", "--bin", "metricstream"], cwd=ROOT,
-                       check=True)
-        r = measure()
-        if RESULTS.exists():
-            r["notes"] = json.loads(RESULTS.read_text()).get("notes", [])
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(r, indent=2) + "\n")
-    text = render_section(r)
-    write_section(text)
-    print(text)
+    rw.script_main(RESULTS, measure, render_section, write_section)
 
 
 if __name__ == "__main__":

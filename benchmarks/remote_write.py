@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -236,7 +235,6 @@ def summary(r):
 def render_section(r):
     m, s = r["machine"], r["settings"]
     rows = summary(r)
-    prom = rows.get("prometheus 2.42")
     lines = [
         SECTION,
         "",
@@ -309,21 +307,27 @@ def write_section(text, section=SECTION):
     path.write_text(doc)
 
 
-def main():
+def script_main(results, measure, render, write, build=("--bin", "metricstream")):
+    """What every section script does: `--render` redraws its section from
+    the saved `results`; otherwise build in release, `measure`, save (keeping
+    hand-written notes), then render and `write` the section."""
     if len(sys.argv) > 1 and sys.argv[1] == "--render":
-        r = json.loads(RESULTS.read_text())
+        r = json.loads(results.read_text())
     else:
-        subprocess.run(["cargo", "build", "--release", "--bin", "metricstream"], cwd=ROOT,
-                       check=True)
+        subprocess.run(["cargo", "build", "--release", *build], cwd=ROOT, check=True)
         r = measure()
-        if RESULTS.exists():
+        if results.exists():
             # Hand-written notes (profile, caveats) survive a re-run.
-            r["notes"] = json.loads(RESULTS.read_text()).get("notes", [])
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(r, indent=2) + "\n")
-    text = render_section(r)
-    write_section(text)
+            r["notes"] = json.loads(results.read_text()).get("notes", [])
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(r, indent=2) + "\n")
+    text = render(r)
+    write(text)
     print(text)
+
+
+def main():
+    script_main(RESULTS, measure, render_section, write_section)
 
 
 if __name__ == "__main__":
