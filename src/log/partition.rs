@@ -152,8 +152,8 @@ impl PartitionLog {
             }
             Err(e) => {
                 self.active.index.rollback(mark);
-                self.active.allocated = pos;
-                if let Err(te) = self.active.log.set_len(pos) {
+                // The records end at `pos`: cut what the write left.
+                if let Err(te) = self.active.trim() {
                     warn!(dir = %self.dir.display(), error = %te, "cannot truncate failed append");
                     self.dirty_tail = true;
                 }
@@ -419,8 +419,7 @@ impl PartitionLog {
 
     fn fix_tail(&mut self) -> io::Result<()> {
         if self.dirty_tail {
-            self.active.log.set_len(self.active.size)?;
-            self.active.allocated = self.active.size;
+            self.active.trim()?;
             self.dirty_tail = false;
         }
         Ok(())

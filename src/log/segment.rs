@@ -259,13 +259,11 @@ impl ActiveSegment {
         }
     }
 
-    /// Cuts the preallocated zeros off, leaving exactly the records: a
-    /// closed segment's length is its size.
+    /// Cuts the file back to exactly its records (preallocated zeros, or a
+    /// failed append): a closed segment's length is its size.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
-        if self.allocated > self.size {
-            self.log.set_len(self.size)?;
-            self.allocated = self.size;
-        }
+        self.log.set_len(self.size)?;
+        self.allocated = self.size;
         Ok(())
     }
 
@@ -281,7 +279,7 @@ impl ActiveSegment {
 /// Whether bytes `from..to` of `file` are all zero: the preallocated tail
 /// of an active segment after a crash.
 pub(crate) fn is_zeros(file: &File, from: u64, to: u64) -> io::Result<bool> {
-    let mut buf = vec![0u8; SCAN_CHUNK.min((to - from.min(to)) as usize)];
+    let mut buf = vec![0u8; SCAN_CHUNK.min(to.saturating_sub(from) as usize)];
     let mut at = from;
     while at < to {
         let n = buf.len().min((to - at) as usize);

@@ -210,48 +210,39 @@ impl FileQueue {
             writer: Mutex::new(Some(handle)),
             _lock: lock,
         };
-        queue.start_retention(config.retention_check);
+        queue.start_ticker(config.retention_check, || Command::Retention, |_| true);
         if config.ack == AckMode::Accepted {
-            queue.start_sync_ticker();
+            // Accepted mode syncs at most every ACCEPTED_SYNC_INTERVAL; this
+            // wakes the writer for the last sync when no new batch comes.
+            queue.start_ticker(
+                ACCEPTED_SYNC_INTERVAL,
+                || Command::Sync,
+                |shared| shared.unsynced.load(Ordering::Acquire),
+            );
         }
         Ok(queue)
     }
 
-    fn start_retention(&self, every: Duration) {
-        let tx = self.sender.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    // A full channel means a busy writer: skip this round.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) =
-                        tx.try_send(Command::Retention)
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    }
-}
-
-impl FileQueue {
-    /// Accepted mode syncs at most every `ACCEPTED_SYNC_INTERVAL`; this wakes
-    /// the writer for the last sync when no new batch comes to trigger it.
-    fn start_sync_ticker(&self) {
+    /// Sends `cmd()` to the writer every `every` while `due` says so. A
+    /// full channel means a busy writer: that round is skipped.
+    fn start_ticker(
+        &self,
+        every: Duration,
+        cmd: fn() -> Command,
+        due: impl Fn(&Shared) -> bool + Send + 'static,
+    ) {
         let tx = self.sender.clone();
         let shared = self.shared.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let mut tick = tokio::time::interval(ACCEPTED_SYNC_INTERVAL);
+                let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    if !shared.unsynced.load(Ordering::Acquire) {
+                    if !due(&shared) {
                         continue;
                     }
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Command::Sync) {
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(cmd()) {
                         return;
                     }
                 }
@@ -479,7 +470,9 @@ impl Writer {
             let started = Instant::now();
             self.write();
             let written_at = Instant::now();
-            if !sync {
+            // A write that failed leaves its batches in `groups`: go on to
+            // the sync and the retry below, as in durable mode.
+            if !sync && self.groups.iter().all(idle) {
                 t.commit_write.observe((written_at - started).as_secs_f64());
                 let unsynced = self.written.iter().any(|(_, w)| !w.is_empty());
                 self.shared.unsynced.store(unsynced, Ordering::Release);
