@@ -19,7 +19,6 @@ section of BENCHMARKS.md.
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -86,14 +85,7 @@ bind-address = "127.0.0.1:{suite.free_port()}"
         return points * fields_per_point if points is not None else None
 
     def stop(self):
-        rss = suite.peak_rss_mib(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return rss
+        return suite.stop_process(self.proc, self.tmp)
 
 
 class Metricstream(suite.Server):

@@ -23,7 +23,6 @@ not the bottleneck.
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -78,14 +77,7 @@ class Prometheus:
         return float(m.group(1)) if m else None
 
     def stop(self):
-        rss = suite.peak_rss_mib(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return rss
+        return suite.stop_process(self.proc, self.tmp)
 
 
 class Metricstream(suite.Server):

@@ -137,16 +137,23 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/metrics"
 
     def stop(self):
-        rss = peak_rss_mib(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        rss = stop_process(self.proc, self.tmp)
         if self.broker:
             self.broker.stop()
         return rss
+
+
+def stop_process(proc, tmp):
+    """Stops a server (killed if it has not exited 30 s after SIGTERM) and
+    removes its temporary directory; returns its peak RSS in MiB."""
+    rss = peak_rss_mib(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rss
 
 
 def bench(url, *args):
