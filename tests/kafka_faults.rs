@@ -590,6 +590,12 @@ fn broker_gone_at_shutdown_durable() {
     let (mut broker, mut s, load, _dir, _) =
         rig(&["--shutdown-timeout", "4s"], Duration::from_millis(5));
     std::thread::sleep(Duration::from_secs(1));
+    // Frozen first, so every client has a batch inside the producer when
+    // the broker dies: killed outright, it is seen gone within a
+    // millisecond, later requests get their 503 at once, and whether any
+    // was left waiting at SIGTERM was luck (CI once found none).
+    broker.freeze();
+    std::thread::sleep(Duration::from_millis(300));
     broker.kill();
     // Durable mode answers 200 only after Kafka's ack, so nothing it
     // acknowledged can be lost: exit 0 (`lost` counts accepted batches).

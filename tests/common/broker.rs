@@ -127,6 +127,21 @@ impl Broker {
         }
     }
 
+    /// SIGSTOP: the broker stops answering but keeps its connections, so
+    /// every batch sent meanwhile waits for an ack that will not come
+    /// (until [`kill`](Self::kill) or a restart).
+    pub fn freeze(&mut self) {
+        let child = self
+            .child
+            .as_ref()
+            .expect("freeze: the broker is not running");
+        let status = Command::new("kill")
+            .args(["-STOP", &child.id().to_string()])
+            .status()
+            .expect("running kill -STOP");
+        assert!(status.success(), "kill -STOP {}: {status}", child.id());
+    }
+
     /// Starts it (again) on the same port with the same storage.
     pub fn restart(&mut self) {
         self.kill();
