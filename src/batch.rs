@@ -41,6 +41,21 @@ pub enum MetricType {
 
 const TYPES: &[&str] = &["counter", "gauge", "histogram", "summary"];
 
+impl MetricType {
+    /// The type a stored or sent name stands for.
+    pub fn from_name(s: &str) -> Option<MetricType> {
+        match s {
+            "counter" => Some(MetricType::Counter),
+            "gauge" => Some(MetricType::Gauge),
+            "histogram" => Some(MetricType::Histogram),
+            "summary" => Some(MetricType::Summary),
+            // Only stored records say this; `validate` refuses it in a request.
+            "unknown" => Some(MetricType::Unknown),
+            _ => None,
+        }
+    }
+}
+
 /// By hand, because serde_json reads a derived enum from a number as a
 /// syntax error ("expected value"); this says what the field takes.
 impl<'de> Deserialize<'de> for MetricType {
@@ -52,15 +67,7 @@ impl<'de> Deserialize<'de> for MetricType {
                 f.write_str("one of `counter`, `gauge`, `histogram`, `summary`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<MetricType, E> {
-                match s {
-                    "counter" => Ok(MetricType::Counter),
-                    "gauge" => Ok(MetricType::Gauge),
-                    "histogram" => Ok(MetricType::Histogram),
-                    "summary" => Ok(MetricType::Summary),
-                    // Only stored records say this; `validate` refuses it in a request.
-                    "unknown" => Ok(MetricType::Unknown),
-                    other => Err(E::unknown_variant(other, TYPES)),
-                }
+                MetricType::from_name(s).ok_or_else(|| E::unknown_variant(s, TYPES))
             }
         }
         d.deserialize_str(TypeName)

@@ -198,23 +198,29 @@ impl fmt::Display for Line<'_> {
         for (i, (k, v)) in self.fields.iter().enumerate() {
             f.write_str(if i == 0 { " " } else { "," })?;
             escape(f, k, b",= ")?;
-            f.write_str("=")?;
-            match v {
-                FieldValue::Float(x) => write!(f, "{x:?}")?,
-                FieldValue::Int(x) => write!(f, "{x}i")?,
-                FieldValue::UInt(x) => write!(f, "{x}u")?,
-                FieldValue::Bool(x) => write!(f, "{x}")?,
-                FieldValue::Str(s) => {
-                    f.write_str("\"")?;
-                    escape(f, s, b"\"")?;
-                    f.write_str("\"")?;
-                }
-            }
+            write!(f, "={v}")?;
         }
         if let Some(ts) = self.timestamp {
             write!(f, " {ts}")?;
         }
         Ok(())
+    }
+}
+
+/// A field's value as line protocol writes it (`1.5`, `3i`, `"text"`).
+impl fmt::Display for FieldValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Float(x) => write!(f, "{x:?}"),
+            FieldValue::Int(x) => write!(f, "{x}i"),
+            FieldValue::UInt(x) => write!(f, "{x}u"),
+            FieldValue::Bool(x) => write!(f, "{x}"),
+            FieldValue::Str(s) => {
+                f.write_str("\"")?;
+                escape(f, s, b"\"")?;
+                f.write_str("\"")
+            }
+        }
     }
 }
 

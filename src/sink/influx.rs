@@ -19,7 +19,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
+use super::sample::Series;
 use super::{Body, Sample, Sink};
 use crate::batch::Value;
 use crate::influx::{FieldValue, Line};
@@ -112,9 +114,17 @@ impl Sink for Influx {
     }
 
     fn encode(&self, samples: &[Sample]) -> Body {
-        let mut text = String::with_capacity(samples.len() * 64);
+        let mut text = Vec::with_capacity(samples.len() * 64);
         for s in samples {
-            let _ = writeln!(text, "{}", self.line(s));
+            // The series key (measurement and tags, escaped) is made once
+            // per series; only the value and the time are formatted here.
+            text.extend_from_slice(&s.series.encoded("influx", series_key));
+            let _ = writeln!(
+                text,
+                " value={} {}",
+                field(s.value),
+                self.precision.of_ms(s.timestamp)
+            );
         }
         Body {
             content_type: "text/plain; charset=utf-8",
@@ -129,26 +139,29 @@ impl Sink for Influx {
     }
 }
 
-impl Influx {
-    fn line<'a>(&self, s: &'a Sample) -> Line<'a> {
-        let value = match s.value {
-            Value::Float(v) => FieldValue::Float(v),
-            Value::Int(v) => FieldValue::Int(v),
-            Value::UInt(v) => i64::try_from(v).map_or(FieldValue::UInt(v), FieldValue::Int),
-        };
-        Line {
-            measurement: Cow::Borrowed(s.name()),
-            tags: s
-                .labels()
-                .iter()
-                // InfluxDB refuses an empty tag value; absent means the same.
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
-                .collect(),
-            fields: vec![(Cow::Borrowed("value"), value)],
-            timestamp: Some(self.precision.of_ms(s.timestamp)),
-        }
+fn field(value: Value) -> FieldValue<'static> {
+    match value {
+        Value::Float(v) => FieldValue::Float(v),
+        Value::Int(v) => FieldValue::Int(v),
+        Value::UInt(v) => i64::try_from(v).map_or(FieldValue::UInt(v), FieldValue::Int),
     }
+}
+
+/// `measurement,tag=value,…` for a series, escaped as line protocol wants.
+fn series_key(series: &Series) -> Vec<u8> {
+    let key = Line {
+        measurement: Cow::Borrowed(&series.name),
+        tags: series
+            .labels
+            .iter()
+            // InfluxDB refuses an empty tag value; absent means the same.
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+            .collect(),
+        fields: Vec::new(),
+        timestamp: None,
+    };
+    key.to_string().into_bytes()
 }
 
 #[cfg(test)]

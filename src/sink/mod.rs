@@ -37,6 +37,7 @@ pub mod retry;
 pub mod sample;
 pub mod shared;
 pub mod stdout;
+pub mod stored;
 
 use bytes::Bytes;
 

@@ -187,10 +187,10 @@ async fn send(
 }
 
 fn take(p: &mut Pending, r: Record, partition: u32, shared: &Shared) {
-    match decode(r.offset, &r.value, &mut p.interner) {
-        Ok((samples, received_at)) => {
-            p.bytes += samples.iter().map(Sample::size).sum::<usize>();
-            p.samples.extend(samples);
+    let before = p.samples.len();
+    match decode(r.offset, &r.value, &mut p.interner, &mut p.samples) {
+        Ok(received_at) => {
+            p.bytes += p.samples[before..].iter().map(Sample::size).sum::<usize>();
             p.received_at = received_at;
         }
         Err(e) => {

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -19,22 +19,53 @@ pub struct Series {
     pub name: String,
     pub labels: Vec<(String, String)>,
     hash: u64,
+    /// The bytes name and labels add to a request, roughly (see [`Sample::size`]).
+    size: usize,
+    /// A sink's encoding of the series (remote_write's labels, InfluxDB's
+    /// series key), made the first time it is needed: an interned series
+    /// is encoded once, not once per request. Tagged with the sink's name.
+    encoded: OnceLock<(&'static str, Box<[u8]>)>,
 }
 
 impl Series {
     pub fn new(name: String, labels: Vec<(String, String)>) -> Series {
         let hash = series_hash(&name, labels.iter().map(|(k, v)| (k, v)));
-        Series { name, labels, hash }
+        let size = name.len()
+            + labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>();
+        Series {
+            name,
+            labels,
+            hash,
+            size,
+            encoded: OnceLock::new(),
+        }
     }
 
     pub fn hash_value(&self) -> u64 {
         self.hash
     }
+
+    /// `sink`'s encoding of this series, made by `make` once. Another sink
+    /// (only in tests: a process has one) gets its own, made each time.
+    pub fn encoded(&self, sink: &'static str, make: impl Fn(&Series) -> Vec<u8>) -> Cow<'_, [u8]> {
+        let (owner, bytes) = self
+            .encoded
+            .get_or_init(|| (sink, make(self).into_boxed_slice()));
+        if *owner == sink {
+            Cow::Borrowed(bytes)
+        } else {
+            Cow::Owned(make(self))
+        }
+    }
 }
 
 impl PartialEq for Series {
     fn eq(&self, other: &Series) -> bool {
-        self.hash == other.hash && self.name == other.name && self.labels == other.labels
+        std::ptr::eq(self, other)
+            || (self.hash == other.hash && self.name == other.name && self.labels == other.labels)
     }
 }
 
@@ -90,13 +121,7 @@ impl Sample {
     /// what the batch size limit counts. A series' labels are counted once
     /// per sample: an upper bound.
     pub fn size(&self) -> usize {
-        let labels: usize = self
-            .series
-            .labels
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum();
-        self.series.name.len() + labels + 32
+        self.series.size + 32
     }
 }
 
@@ -180,7 +205,7 @@ pub struct Interner {
 const INTERNED: usize = 100_000;
 
 impl Interner {
-    fn get(&mut self, name: &str, tags: &[(Cow<'_, str>, Cow<'_, str>)]) -> Arc<Series> {
+    pub fn get(&mut self, name: &str, tags: &[(impl AsRef<str>, impl AsRef<str>)]) -> Arc<Series> {
         let hash = series_hash(name, tags.iter().map(|(k, v)| (k, v)));
         if let Some(s) = self.known.get(&hash) {
             let same = s.name == name
@@ -188,7 +213,7 @@ impl Interner {
                 && s.labels
                     .iter()
                     .zip(tags)
-                    .all(|((a, b), (c, d))| a == c && b == d);
+                    .all(|((a, b), (c, d))| a == c.as_ref() && b == d.as_ref());
             if same {
                 return s.clone();
             }
@@ -196,7 +221,7 @@ impl Interner {
         let series = Arc::new(Series::new(
             name.to_string(),
             tags.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
                 .collect(),
         ));
         if self.known.len() >= INTERNED {
@@ -207,9 +232,26 @@ impl Interner {
     }
 }
 
-/// The samples of one stored record, and when it was received (ms), or why
-/// it cannot be read.
+/// Appends the samples of one stored record to `out`; when it was
+/// received (ms), or why it cannot be read. What `serve` wrote takes the
+/// fast path ([`super::stored`]), anything else serde's.
 pub fn decode(
+    offset: u64,
+    value: &[u8],
+    interner: &mut Interner,
+    out: &mut Vec<Sample>,
+) -> Result<u64, String> {
+    if let Some(received_at) = super::stored::decode(offset, value, interner, out) {
+        return Ok(received_at);
+    }
+    let (samples, received_at) = decode_serde(offset, value, interner)?;
+    out.extend(samples);
+    Ok(received_at)
+}
+
+/// The samples of one stored record, and when it was received (ms), or why
+/// it cannot be read: any JSON serde reads as a stored record.
+pub fn decode_serde(
     offset: u64,
     value: &[u8],
     interner: &mut Interner,
@@ -281,7 +323,8 @@ mod tests {
             {"name":"m","value":1.5,"type":"gauge","tags":{"a":"1","b":"2"},"timestamp":8},
             {"name":"n","value":3,"type":"counter"}]}"#;
         let mut interner = Interner::default();
-        let (samples, received) = decode(9, record, &mut interner).unwrap();
+        let mut samples = Vec::new();
+        let received = decode(9, record, &mut interner, &mut samples).unwrap();
         assert_eq!(received, 5);
         assert_eq!(
             samples[0].labels(),
@@ -299,8 +342,10 @@ mod tests {
             samples[2].series.hash_value(),
             samples[0].series.hash_value()
         );
-        let (again, _) = decode(10, record, &mut interner).unwrap();
+        let mut again = Vec::new();
+        decode(10, record, &mut interner, &mut again).unwrap();
         assert!(Arc::ptr_eq(&again[0].series, &samples[0].series));
-        assert!(decode(1, b"nope", &mut interner).is_err());
+        assert!(decode(1, b"nope", &mut interner, &mut again).is_err());
+        assert_eq!(again.len(), 3);
     }
 }

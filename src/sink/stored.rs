@@ -1,0 +1,412 @@
+//! Stored records read fast: a decoder for exactly the JSON `serve` writes
+//! (`serde_json` of a `StoredBatch`: no whitespace, keys as serde names
+//! them), straight into samples, with one tag list reused for every metric
+//! instead of one allocated per metric.
+//!
+//! It never decides anything serde would decide differently: an escape in
+//! a string, whitespace, a key it does not know, `null`, a number serde
+//! reads another way, or anything malformed makes it give up, and the
+//! serde decoder ([`super::sample::decode`]) reads the record instead (the
+//! two are compared by a property test below). Records written by
+//! metricstream take this path; the JSON parse was the largest single cost
+//! of `consume` into a store.
+
+use super::sample::{Interner, Sample};
+use crate::batch::{value, MetricType, Value};
+
+/// Appends the samples of the record at `offset` to `out` and returns when
+/// it was received (ms); `None` (and `out` as it was): serde's turn.
+pub fn decode(
+    offset: u64,
+    bytes: &[u8],
+    interner: &mut Interner,
+    out: &mut Vec<Sample>,
+) -> Option<u64> {
+    let before = out.len();
+    let mut r = Reader { b: bytes, i: 0 };
+    let received_at = r.record(offset, interner, out);
+    if received_at.is_none() {
+        out.truncate(before);
+    }
+    received_at
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// `"…"` without escapes or control characters, as UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let n = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[n] != b'"' {
+            return None;
+        }
+        let s = std::str::from_utf8(&rest[..n]).ok()?;
+        self.i += n + 1;
+        Some(s)
+    }
+
+    /// A number as JSON spells it: its text, and whether it is an integer.
+    fn number(&mut self) -> Option<(&'a str, bool)> {
+        let b = self.b;
+        let start = self.i;
+        let mut i = start;
+        let digits = |mut i: usize| {
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            i
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i = digits(i),
+            _ => return None,
+        }
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            integer = false;
+            let from = i + 1;
+            i = digits(from);
+            if i == from {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            integer = false;
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let from = i;
+            i = digits(from);
+            if i == from {
+                return None;
+            }
+        }
+        self.i = i;
+        // All ASCII: cannot fail.
+        Some((std::str::from_utf8(&b[start..i]).ok()?, integer))
+    }
+
+    fn uint(&mut self) -> Option<u64> {
+        match self.number()? {
+            (text, true) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// As [`Value`]'s serde reading: integers exact, floats correctly
+    /// rounded (as `float_roundtrip`), the strings of [`value::parse`].
+    fn value(&mut self) -> Option<Value> {
+        if self.b.get(self.i) == Some(&b'"') {
+            return value::parse(self.string()?).map(Value::Float);
+        }
+        let (text, integer) = self.number()?;
+        if integer {
+            if let Ok(v) = text.parse::<i64>() {
+                return Some(Value::Int(v));
+            }
+            // Past u64 (or below i64) serde reads a float: let it.
+            return text.parse::<u64>().ok().map(Value::UInt);
+        }
+        let v: f64 = text.parse().ok()?;
+        // serde calls a number too big for an f64 an error.
+        v.is_finite().then_some(Value::Float(v))
+    }
+
+    /// `{"k":"v",…}` into `tags`, sorted by key as the serde path sorts.
+    fn tags(&mut self, tags: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let k = self.string()?;
+            self.eat(b':')?;
+            tags.push((k, self.string()?));
+            match self.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
+            tags.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        Some(())
+    }
+
+    fn record(
+        &mut self,
+        offset: u64,
+        interner: &mut Interner,
+        out: &mut Vec<Sample>,
+    ) -> Option<u64> {
+        self.eat(b'{')?;
+        let (mut client, mut received_at, mut metrics) = (false, None, false);
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            match key {
+                "client_id" if !client => {
+                    client = true;
+                    self.string()?;
+                }
+                "received_at" if received_at.is_none() => received_at = Some(self.uint()?),
+                // Metrics without a timestamp take the receive time: it
+                // must come first (it does in what serve writes).
+                "metrics" if !metrics => {
+                    metrics = true;
+                    self.metrics(received_at?, offset, interner, out)?;
+                }
+                _ => return None,
+            }
+            match self.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        (metrics && self.i == self.b.len()).then_some(received_at?)
+    }
+
+    fn metrics(
+        &mut self,
+        received_at: u64,
+        offset: u64,
+        interner: &mut Interner,
+        out: &mut Vec<Sample>,
+    ) -> Option<()> {
+        self.eat(b'[')?;
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(());
+        }
+        let mut tags = Vec::new();
+        loop {
+            let mut m = Metric::default();
+            tags.clear();
+            self.metric(&mut m, &mut tags)?;
+            out.push(Sample {
+                series: interner.get(m.name?, &tags),
+                value: m.value?,
+                // As the serde path: the receive time where none was stored.
+                timestamp: m.timestamp.unwrap_or(received_at) as i64,
+                kind: m.kind?,
+                offset,
+            });
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn metric(&mut self, m: &mut Metric<'a>, tags: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
+        self.eat(b'{')?;
+        let mut tagged = false;
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            match key {
+                "name" if m.name.is_none() => m.name = Some(self.string()?),
+                "value" if m.value.is_none() => m.value = Some(self.value()?),
+                "type" if m.kind.is_none() => m.kind = Some(MetricType::from_name(self.string()?)?),
+                "tags" if !tagged => {
+                    tagged = true;
+                    self.tags(tags)?;
+                }
+                "timestamp" if m.timestamp.is_none() => m.timestamp = Some(self.uint()?),
+                // Stored, but not what a sink sends (serde ignores them too).
+                "timestamp_ns" | "created_timestamp" => {
+                    self.uint()?;
+                }
+                _ => return None,
+            }
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Metric<'a> {
+    name: Option<&'a str>,
+    value: Option<Value>,
+    kind: Option<MetricType>,
+    timestamp: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{normalize, Metric as Stored};
+    use proptest::prelude::*;
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    fn fast(bytes: &[u8]) -> Option<(Vec<Sample>, u64)> {
+        let mut out = Vec::new();
+        let at = decode(7, bytes, &mut Interner::default(), &mut out)?;
+        Some((out, at))
+    }
+
+    fn serde(bytes: &[u8]) -> Result<(Vec<Sample>, u64), String> {
+        super::super::sample::decode_serde(7, bytes, &mut Interner::default())
+    }
+
+    fn same(a: &[Sample], b: &[Sample]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                *x.series == *y.series
+                    && x.value.same(y.value)
+                    && x.timestamp == y.timestamp
+                    && x.kind == y.kind
+                    && x.offset == y.offset
+            })
+    }
+
+    #[test]
+    fn what_serve_writes_is_read_fast() {
+        let mut tags = BTreeMap::new();
+        tags.insert(Cow::Borrowed("host"), Cow::Borrowed("a"));
+        tags.insert(Cow::Borrowed("dc"), Cow::Borrowed("eu"));
+        let metrics = vec![
+            Stored {
+                name: "cpu".into(),
+                value: Value::Float(f64::from_bits(value::STALE_NAN)),
+                kind: MetricType::Gauge,
+                tags,
+                timestamp: Some(5),
+                timestamp_ns: Some(5_000_001),
+                created_timestamp: Some(1),
+            },
+            Stored {
+                name: "n".into(),
+                value: Value::UInt(u64::MAX),
+                kind: MetricType::Unknown,
+                tags: BTreeMap::new(),
+                timestamp: None,
+                timestamp_ns: None,
+                created_timestamp: None,
+            },
+        ];
+        let bytes = normalize("c", 99, metrics);
+        let (samples, at) = fast(&bytes).expect("the fast path reads what serve writes");
+        let (want, want_at) = serde(&bytes).unwrap();
+        assert_eq!(at, want_at);
+        assert!(same(&samples, &want));
+        assert_eq!(samples[0].labels()[0], ("dc".into(), "eu".into()));
+        assert_eq!(samples[1].timestamp, 99);
+    }
+
+    #[test]
+    fn anything_else_is_left_to_serde() {
+        for odd in [
+            r#"{"received_at":1, "metrics":[]}"#,
+            r#"{"metrics":[],"received_at":1}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a\"b","value":1,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":1,"type":"gauge","x":1}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":1e999,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":99999999999999999999,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":null,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":01,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","name":"b","value":1,"type":"gauge"}]}"#,
+            r#"{"received_at":1,"metrics":[]} "#,
+            r#"{"received_at":1,"metrics":[]}x"#,
+            r#"{"received_at":-1,"metrics":[]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"a","value":1,"type":"gauge"}"#,
+        ] {
+            assert!(fast(odd.as_bytes()).is_none(), "{odd}");
+        }
+        // Out-of-order tags are sorted, as serde's path sorts them.
+        let rec = br#"{"received_at":1,"metrics":[{"name":"a","value":-0.0,"type":"counter","tags":{"b":"1","a":"2"}}]}"#;
+        let (s, _) = fast(rec).unwrap();
+        assert!(same(&s, &serde(rec).unwrap().0));
+        assert_eq!(s[0].labels()[0].0, "a");
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<f64>().prop_map(Value::Float),
+            any::<u64>().prop_map(|b| Value::Float(f64::from_bits(b))),
+            any::<i64>().prop_map(Value::Int),
+            (i64::MAX as u64..=u64::MAX).prop_map(Value::UInt),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_]{1,12}",
+            any::<String>(),
+            Just("a\"b\\c\u{1}".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever serve writes, the fast path reads as serde does (or
+        /// leaves it to serde).
+        #[test]
+        fn agrees_with_serde(
+            metrics in prop::collection::vec(
+                (text(), value(), prop::collection::btree_map(text(), text(), 0..5),
+                 prop::option::of(any::<u64>()), prop::option::of(any::<u64>())),
+                0..8),
+            received_at in any::<u64>(),
+        ) {
+            let metrics: Vec<Stored> = metrics
+                .iter()
+                .map(|(name, value, tags, ts, ns)| Stored {
+                    name: Cow::Borrowed(name.as_str()),
+                    value: *value,
+                    kind: MetricType::Histogram,
+                    tags: tags
+                        .iter()
+                        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                        .collect(),
+                    timestamp: *ts,
+                    timestamp_ns: *ns,
+                    created_timestamp: None,
+                })
+                .collect();
+            let bytes = normalize("client", received_at, metrics);
+            let want = serde(&bytes).unwrap();
+            if let Some((got, at)) = fast(&bytes) {
+                prop_assert_eq!(at, want.1);
+                prop_assert!(same(&got, &want.0));
+            }
+            // Plain names, tags and values always take the fast path.
+            let plain = metrics_plain(&bytes);
+            prop_assert!(!plain || fast(&bytes).is_some());
+        }
+    }
+
+    /// Whether a record has no string serde had to escape.
+    fn metrics_plain(bytes: &[u8]) -> bool {
+        !bytes.contains(&b'\\')
+    }
+}
