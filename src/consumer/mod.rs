@@ -30,6 +30,10 @@ pub use kafka::KafkaSource;
 /// How often membership is re-read (joins, leaves, deaths).
 const REBALANCE_EVERY: Duration = Duration::from_millis(500);
 const READ_BYTES: usize = 1 << 20;
+/// Acknowledged offsets are committed this often (a commit is two
+/// fsyncs), and at once when a partition is caught up or let go. A crash
+/// re-sends at most this much more (at-least-once either way).
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
 /// What `metricstream consume` was asked to do.
 #[derive(Debug, Clone)]
@@ -139,6 +143,9 @@ fn run_file(
     let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
     let mut assigned = Default::default();
     let mut last_rebalance: Option<Instant> = None;
+    // Acknowledged, not yet committed: (partition → next offset).
+    let mut acked: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
 
     while !stop.load(Ordering::Relaxed) {
         if last_rebalance.is_none_or(|t| t.elapsed() >= REBALANCE_EVERY) {
@@ -150,7 +157,8 @@ fn run_file(
                 .collect();
             if !gone.is_empty() {
                 // Commit what is acknowledged before letting go of the lock.
-                commit_acked(output.acked()?, &member, &mut owned)?;
+                take_acks(&mut acked, output.acked()?);
+                commit_acked(&mut acked, &member, &mut owned, |_, _| true)?;
                 for p in gone {
                     output.release(p);
                     owned.remove(&p);
@@ -196,7 +204,15 @@ fn run_file(
                 progressed = true;
             }
         }
-        progressed |= commit_acked(output.acked()?, &member, &mut owned)?;
+        take_acks(&mut acked, output.acked()?);
+        let due = last_commit.elapsed() >= COMMIT_EVERY;
+        let moved = commit_acked(&mut acked, &member, &mut owned, |o, next| {
+            due || o.reader.high_watermark().is_ok_and(|end| next >= end)
+        })?;
+        if moved && due {
+            last_commit = Instant::now();
+        }
+        progressed |= moved;
         let mut caught_up = owned.len() == assigned.len();
         for (p, o) in &owned {
             let end = o.reader.high_watermark()?;
@@ -222,28 +238,44 @@ fn run_file(
             std::thread::sleep(cfg.poll_interval.min(nap));
         }
     }
-    let last = output.close()?;
-    commit_acked(last, &member, &mut owned)?;
+    take_acks(&mut acked, output.close()?);
+    commit_acked(&mut acked, &member, &mut owned, |_, _| true)?;
     drop(owned);
     member.leave();
     Ok(())
 }
 
-/// Commits acknowledged offsets of partitions still owned; true if any moved.
+/// Adds the sink's latest acknowledgements to `acked`.
+fn take_acks(acked: &mut BTreeMap<u32, u64>, acks: Vec<(u32, u64)>) {
+    for (p, next) in acks {
+        let e = acked.entry(p).or_insert(next);
+        *e = (*e).max(next);
+    }
+}
+
+/// Commits the acknowledged offsets `now` says to, of partitions still
+/// owned (the others' are dropped: not ours to commit); true if any moved.
 fn commit_acked(
-    acks: Vec<(u32, u64)>,
+    acked: &mut BTreeMap<u32, u64>,
     member: &GroupMember,
     owned: &mut BTreeMap<u32, Owned>,
+    now: impl Fn(&Owned, u64) -> bool,
 ) -> anyhow::Result<bool> {
     let mut moved = false;
-    for (p, next) in acks {
-        if let Some(o) = owned.get_mut(&p) {
-            if next > o.committed {
-                member.commit(p, next)?;
-                o.committed = next;
-                moved = true;
-            }
+    let mut keep = BTreeMap::new();
+    for (p, next) in std::mem::take(acked) {
+        let Some(o) = owned.get_mut(&p) else { continue };
+        if next <= o.committed {
+            continue;
         }
+        if !now(o, next) {
+            keep.insert(p, next);
+            continue;
+        }
+        member.commit(p, next)?;
+        o.committed = next;
+        moved = true;
     }
+    *acked = keep;
     Ok(moved)
 }

@@ -23,7 +23,14 @@ pub fn decode(
     out: &mut Vec<Sample>,
 ) -> Option<u64> {
     let before = out.len();
-    let mut r = Reader { b: bytes, i: 0 };
+    // UTF-8 checked once for the record, not per string: a string ends at
+    // an ASCII quote, so every slice of it is UTF-8 too.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut r = Reader {
+        text,
+        b: bytes,
+        i: 0,
+    };
     let received_at = r.record(offset, interner, out);
     if received_at.is_none() {
         out.truncate(before);
@@ -32,6 +39,8 @@ pub fn decode(
 }
 
 struct Reader<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
     b: &'a [u8],
     i: usize,
 }
@@ -50,16 +59,13 @@ impl<'a> Reader<'a> {
     /// `"…"` without escapes or control characters, as UTF-8.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
-        let n = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[n] != b'"' {
+        let start = self.i;
+        let end = start + special(&self.b[start..])?;
+        if self.b[end] != b'"' {
             return None;
         }
-        let s = std::str::from_utf8(&rest[..n]).ok()?;
-        self.i += n + 1;
-        Some(s)
+        self.i = end + 1;
+        self.text.get(start..end)
     }
 
     /// A number as JSON spells it: its text, and whether it is an integer.
@@ -103,8 +109,7 @@ impl<'a> Reader<'a> {
             }
         }
         self.i = i;
-        // All ASCII: cannot fail.
-        Some((std::str::from_utf8(&b[start..i]).ok()?, integer))
+        Some((self.text.get(start..i)?, integer))
     }
 
     fn uint(&mut self) -> Option<u64> {
@@ -253,6 +258,33 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Where the first `"`, `\` or control character of `b` is, eight bytes
+/// at a time (the bit tricks find a byte equal to, or below, a value in a
+/// word; the lowest byte they flag is always a true one).
+fn special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        let found = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = words.remainder();
+    rest.iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| at + i)
+}
+
 #[derive(Default)]
 struct Metric<'a> {
     name: Option<&'a str>,
@@ -348,6 +380,16 @@ mod tests {
         let (s, _) = fast(rec).unwrap();
         assert!(same(&s, &serde(rec).unwrap().0));
         assert_eq!(s[0].labels()[0].0, "a");
+    }
+
+    proptest! {
+        #[test]
+        fn special_finds_the_first(
+            b in prop::collection::vec(prop_oneof![30 => 0x20u8..=0xff, 1 => any::<u8>()], 0..80),
+        ) {
+            let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(special(&b), want);
+        }
     }
 
     fn value() -> impl Strategy<Value = Value> {
