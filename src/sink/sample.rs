@@ -199,6 +199,10 @@ fn series_hash(
 #[derive(Default)]
 pub struct Interner {
     known: HashMap<u64, Arc<Series>, Fx>,
+    /// The same series by the bytes a stored record spells them with (name,
+    /// then the tags object as written): a series seen before is found
+    /// with one hash and one comparison, its tags not even parsed.
+    spelled: HashMap<u64, (Box<[u8]>, Arc<Series>), Fx>,
 }
 
 /// Series remembered per partition.
@@ -229,6 +233,37 @@ impl Interner {
         }
         self.known.insert(hash, series.clone());
         series
+    }
+
+    /// The series named `name` whose tags a record spells `tags_text`;
+    /// `tags` parses that text, needed only for a series not met before.
+    pub fn get_spelled<'t>(
+        &mut self,
+        name: &str,
+        tags_text: &[u8],
+        tags: impl FnOnce() -> Option<Vec<(&'t str, &'t str)>>,
+    ) -> Option<Arc<Series>> {
+        let mut h = FxHasher::default();
+        h.write(name.as_bytes());
+        h.write_u8(0xff);
+        h.write(tags_text);
+        let hash = h.finish();
+        if let Some((spelling, s)) = self.spelled.get(&hash) {
+            let same = spelling.len() == name.len() + 1 + tags_text.len()
+                && spelling[..name.len()] == *name.as_bytes()
+                && spelling[name.len() + 1..] == *tags_text;
+            if same {
+                return Some(s.clone());
+            }
+        }
+        let series = self.get(name, &tags()?);
+        if self.spelled.len() >= INTERNED {
+            self.spelled.clear();
+        }
+        let spelling = [name.as_bytes(), &[0xff], tags_text].concat();
+        self.spelled
+            .insert(hash, (spelling.into_boxed_slice(), series.clone()));
+        Some(series)
     }
 }
 

@@ -25,12 +25,7 @@ pub fn decode(
     let before = out.len();
     // UTF-8 checked once for the record, not per string: a string ends at
     // an ASCII quote, so every slice of it is UTF-8 too.
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut r = Reader {
-        text,
-        b: bytes,
-        i: 0,
-    };
+    let mut r = Reader::new(std::str::from_utf8(bytes).ok()?);
     let received_at = r.record(offset, interner, out);
     if received_at.is_none() {
         out.truncate(before);
@@ -46,6 +41,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+        }
+    }
+
     fn next(&mut self) -> Option<u8> {
         let c = *self.b.get(self.i)?;
         self.i += 1;
@@ -58,14 +61,38 @@ impl<'a> Reader<'a> {
 
     /// `"…"` without escapes or control characters, as UTF-8.
     fn string(&mut self) -> Option<&'a str> {
+        let start = self.i + 1;
+        self.skip_string()?;
+        self.text.get(start..self.i - 1)
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
-        let start = self.i;
-        let end = start + special(&self.b[start..])?;
+        let end = self.i + special(&self.b[self.i..])?;
         if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
-        self.text.get(start..end)
+        Some(())
+    }
+
+    /// Steps over a tags object (`{"k":"v",…}`) without taking it apart.
+    fn skip_tags(&mut self) -> Option<()> {
+        self.eat(b'{')?;
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_string()?;
+            self.eat(b':')?;
+            self.skip_string()?;
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// A number as JSON spells it: its text, and whether it is an integer.
@@ -207,13 +234,21 @@ impl<'a> Reader<'a> {
             self.i += 1;
             return Some(());
         }
-        let mut tags = Vec::new();
         loop {
             let mut m = Metric::default();
-            tags.clear();
-            self.metric(&mut m, &mut tags)?;
+            self.metric(&mut m)?;
+            // No tags key: no tags (as serde's default).
+            let (from, to) = m.tags.unwrap_or((self.i, self.i));
+            let text = self.text.get(from..to)?;
+            let series = interner.get_spelled(m.name?, text.as_bytes(), || {
+                let mut tags = Vec::new();
+                if !text.is_empty() {
+                    Reader::new(text).tags(&mut tags)?;
+                }
+                Some(tags)
+            })?;
             out.push(Sample {
-                series: interner.get(m.name?, &tags),
+                series,
                 value: m.value?,
                 // As the serde path: the receive time where none was stored.
                 timestamp: m.timestamp.unwrap_or(received_at) as i64,
@@ -228,9 +263,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn metric(&mut self, m: &mut Metric<'a>, tags: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
+    fn metric(&mut self, m: &mut Metric<'a>) -> Option<()> {
         self.eat(b'{')?;
-        let mut tagged = false;
         loop {
             let key = self.string()?;
             self.eat(b':')?;
@@ -238,9 +272,10 @@ impl<'a> Reader<'a> {
                 "name" if m.name.is_none() => m.name = Some(self.string()?),
                 "value" if m.value.is_none() => m.value = Some(self.value()?),
                 "type" if m.kind.is_none() => m.kind = Some(MetricType::from_name(self.string()?)?),
-                "tags" if !tagged => {
-                    tagged = true;
-                    self.tags(tags)?;
+                "tags" if m.tags.is_none() => {
+                    let from = self.i;
+                    self.skip_tags()?;
+                    m.tags = Some((from, self.i));
                 }
                 "timestamp" if m.timestamp.is_none() => m.timestamp = Some(self.uint()?),
                 // Stored, but not what a sink sends (serde ignores them too).
@@ -291,6 +326,8 @@ struct Metric<'a> {
     value: Option<Value>,
     kind: Option<MetricType>,
     timestamp: Option<u64>,
+    /// Where the tags object is in the record.
+    tags: Option<(usize, usize)>,
 }
 
 #[cfg(test)]
@@ -390,6 +427,25 @@ mod tests {
             let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             prop_assert_eq!(special(&b), want);
         }
+    }
+
+    #[test]
+    fn one_series_however_its_tags_are_spelled() {
+        let mut interner = Interner::default();
+        let mut out = Vec::new();
+        for rec in [
+            r#"{"received_at":1,"metrics":[{"name":"m","value":1,"type":"gauge","tags":{"a":"1","b":"2"}}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"m","value":2,"type":"gauge","tags":{"b":"2","a":"1"}}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"m","value":3,"type":"gauge","tags":{"a":"1","b":"2"}}]}"#,
+            r#"{"received_at":1,"metrics":[{"name":"m","value":4,"type":"gauge"},{"name":"m","value":5,"type":"gauge","tags":{}}]}"#,
+        ] {
+            decode(1, rec.as_bytes(), &mut interner, &mut out).unwrap();
+        }
+        assert!(std::sync::Arc::ptr_eq(&out[0].series, &out[1].series));
+        assert!(std::sync::Arc::ptr_eq(&out[0].series, &out[2].series));
+        assert!(std::sync::Arc::ptr_eq(&out[3].series, &out[4].series));
+        assert!(out[3].labels().is_empty());
+        assert_ne!(*out[0].series, *out[3].series);
     }
 
     fn value() -> impl Strategy<Value = Value> {
