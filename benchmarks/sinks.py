@@ -291,24 +291,42 @@ absolute figures move; the ratio (same round, back to back) is the useful one.
 
 Target (issue 12): the sink at ≥ 0.8 × the store's own ceiling — **{"met" if med >= 0.8 else "not met"}**:
 median {med:.2f}× ({min(ratios):.2f}–{max(ratios):.2f}). {influx_verdict}
-Why: the consumer and Prometheus share the 2 cores, and the consumer spends
-about as much CPU per sample as Prometheus itself: {min(cpu):.2f}–{max(cpu):.2f} s per
-million samples (about a third of it system time: reading the log, loopback
-TCP, thread hand-offs) against Prometheus' {min(pcpu):.2f}–{max(pcpu):.2f}, so together they
-saturate the 2 cores near 2 × 10⁶ / ({statistics.median(cpu):.2f} + {statistics.median(pcpu):.2f}) ≈
-{2e6 / (statistics.median(cpu) + statistics.median(pcpu)) / 1000:,.0f}k samples/s, close to where the sink lands. A profile (`perf`) of the
-consumer: JSON decoding of the stored records (string parsing and UTF-8
-checks) ≈ 20%, page faults on fresh allocations ≈ 13–17% (with mimalloc
-told never to purge, the faults drop tenfold for no measurable gain),
-series hashing/interning ≈ 6%, snappy + protobuf ≈ 5%. The bench client, by
-contrast, spends ≈ 0.2 s per million. Already done: records decoded straight
-into samples with series interned per partition (no allocation for a known
-series), the next batch decoded and encoded while one is in flight, no copy
-per record or per full batch. Next steps: a cheaper stored-record decoder (a
-binary record format, or decoding only what the sink needs), buffer reuse in
-the log reader. The influx sink costs about 1.3× the CPU of remote-write
-per sample (a text line per point through `crate::influx::Line`'s `Display`;
-it was 2× before that escaped whole runs instead of char by char).
+Why: the consumer and the store share the 2 cores. Prometheus spends
+{min(pcpu):.2f}–{max(pcpu):.2f} s per million samples; the consumer {min(cpu):.2f}–{max(cpu):.2f}
+(the bench client ≈ 0.2), so together they saturate the 2 cores near 2 × 10⁶ /
+({statistics.median(cpu):.2f} + {statistics.median(pcpu):.2f}) ≈
+{2e6 / (statistics.median(cpu) + statistics.median(pcpu)) / 1000:,.0f}k samples/s, and the
+sink lands at ≈ 85–90% of that (the 4 partitions differ by ≈ 12% in size,
+so the last stretch runs with fewer requests in flight). 0.8× of the
+ceiling needs the consumer at ≈ 0.55 s per million with every core busy,
+≈ 0.3 at today's 87%.
+
+Before this round of work (build bcdf7b1, same machine kind, earlier the
+same day, 3 rounds): consumer 1.94–2.02 s per million, ratio 0.46–0.52×
+(remote-write), 0.44–0.50× (influx). What cut it (each measured with
+`perf` against a do-nothing store): stored records read by a decoder for
+exactly what `serve` writes (`src/sink/stored.rs`: strings found eight
+bytes at a time, UTF-8 checked once per record, serde for anything else)
+instead of serde (JSON was ≈ 27% of the consumer); a known series found by
+the bytes its record spells it with (one hash, one comparison, tags not
+parsed); remote_write encoded by hand with each series' labels encoded
+once per series, not once per request (the prost structs cloned every
+label); InfluxDB series keys made once per series; recently delivered
+samples in a ring instead of a hash set (its insert and remove were ≈ 5%);
+sample sizes precomputed (page faults per run of 2 M samples went from
+1,300–2,100 to ≈ 580 with these: fewer fresh allocations);
+offsets committed every 200 ms instead of two fsyncs per batch. What is
+left (profile with a do-nothing store): the kernel's copy of the log into
+the reader ≈ 19% and zeroing of fresh memory ≈ 16% (first touch of a page
+is slow on this VM; the consumer's resident set grows to ≈ 170 MB, mostly
+record buffers freed on another thread than the one that allocated them),
+scanning the stored JSON ≈ 15%, series lookup ≈ 7%, snappy ≈ 4%. Tried
+and dropped: decoding on the thread that reads the log (the buffers are
+then freed where they were allocated, but that thread became the limit:
+slower), mimalloc v2 and other purge settings (no change), 2 instead of 4
+runtime threads (no change). The influx sink costs ≈ 1.25× the consumer
+CPU of remote-write per sample (a text line per point); InfluxDB itself
+spends ≈ 4 s per million one-field points, so its ratio is bound the same way.
 
 """
     path = ROOT / "BENCHMARKS.md"
