@@ -46,7 +46,7 @@ impl Recent {
 
     pub fn contains(&self, s: &Sample) -> bool {
         let f = fingerprint(s);
-        self.ring.iter().any(|&x| x == f)
+        self.ring.contains(&f)
     }
 }
 

@@ -202,8 +202,11 @@ pub struct Interner {
     /// The same series by the bytes a stored record spells them with (name,
     /// then the tags object as written): a series seen before is found
     /// with one hash and one comparison, its tags not even parsed.
-    spelled: HashMap<u64, (Box<[u8]>, Arc<Series>), Fx>,
+    spelled: HashMap<u64, Spelled, Fx>,
 }
+
+/// A series' spelling in a record (name, 0xff, tags object) and the series.
+type Spelled = (Box<[u8]>, Arc<Series>);
 
 /// Series remembered per partition.
 const INTERNED: usize = 100_000;

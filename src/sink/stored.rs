@@ -503,6 +503,25 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// A record with one byte changed: whatever the fast path still
+        /// reads, serde reads the same.
+        #[test]
+        fn damaged_records_agree_with_serde(at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let rec = br#"{"client_id":"c","received_at":1700000000000,"metrics":[{"name":"cpu_seconds","value":-1.5e-7,"type":"counter","tags":{"cpu":"0","mode":"idle"},"timestamp":1700000000001},{"name":"up","value":12345678901234567890,"type":"gauge","tags":{},"timestamp":5,"timestamp_ns":5000001}]}"#;
+            let mut rec = rec.to_vec();
+            let i = at.index(rec.len());
+            rec[i] = byte;
+            if let Some((got, at)) = fast(&rec) {
+                let want = serde(&rec);
+                prop_assert!(want.is_ok(), "fast read what serde refuses: {}", String::from_utf8_lossy(&rec));
+                let want = want.unwrap_or_default();
+                prop_assert_eq!(at, want.1);
+                prop_assert!(same(&got, &want.0), "{}", String::from_utf8_lossy(&rec));
+            }
+        }
+    }
+
     /// Whether a record has no string serde had to escape.
     fn metrics_plain(bytes: &[u8]) -> bool {
         !bytes.contains(&b'\\')
