@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::Delivery;
-use super::sample::{decode, Interner};
+use super::sample::Interner;
 use super::shared::Shared;
+use super::stored::decode;
 use super::{Body, Sample};
 
 /// Everything before `next` in `partition` is in the store (or dead-lettered).

@@ -270,23 +270,6 @@ impl Interner {
     }
 }
 
-/// Appends the samples of one stored record to `out`; when it was
-/// received (ms), or why it cannot be read. What `serve` wrote takes the
-/// fast path ([`super::stored`]), anything else serde's.
-pub fn decode(
-    offset: u64,
-    value: &[u8],
-    interner: &mut Interner,
-    out: &mut Vec<Sample>,
-) -> Result<u64, String> {
-    if let Some(received_at) = super::stored::decode(offset, value, interner, out) {
-        return Ok(received_at);
-    }
-    let (samples, received_at) = decode_serde(offset, value, interner)?;
-    out.extend(samples);
-    Ok(received_at)
-}
-
 /// The samples of one stored record, and when it was received (ms), or why
 /// it cannot be read: any JSON serde reads as a stored record.
 pub fn decode_serde(
@@ -361,8 +344,7 @@ mod tests {
             {"name":"m","value":1.5,"type":"gauge","tags":{"a":"1","b":"2"},"timestamp":8},
             {"name":"n","value":3,"type":"counter"}]}"#;
         let mut interner = Interner::default();
-        let mut samples = Vec::new();
-        let received = decode(9, record, &mut interner, &mut samples).unwrap();
+        let (samples, received) = decode_serde(9, record, &mut interner).unwrap();
         assert_eq!(received, 5);
         assert_eq!(
             samples[0].labels(),
@@ -380,10 +362,8 @@ mod tests {
             samples[2].series.hash_value(),
             samples[0].series.hash_value()
         );
-        let mut again = Vec::new();
-        decode(10, record, &mut interner, &mut again).unwrap();
+        let (again, _) = decode_serde(10, record, &mut interner).unwrap();
         assert!(Arc::ptr_eq(&again[0].series, &samples[0].series));
-        assert!(decode(1, b"nope", &mut interner, &mut again).is_err());
-        assert_eq!(again.len(), 3);
+        assert!(decode_serde(1, b"nope", &mut interner).is_err());
     }
 }

@@ -6,17 +6,34 @@
 //! It never decides anything serde would decide differently: an escape in
 //! a string, whitespace, a key it does not know, `null`, a number serde
 //! reads another way, or anything malformed makes it give up, and the
-//! serde decoder ([`super::sample::decode`]) reads the record instead (the
+//! serde decoder ([`super::sample::decode_serde`]) reads the record instead (the
 //! two are compared by a property test below). Records written by
 //! metricstream take this path; the JSON parse was the largest single cost
 //! of `consume` into a store.
 
-use super::sample::{Interner, Sample};
+use super::sample::{decode_serde, Interner, Sample};
 use crate::batch::{value, MetricType, Value};
+
+/// Appends the samples of one stored record to `out`; when it was
+/// received (ms), or why it cannot be read. What `serve` wrote takes the
+/// fast path, anything else serde's.
+pub fn decode(
+    offset: u64,
+    value: &[u8],
+    interner: &mut Interner,
+    out: &mut Vec<Sample>,
+) -> Result<u64, String> {
+    if let Some(received_at) = decode_fast(offset, value, interner, out) {
+        return Ok(received_at);
+    }
+    let (samples, received_at) = decode_serde(offset, value, interner)?;
+    out.extend(samples);
+    Ok(received_at)
+}
 
 /// Appends the samples of the record at `offset` to `out` and returns when
 /// it was received (ms); `None` (and `out` as it was): serde's turn.
-pub fn decode(
+pub fn decode_fast(
     offset: u64,
     bytes: &[u8],
     interner: &mut Interner,
@@ -340,12 +357,12 @@ mod tests {
 
     fn fast(bytes: &[u8]) -> Option<(Vec<Sample>, u64)> {
         let mut out = Vec::new();
-        let at = decode(7, bytes, &mut Interner::default(), &mut out)?;
+        let at = decode_fast(7, bytes, &mut Interner::default(), &mut out)?;
         Some((out, at))
     }
 
     fn serde(bytes: &[u8]) -> Result<(Vec<Sample>, u64), String> {
-        super::super::sample::decode_serde(7, bytes, &mut Interner::default())
+        decode_serde(7, bytes, &mut Interner::default())
     }
 
     fn same(a: &[Sample], b: &[Sample]) -> bool {
