@@ -181,6 +181,21 @@ pub fn committed(data: &Path, group: &str) -> BTreeMap<u32, u64> {
     out
 }
 
+/// The sent marks of `group` (the highest offset each partition has put
+/// in a request, written before the request goes out), by partition.
+pub fn sent_marks(data: &Path, group: &str) -> BTreeMap<u32, u64> {
+    let dir = data.join("sink-state").join(group);
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let (Ok(p), Ok(mark)) = (name.parse::<u32>(), text.trim().parse()) {
+            out.insert(p, mark);
+        }
+    }
+    out
+}
+
 /// Each partition's end (last offset + 1) from what `consume` printed.
 pub fn ends(lines: &[serde_json::Value]) -> BTreeMap<u32, u64> {
     let mut out = BTreeMap::new();
