@@ -429,6 +429,20 @@ mod tests {
         ] {
             assert!(fast(odd.as_bytes()).is_none(), "{odd}");
         }
+        // Numbers at the edges of f64 read as serde reads them.
+        for v in [
+            "1e-400",
+            "5e-324",
+            "-2.2250738585072014e-308",
+            "1.7976931348623157e308",
+            "0.1e1",
+        ] {
+            let rec = format!(
+                r#"{{"received_at":1,"metrics":[{{"name":"a","value":{v},"type":"gauge"}}]}}"#
+            );
+            let (got, _) = fast(rec.as_bytes()).unwrap();
+            assert!(same(&got, &serde(rec.as_bytes()).unwrap().0), "{v}");
+        }
         // Out-of-order tags are sorted, as serde's path sorts them.
         let rec = br#"{"received_at":1,"metrics":[{"name":"a","value":-0.0,"type":"counter","tags":{"b":"1","a":"2"}}]}"#;
         let (s, _) = fast(rec).unwrap();
