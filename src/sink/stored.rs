@@ -1,7 +1,8 @@
 //! Stored records read fast: a decoder for exactly the JSON `serve` writes
 //! (`serde_json` of a `StoredBatch`: no whitespace, keys as serde names
-//! them), straight into samples, with one tag list reused for every metric
-//! instead of one allocated per metric.
+//! them), straight into samples. A series met before is found by how the
+//! record spells it ([`Interner::get_spelled`]): its tags are parsed only
+//! the first time.
 //!
 //! It never decides anything serde would decide differently: an escape in
 //! a string, whitespace, a key it does not know, `null`, a number serde
