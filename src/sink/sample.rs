@@ -166,14 +166,19 @@ fn tag_list<'de, D: Deserializer<'de>>(d: D) -> Result<Tags<'de>, D::Error> {
             while let Some((Text(k), Text(v))) = map.next_entry::<Text<'de>, Text<'de>>()? {
                 out.push((k, v));
             }
-            // Stored from a sorted map; sorted again in case of another writer.
-            if !out.windows(2).all(|w| w[0].0 < w[1].0) {
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-            }
+            sort_tags(&mut out);
             Ok(out)
         }
     }
     d.deserialize_map(List)
+}
+
+/// Tags by key. Stored from a sorted map, so mostly already in order;
+/// sorted (stably: duplicates keep their order) in case of another writer.
+pub fn sort_tags<K: Ord, V>(tags: &mut [(K, V)]) {
+    if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+    }
 }
 
 /// Hash of a series from its parts, the same as [`Series::new`] computes.

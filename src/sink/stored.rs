@@ -12,7 +12,7 @@
 //! metricstream take this path; the JSON parse was the largest single cost
 //! of `consume` into a store.
 
-use super::sample::{decode_serde, Interner, Sample};
+use super::sample::{decode_serde, sort_tags, Interner, Sample};
 use crate::batch::{value, MetricType, Value};
 
 /// Appends the samples of one stored record to `out`; when it was
@@ -79,32 +79,27 @@ impl<'a> Reader<'a> {
 
     /// `"…"` without escapes or control characters, as UTF-8.
     fn string(&mut self) -> Option<&'a str> {
-        let start = self.i + 1;
-        self.skip_string()?;
-        self.text.get(start..self.i - 1)
-    }
-
-    fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
-        let end = self.i + special(&self.b[self.i..])?;
+        let start = self.i;
+        let end = start + special(&self.b[start..])?;
         if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
-        Some(())
+        self.text.get(start..end)
     }
 
-    /// Steps over a tags object (`{"k":"v",…}`) without taking it apart.
-    fn skip_tags(&mut self) -> Option<()> {
+    /// A tags object (`{"k":"v",…}`), each pair handed to `each`.
+    fn tags_object(&mut self, mut each: impl FnMut(&'a str, &'a str)) -> Option<()> {
         self.eat(b'{')?;
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
             return Some(());
         }
         loop {
-            self.skip_string()?;
+            let k = self.string()?;
             self.eat(b':')?;
-            self.skip_string()?;
+            each(k, self.string()?);
             match self.next()? {
                 b',' => {}
                 b'}' => return Some(()),
@@ -185,24 +180,8 @@ impl<'a> Reader<'a> {
 
     /// `{"k":"v",…}` into `tags`, sorted by key as the serde path sorts.
     fn tags(&mut self, tags: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let k = self.string()?;
-            self.eat(b':')?;
-            tags.push((k, self.string()?));
-            match self.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
-            tags.sort_by(|a, b| a.0.cmp(b.0));
-        }
+        self.tags_object(|k, v| tags.push((k, v)))?;
+        sort_tags(tags);
         Some(())
     }
 
@@ -292,7 +271,8 @@ impl<'a> Reader<'a> {
                 "type" if m.kind.is_none() => m.kind = Some(MetricType::from_name(self.string()?)?),
                 "tags" if m.tags.is_none() => {
                     let from = self.i;
-                    self.skip_tags()?;
+                    // Only stepped over: a known series needs no parsing.
+                    self.tags_object(|_, _| {})?;
                     m.tags = Some((from, self.i));
                 }
                 "timestamp" if m.timestamp.is_none() => m.timestamp = Some(self.uint()?),
