@@ -35,8 +35,8 @@ impl Rec {
         Record {
             offset,
             timestamp_ms: self.timestamp_ms,
-            key: self.key.clone(),
-            value: self.value.clone(),
+            key: self.key.clone().into(),
+            value: self.value.clone().into(),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -172,7 +173,7 @@ pub fn run(
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    output.submit(part, offset.max(0) as u64, value.to_vec())?;
+                    output.submit(part, offset.max(0) as u64, Bytes::copy_from_slice(value))?;
                     handed.insert(p, offset + 1);
                     lock(&progress).at_end.remove(&p);
                     handled += 1;

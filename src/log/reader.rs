@@ -216,37 +216,36 @@ impl LogReader {
                 seg.resume = Some((offset, pos));
                 return Ok(Step::EndOfSegment(offset));
             }
-            let frame =
-                match segment::next_frame(&mut self.window, &seg.log, seg.len, pos, offset, chunk)?
-                {
-                    Ok(frame) => frame,
-                    Err(_) if hinted => {
-                        // A stale hint (the segment was rewritten): scan from the start.
-                        (pos, offset, hinted) = (0, seg.base, false);
-                        continue;
+            let loaded = segment::load_frame(&mut self.window, &seg.log, seg.len, pos, chunk)?;
+            let frame = match loaded.and_then(|()| self.window.frame(pos, offset)) {
+                Ok(frame) => frame,
+                Err(_) if hinted => {
+                    // A stale hint (the segment was rewritten): scan from the start.
+                    (pos, offset, hinted) = (0, seg.base, false);
+                    continue;
+                }
+                Err(invalid) => {
+                    seg.resume = None;
+                    // Return what came before; the next read reports it.
+                    if !out.is_empty() {
+                        return Ok(Step::Stop);
                     }
-                    Err(invalid) => {
-                        seg.resume = None;
-                        // Return what came before; the next read reports it.
-                        if !out.is_empty() {
-                            return Ok(Step::Stop);
-                        }
-                        // Everything below hwm was fsync'd before hwm moved,
-                        // so bad or missing bytes there are damage, not a
-                        // write in progress: say so rather than stall.
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{}: {invalid} at byte {pos}", files::log_name(seg.base)),
-                        ));
-                    }
-                };
+                    // Everything below hwm was fsync'd before hwm moved,
+                    // so bad or missing bytes there are damage, not a
+                    // write in progress: say so rather than stall.
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {invalid} at byte {pos}", files::log_name(seg.base)),
+                    ));
+                }
+            };
             hinted = false;
             if frame.offset >= next {
                 if !budget.take(frame.size, out.is_empty()) {
                     seg.resume = Some((offset, pos));
                     return Ok(Step::Stop);
                 }
-                out.push(frame.to_record());
+                out.push(self.window.record(&frame));
             }
             pos += frame.size as u64;
             offset += 1;
@@ -307,6 +306,34 @@ mod tests {
         assert_eq!(reader.high_watermark().unwrap(), 0);
         assert_eq!(reader.start_offset().unwrap(), 0);
         assert!(reader.read(0, 1000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_share_reused_buffers_safely() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        fill(&mut log, 400, 10);
+        let all = records(0..400);
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        // Records held while later reads refill: their bytes stay theirs.
+        let mut held = Vec::new();
+        while (held.len() as u64) < 400 {
+            held.extend(reader.read(held.len() as u64, 300).unwrap());
+        }
+        assert_eq!(held, all);
+        // Dropped records give their buffer back: the same read lands in
+        // the same memory.
+        let first = reader.read(0, 300).unwrap();
+        let at = first[0].value.as_ptr();
+        drop(first);
+        drop(held);
+        let again = reader.read(0, 300).unwrap();
+        assert_eq!(again[0].value.as_ptr(), at);
+        assert_eq!(again[..], all[..again.len()]);
+        // Held, it is not reused.
+        let other = reader.read(0, 300).unwrap();
+        assert_ne!(other[0].value.as_ptr(), at);
+        assert_eq!(other, again);
     }
 
     #[test]

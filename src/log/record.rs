@@ -6,6 +6,8 @@
 //! tail, marks the end of the valid log.
 
 use std::fmt;
+
+use bytes::Bytes;
 use std::io;
 
 /// Size of the `len` field that starts every frame.
@@ -35,8 +37,9 @@ impl NewRecord<'_> {
 pub struct Record {
     pub offset: u64,
     pub timestamp_ms: i64,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    /// Slices of the buffer the log was read into (no copy per record).
+    pub key: Bytes,
+    pub value: Bytes,
 }
 
 /// Appends the frame of `rec` at `offset` to `buf`.
@@ -153,17 +156,6 @@ pub(crate) struct Frame<'a> {
     pub size: usize,
 }
 
-impl Frame<'_> {
-    pub(crate) fn to_record(&self) -> Record {
-        Record {
-            offset: self.offset,
-            timestamp_ms: self.timestamp_ms,
-            key: self.key.to_vec(),
-            value: self.value.to_vec(),
-        }
-    }
-}
-
 /// The total frame size announced by the `len` field at the start of `buf`
 /// (which must hold at least [`LEN_SIZE`] bytes).
 pub(crate) fn frame_size(buf: &[u8]) -> Result<usize, Invalid> {
@@ -250,13 +242,8 @@ mod tests {
         assert_eq!(frame_size(&buf).unwrap(), buf.len());
         let f = decode(&buf, 17).unwrap();
         assert_eq!(
-            f.to_record(),
-            Record {
-                offset: 17,
-                timestamp_ms: -5,
-                key: b"k".to_vec(),
-                value: b"value".to_vec()
-            }
+            (f.offset, f.timestamp_ms, f.key, f.value),
+            (17, -5, &b"k"[..], &b"value"[..])
         );
         assert_eq!(f.size, buf.len());
     }

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use super::files;
 use super::index::{IndexPolicy, IndexWriter};
-use super::record::{self, Frame, Invalid, LEN_SIZE};
+use bytes::{Bytes, BytesMut};
+
+use super::record::{self, Frame, Invalid, Record, LEN_SIZE};
 
 /// How much a segment file grows at a time when appends reach its end.
 pub(crate) const PREALLOC_CHUNK: u64 = 1 << 20;
@@ -35,22 +37,58 @@ pub(crate) const SCAN_CHUNK: usize = 1 << 20;
 /// A byte range of a file read with positioned reads, so walking records
 /// costs one syscall per chunk instead of one per record.
 ///
+/// Records taken from it are slices of its buffer ([`Bytes`]), not copies.
+/// A buffer is taken again for a later read once no record holds a slice
+/// of it: a steady reader keeps touching the same few buffers, where a
+/// fresh one per read costs the kernel's zeroing of new pages.
+///
 /// Only valid for bytes that do not change while it is held: callers `reset`
 /// it whenever they switch files or come back later.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
-    buf: Vec<u8>,
+    buf: Bytes,
     start: u64,
+    /// Earlier buffers, oldest first; records may still hold them.
+    spare: Vec<Bytes>,
 }
+
+/// Earlier buffers kept for reuse, at most.
+const SPARE_BUFFERS: usize = 8;
 
 impl Window {
     pub(crate) fn reset(&mut self) {
-        self.buf.clear();
+        self.retire();
         self.start = 0;
     }
 
-    /// The bytes from `pos` on: at least `need` of them unless the file ends
-    /// (at `file_len`, or earlier if it shrank under us).
+    fn retire(&mut self) {
+        let old = std::mem::take(&mut self.buf);
+        if !old.is_empty() {
+            if self.spare.len() >= SPARE_BUFFERS {
+                self.spare.remove(0);
+            }
+            self.spare.push(old);
+        }
+    }
+
+    /// A buffer of `len` bytes: the newest spare nobody holds any more
+    /// (the likeliest still in cache), else a new one.
+    fn buffer(&mut self, len: usize) -> BytesMut {
+        for i in (0..self.spare.len()).rev() {
+            if self.spare[i].is_unique() {
+                if let Ok(mut b) = self.spare.remove(i).try_into_mut() {
+                    // Zero-fills only what the buffer did not have.
+                    b.resize(len, 0);
+                    return b;
+                }
+            }
+        }
+        BytesMut::zeroed(len)
+    }
+
+    /// Makes the bytes from `pos` on available: at least `need` of them
+    /// unless the file ends (at `file_len`, or earlier if it shrank under
+    /// us); how many there are.
     fn fill(
         &mut self,
         file: &File,
@@ -58,30 +96,84 @@ impl Window {
         need: usize,
         file_len: u64,
         chunk: usize,
-    ) -> io::Result<&[u8]> {
+    ) -> io::Result<usize> {
         let end = self.start + self.buf.len() as u64;
         if pos < self.start || pos.saturating_add(need as u64) > end {
             let left = file_len.saturating_sub(pos);
             let want = need
                 .max(chunk)
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
-            self.buf.resize(want, 0);
+            self.retire();
+            let mut buf = self.buffer(want);
             let mut got = 0;
             while got < want {
-                match file.read_at(&mut self.buf[got..], pos + got as u64) {
+                match file.read_at(&mut buf[got..], pos + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
-            self.buf.truncate(got);
+            buf.truncate(got);
+            self.buf = buf.freeze();
             self.start = pos;
         }
-        // Both bounds hold: pos >= start, and pos <= end after a refill.
-        let from = usize::try_from(pos - self.start).unwrap_or(usize::MAX);
-        Ok(self.buf.get(from..).unwrap_or(&[]))
+        Ok(self.at(pos).len())
     }
+
+    /// The bytes held from `pos` on.
+    fn at(&self, pos: u64) -> &[u8] {
+        let from = pos
+            .checked_sub(self.start)
+            .and_then(|d| usize::try_from(d).ok())
+            .unwrap_or(usize::MAX);
+        self.buf.get(from..).unwrap_or(&[])
+    }
+
+    /// The frame at `pos`, after [`load_frame`] brought it in.
+    pub(crate) fn frame(&self, pos: u64, expected_offset: u64) -> Result<Frame<'_>, Invalid> {
+        record::decode(self.at(pos), expected_offset)
+    }
+
+    /// `frame` (read from this window) as a record sharing its buffer.
+    pub(crate) fn record(&self, frame: &Frame<'_>) -> Record {
+        Record {
+            offset: frame.offset,
+            timestamp_ms: frame.timestamp_ms,
+            key: self.buf.slice_ref(frame.key),
+            value: self.buf.slice_ref(frame.value),
+        }
+    }
+}
+
+/// Brings the whole frame at `pos` into `window` (then [`Window::frame`]
+/// reads it), or says why the file cannot hold one there.
+pub(crate) fn load_frame(
+    window: &mut Window,
+    file: &File,
+    file_len: u64,
+    pos: u64,
+    chunk: usize,
+) -> io::Result<Result<(), Invalid>> {
+    let available = file_len.saturating_sub(pos);
+    let head = window.fill(file, pos, LEN_SIZE, file_len, chunk)?;
+    if head < LEN_SIZE {
+        return Ok(Err(Invalid::TornLength {
+            available: head as u64,
+        }));
+    }
+    let size = match record::frame_size(window.at(pos)) {
+        Ok(size) => size,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
+    if size as u64 > available {
+        return Ok(Err(Invalid::PastEnd {
+            len: (size - LEN_SIZE) as u32,
+            available: available - LEN_SIZE as u64,
+        }));
+    }
+    window.fill(file, pos, size, file_len, chunk)?;
+    Ok(Ok(()))
 }
 
 /// Reads and verifies the frame at `pos`, which should hold `expected_offset`.
@@ -94,25 +186,10 @@ pub(crate) fn next_frame<'w>(
     expected_offset: u64,
     chunk: usize,
 ) -> io::Result<Result<Frame<'w>, Invalid>> {
-    let available = file_len.saturating_sub(pos);
-    let head = window.fill(file, pos, LEN_SIZE, file_len, chunk)?;
-    if head.len() < LEN_SIZE {
-        return Ok(Err(Invalid::TornLength {
-            available: head.len() as u64,
-        }));
+    if let Err(invalid) = load_frame(window, file, file_len, pos, chunk)? {
+        return Ok(Err(invalid));
     }
-    let size = match record::frame_size(head) {
-        Ok(size) => size,
-        Err(invalid) => return Ok(Err(invalid)),
-    };
-    if size as u64 > available {
-        return Ok(Err(Invalid::PastEnd {
-            len: (size - LEN_SIZE) as u32,
-            available: available - LEN_SIZE as u64,
-        }));
-    }
-    let bytes = window.fill(file, pos, size, file_len, chunk)?;
-    Ok(record::decode(bytes, expected_offset))
+    Ok(window.frame(pos, expected_offset))
 }
 
 /// Where a scan of a segment stopped.

@@ -18,8 +18,8 @@ pub(crate) fn record(offset: u64) -> Record {
     Record {
         offset,
         timestamp_ms: 1_000 + offset as i64,
-        key: format!("key-{offset}").into_bytes(),
-        value: vec![offset as u8; 10 + (offset as usize % 7) * 9],
+        key: format!("key-{offset}").into_bytes().into(),
+        value: vec![offset as u8; 10 + (offset as usize % 7) * 9].into(),
     }
 }
 

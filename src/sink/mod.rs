@@ -86,7 +86,7 @@ pub trait Output {
     fn has_room(&mut self, partition: u32) -> anyhow::Result<bool>;
     /// Takes record `offset` of `partition` (records of a partition come in
     /// offset order), after [`has_room`](Output::has_room) said yes.
-    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()>;
+    fn submit(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()>;
     /// (partition, next offset) for what was acknowledged since the last
     /// call: everything before `next` may be committed.
     fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>>;

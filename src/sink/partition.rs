@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -30,7 +31,7 @@ pub struct Ack {
 /// A queue record handed to the worker.
 pub struct Record {
     pub offset: u64,
-    pub value: Vec<u8>,
+    pub value: Bytes,
 }
 
 /// Batches encoded ahead of the one in flight.

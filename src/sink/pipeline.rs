@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -75,7 +76,7 @@ impl Output for Pipeline {
         Ok(w.records.capacity() > 0)
     }
 
-    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()> {
+    fn submit(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()> {
         let w = self.worker(partition)?;
         // The consumer loop is the only sender: the room has_room saw is
         // still there.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Stdout as StdStdout, Write};
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use super::Output;
@@ -45,7 +46,7 @@ impl Output for Stdout {
         Ok(true)
     }
 
-    fn submit(&mut self, partition: u32, offset: u64, value: Vec<u8>) -> anyhow::Result<()> {
+    fn submit(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()> {
         write_record(&mut self.out, partition, offset, &value)?;
         self.written.insert(partition, offset + 1);
         Ok(())

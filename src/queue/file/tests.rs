@@ -65,14 +65,14 @@ async fn durable_answers_carry_the_offset_of_a_readable_record() {
         let records = read_partition(dir.path(), d.partition);
         let r = records.iter().find(|r| r.offset == offset).unwrap();
         assert_eq!(
-            (r.key.as_slice(), r.value.as_slice()),
+            (&r.key[..], &r.value[..]),
             (key.as_bytes(), value.as_bytes())
         );
     }
     let p1 = partition_for(b"sensor-1", PARTITIONS);
     let offsets: Vec<u64> = read_partition(dir.path(), p1)
         .iter()
-        .filter(|r| r.key == b"sensor-1")
+        .filter(|r| r.key[..] == b"sensor-1"[..])
         .map(|r| r.offset)
         .collect();
     assert_eq!(offsets.len(), 2);
@@ -109,8 +109,8 @@ async fn accepted_answers_have_no_offset_and_shutdown_writes_everything() {
         let got: Vec<(String, String)> = read_partition(dir.path(), p)
             .into_iter()
             .map(|r| {
-                let key = String::from_utf8(r.key).unwrap();
-                (key, String::from_utf8(r.value).unwrap())
+                let key = String::from_utf8(r.key.to_vec()).unwrap();
+                (key, String::from_utf8(r.value.to_vec()).unwrap())
             })
             .collect();
         // One sender, so the log holds each partition's share in send order.

@@ -98,8 +98,8 @@ async fn resend_chunk(inner: &Inner, records: &[Record]) -> (usize, bool) {
     let mut futures: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     'produce: for r in records {
         let item = SpillItem {
-            key: r.key.clone(),
-            value: r.value.clone(),
+            key: r.key.to_vec(),
+            value: r.value.to_vec(),
             timestamp_ms: r.timestamp_ms,
         };
         loop {

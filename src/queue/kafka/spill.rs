@@ -498,7 +498,7 @@ mod tests {
         let mut r = s.reader().unwrap();
         let recs = r.read(0, 1 << 20).unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!(recs[1].value, b"b");
+        assert_eq!(recs[1].value[..], b"b"[..]);
         s.commit(1).await;
         // Not everything committed: no reset.
         assert!(!s.reset(2).await);
@@ -517,7 +517,7 @@ mod tests {
         s.try_push(item("c")).unwrap();
         wait_end(&s, 1).await;
         let recs = s.reader().unwrap().read(0, 1 << 20).unwrap();
-        assert_eq!(recs[0].value, b"c");
+        assert_eq!(recs[0].value[..], b"c"[..]);
         s.close(tokio::time::Instant::now() + Duration::from_secs(5))
             .await;
         let (_s, opened) = Spill::open(dir.path(), 1 << 20, 16, t).unwrap();
