@@ -52,7 +52,14 @@ fn a_store_answering_429_with_retry_after_is_waited_out_and_gets_everything() {
     }));
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = remote_write_args(&store.url());
-    args.extend(["--metrics-listen".into(), metrics.clone()]);
+    // One lane: the store sees one request at a time, so the gaps between
+    // them are the waits.
+    args.extend([
+        "--metrics-listen".into(),
+        metrics.clone(),
+        "--in-flight".into(),
+        "1".into(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut consumer = Consumer::start(dir.path(), "g", &args);
     let lines = consume_all(dir.path(), "reference");

@@ -81,6 +81,10 @@ pub struct SinkArgs {
     /// Timestamp precision of the line protocol written: ns, us, ms or s.
     #[arg(long, default_value = "ms", value_parser = parse_precision, env = "METRICSTREAM_INFLUX_PRECISION")]
     pub influx_precision: Precision,
+    /// Requests in flight per partition. A partition's series are split
+    /// among them by hash, so each series' samples still go in order.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256), env = "METRICSTREAM_IN_FLIGHT")]
+    pub in_flight: u16,
     /// At most this many samples in one request.
     #[arg(long, default_value_t = 2000, env = "METRICSTREAM_BATCH_SAMPLES")]
     pub batch_samples: usize,
@@ -151,6 +155,7 @@ impl SinkArgs {
             influx_db: self.influx_db.clone(),
             influx_org: self.influx_org.clone(),
             influx_precision: self.influx_precision,
+            in_flight: usize::from(self.in_flight),
             max_samples: self.batch_samples.max(1),
             max_bytes: self.batch_bytes.max(1),
             linger: self.linger,

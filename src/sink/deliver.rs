@@ -20,7 +20,7 @@
 //!   copy of one delivered lately (the queue holds it twice, [`super::recent`]).
 //!   That counts as delivered.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -42,11 +42,15 @@ enum Decided {
     Refused { status: u16, reason: String },
 }
 
+/// One lane of a partition: a partition's series are split among its
+/// lanes by hash (see [`super::partition`]), each lane with one request in
+/// flight, so a series' samples still reach the store in order.
 pub struct Delivery {
     pub shared: Arc<Shared>,
     pub partition: u32,
     pub client: Client,
-    pub mark: Mark,
+    /// The partition's sent mark, shared by its lanes (it only rises).
+    pub mark: Arc<Mutex<Mark>>,
     /// Samples at or below this offset may be in the store already.
     pub uncertain: Option<u64>,
     pub stop: watch::Receiver<bool>,
@@ -55,21 +59,29 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(
-        shared: Arc<Shared>,
+    /// The `n` lanes of `partition`.
+    pub fn lanes(
+        shared: &Arc<Shared>,
         partition: u32,
-        stop: watch::Receiver<bool>,
-    ) -> std::io::Result<Delivery> {
+        n: usize,
+        stop: &watch::Receiver<bool>,
+    ) -> std::io::Result<Vec<Delivery>> {
         let mark = Mark::open(&shared.marks_dir, partition)?;
-        Ok(Delivery {
-            client: Client::new(shared.endpoint.clone()),
-            uncertain: mark.get(),
-            mark,
-            shared,
-            partition,
-            stop,
-            recent: Recent::new(REMEMBERED),
-        })
+        let uncertain = mark.get();
+        let mark = Arc::new(Mutex::new(mark));
+        let n = n.max(1);
+        Ok((0..n)
+            .map(|_| Delivery {
+                client: Client::new(shared.endpoint.clone()),
+                uncertain,
+                mark: mark.clone(),
+                shared: shared.clone(),
+                partition,
+                stop: stop.clone(),
+                // A series stays in its lane: a lane remembers its share.
+                recent: Recent::new(REMEMBERED / n),
+            })
+            .collect())
     }
 
     fn stopping(&self) -> bool {
@@ -179,7 +191,11 @@ impl Delivery {
         loop {
             // Before sending: after a crash from here on, these records may
             // be in the store.
-            if let Err(e) = self.mark.raise(last) {
+            let raised = match self.mark.lock() {
+                Ok(mut mark) => mark.raise(last),
+                Err(_) => Err(std::io::Error::other("poisoned")),
+            };
+            if let Err(e) = raised {
                 tracing::warn!(
                     partition = self.partition,
                     "cannot record the sent mark: {e}"

@@ -14,11 +14,12 @@
 //! is store-independent and lives in [`partition`] and [`deliver`].
 //!
 //! # Order
-//! One worker per partition, one request in flight per partition:
-//! partitions are delivered concurrently, a partition's batches one after
-//! the other. Both partitioning modes of `serve` (`client`, `series`) keep
-//! a series in one partition, so every series' samples reach the store in
-//! the order they were queued. (A series sent by two different clients with
+//! One worker per partition; within it, `--in-flight` lanes, each with one
+//! request in flight, a series always in the same lane (by hash, see
+//! [`partition`]): a lane's batches go one after the other. Both
+//! partitioning modes of `serve` (`client`, `series`) keep a series in one
+//! partition, so every series' samples reach the store in the order they
+//! were queued. (A series sent by two different clients with
 //! `--partition-by client` is in two partitions; the store sees the two
 //! senders interleaved, as it would without metricstream.)
 
@@ -110,6 +111,8 @@ pub struct SinkConfig {
     pub influx_db: Option<String>,
     pub influx_org: Option<String>,
     pub influx_precision: influx::Precision,
+    /// Requests in flight per partition (`--in-flight`).
+    pub in_flight: usize,
     pub max_samples: usize,
     pub max_bytes: usize,
     pub linger: std::time::Duration,
@@ -131,6 +134,7 @@ impl Default for SinkConfig {
             influx_db: None,
             influx_org: None,
             influx_precision: influx::Precision::Ms,
+            in_flight: 4,
             max_samples: 2000,
             max_bytes: 4 << 20,
             linger: Duration::from_millis(100),
@@ -193,6 +197,7 @@ pub fn open(
         dead,
         metrics,
         marks_dir: data_dir.join("sink-state").join(group),
+        lanes: cfg.in_flight.max(1),
         max_samples: cfg.max_samples.max(1),
         max_bytes: cfg.max_bytes.max(1),
         linger: cfg.linger,

@@ -54,11 +54,16 @@ impl Pipeline {
 
     fn worker(&mut self, partition: u32) -> anyhow::Result<&mut Worker> {
         if !self.workers.contains_key(&partition) {
-            let delivery = Delivery::new(self.shared.clone(), partition, self.stop.subscribe())?;
+            let lanes = Delivery::lanes(
+                &self.shared,
+                partition,
+                self.shared.lanes,
+                &self.stop.subscribe(),
+            )?;
             let (tx, rx) = mpsc::channel(QUEUED_RECORDS);
             let task = self
                 .rt
-                .spawn(partition::run(delivery, rx, self.acks_tx.clone()));
+                .spawn(partition::run(lanes, rx, self.acks_tx.clone()));
             self.workers.insert(partition, Worker { records: tx, task });
         }
         self.workers

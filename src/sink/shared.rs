@@ -18,6 +18,8 @@ pub struct Shared {
     pub dead: DeadLetters,
     pub metrics: Arc<ConsumeMetrics>,
     pub marks_dir: PathBuf,
+    /// Requests in flight per partition (its series split among them).
+    pub lanes: usize,
     pub max_samples: usize,
     pub max_bytes: usize,
     pub linger: Duration,
