@@ -50,6 +50,10 @@ pub struct BenchConfig {
     pub metrics_per_request: u32,
     /// Samples per request body (remote_write).
     pub samples_per_request: u32,
+    /// Series per request body at most (remote_write).
+    pub series_per_request: u32,
+    /// Fields per line (line protocol), 1 to 3.
+    pub fields_per_line: u32,
     /// Reuse one connection per client; else a fresh one per request.
     pub keep_alive: bool,
     /// Closed loop: pause between one client's requests (unused with `rate`).
@@ -77,6 +81,8 @@ impl Default for BenchConfig {
             format: Format::Json,
             metrics_per_request: 3,
             samples_per_request: 2000,
+            series_per_request: crate::remote_write::MAX_SERIES as u32,
+            fields_per_line: 3,
             keep_alive: false,
             interval: Duration::ZERO,
             gzip: false,
@@ -97,6 +103,8 @@ impl BenchConfig {
             || self.requests == 0
             || self.metrics_per_request == 0
             || self.samples_per_request == 0
+            || self.series_per_request == 0
+            || !(1..=3).contains(&self.fields_per_line)
         {
             bail!("clients, requests, metrics and samples per request must be at least 1");
         }
@@ -142,6 +150,14 @@ mod tests {
             },
             BenchConfig {
                 samples_per_request: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                series_per_request: 0,
+                ..base.clone()
+            },
+            BenchConfig {
+                fields_per_line: 4,
                 ..base.clone()
             },
             BenchConfig {

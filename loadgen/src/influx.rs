@@ -1,6 +1,7 @@
 //! Line-protocol bodies, shaped like Telegraf's `cpu` input: one line per
-//! (host, cpu) with three float fields, so `samples` fields make
-//! `samples / 3` lines (the last one shorter if it does not divide). Each
+//! (host, cpu) with three float fields by default (1 to 3), so `samples`
+//! fields make `samples / 3` lines (the last one shorter if it does not
+//! divide). Each
 //! client writes its own hosts, with nanosecond timestamps that only go up,
 //! so every point is new to a store (InfluxDB overwrites a point with the
 //! same series and time).
@@ -20,6 +21,7 @@ const FIELDS: [&str; 3] = ["usage_user", "usage_system", "usage_idle"];
 pub struct InfluxBodies {
     client: u32,
     samples: usize,
+    fields: usize,
     last_ns: i64,
     rng: SmallRng,
     text: String,
@@ -27,11 +29,13 @@ pub struct InfluxBodies {
 }
 
 impl InfluxBodies {
-    /// `samples` fields per request over client `client`'s own series.
-    pub fn new(client: u32, samples: usize, gzip: bool) -> Self {
+    /// `samples` fields per request, `fields` per line (1 to 3), over
+    /// client `client`'s own series.
+    pub fn new(client: u32, samples: usize, fields: usize, gzip: bool) -> Self {
         Self {
             client,
             samples,
+            fields: fields.clamp(1, FIELDS.len()),
             last_ns: i64::MIN,
             rng: SmallRng::from_rng(&mut rand::rng()),
             text: String::new(),
@@ -54,13 +58,13 @@ impl InfluxBodies {
                 "cpu,host=load-{}-{host},cpu=cpu{cpu},region=eu-west ",
                 self.client
             );
-            for (i, field) in FIELDS.iter().take(left).enumerate() {
+            for (i, field) in FIELDS.iter().take(left.min(self.fields)).enumerate() {
                 let sep = if i == 0 { "" } else { "," };
                 let v: f64 = self.rng.random_range(0.0..100.0);
                 let _ = write!(self.text, "{sep}{field}={v:.3}");
             }
             let _ = writeln!(self.text, " {ts}");
-            left = left.saturating_sub(FIELDS.len());
+            left = left.saturating_sub(self.fields);
             line += 1;
         }
         if !self.gzip {
@@ -87,7 +91,7 @@ mod tests {
 
     #[test]
     fn bodies_carry_the_fields_asked_with_rising_timestamps() {
-        let mut b = InfluxBodies::new(3, 10, false);
+        let mut b = InfluxBodies::new(3, 10, 3, false);
         let one = b.next_body(5).unwrap();
         let two = b.next_body(5).unwrap();
         for (body, ts) in [(&one, "5"), (&two, "6")] {
@@ -111,9 +115,18 @@ mod tests {
     }
 
     #[test]
+    fn one_field_per_line_makes_a_line_per_sample() {
+        let mut b = InfluxBodies::new(1, 10, 1, false);
+        let body = b.next_body(5).unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert_eq!(text.lines().count(), 10, "{text}");
+        assert!(text.lines().all(|l| l.contains(" usage_user=")), "{text}");
+    }
+
+    #[test]
     fn gzip_bodies_inflate_to_the_same_lines() {
         use std::io::Read as _;
-        let mut b = InfluxBodies::new(0, 6, true);
+        let mut b = InfluxBodies::new(0, 6, 3, true);
         let body = b.next_body(1).unwrap();
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..])

@@ -56,11 +56,13 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
         Format::RemoteWrite => {
             // Each client stamps its own bodies; one trial here so that a
             // body that cannot be built stops the run before it starts.
-            remote_write::RemoteWriteBodies::new(0, samples).next_body(remote_write::now_ms())?;
+            remote_write::RemoteWriteBodies::new(0, samples, config.series_per_request as usize)
+                .next_body(remote_write::now_ms())?;
             payload::BodyPool::generate(1, 1, false)?
         }
         Format::Influx => {
-            influx::InfluxBodies::new(0, samples, config.gzip).next_body(influx::now_ns())?;
+            influx::InfluxBodies::new(0, samples, config.fields_per_line as usize, config.gzip)
+                .next_body(influx::now_ns())?;
             payload::BodyPool::generate(1, 1, false)?
         }
         Format::Otlp => {
@@ -82,6 +84,8 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
         pool,
         format: config.format,
         samples_per_request: samples,
+        series_per_request: config.series_per_request as usize,
+        fields_per_line: config.fields_per_line as usize,
         authorizations,
         counters: Arc::clone(&counters),
     };

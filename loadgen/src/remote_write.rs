@@ -17,8 +17,8 @@ use prost::Message as _;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// Series per request at most; Prometheus' default shape is a few hundred
-/// series with a handful of samples each.
+/// Series per request at most, by default; Prometheus' default shape is a
+/// few hundred series with a handful of samples each.
 pub const MAX_SERIES: usize = 400;
 
 /// A metric family: its name, whether it is a counter, and its own labels
@@ -116,10 +116,10 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// How `samples` samples are spread: at most [`MAX_SERIES`] series, each
+/// How `samples` samples are spread: at most `max_series` series, each
 /// with `samples / series` samples, the first `samples % series` one more.
-fn samples_per_series(samples: usize) -> Vec<usize> {
-    let series = samples.clamp(1, MAX_SERIES);
+fn samples_per_series(samples: usize, max_series: usize) -> Vec<usize> {
+    let series = samples.clamp(1, max_series.max(1));
     let base = samples / series;
     let extra = samples % series;
     (0..series).map(|i| base + usize::from(i < extra)).collect()
@@ -162,10 +162,11 @@ pub struct RemoteWriteBodies {
 }
 
 impl RemoteWriteBodies {
-    /// `samples` samples per request over client `client`'s own series.
-    pub fn new(client: u32, samples: usize) -> Self {
+    /// `samples` samples per request over client `client`'s own series,
+    /// at most `max_series` of them.
+    pub fn new(client: u32, samples: usize, max_series: usize) -> Self {
         let mut rng = SmallRng::from_rng(&mut rand::rng());
-        let shape = samples_per_series(samples);
+        let shape = samples_per_series(samples, max_series);
         let mut counters = Vec::with_capacity(shape.len());
         let timeseries = shape
             .iter()
@@ -270,7 +271,7 @@ mod tests {
 
     #[test]
     fn default_shape_is_400_series_of_5_samples() {
-        let mut bodies = RemoteWriteBodies::new(17, 2000);
+        let mut bodies = RemoteWriteBodies::new(17, 2000, MAX_SERIES);
         assert_eq!(bodies.samples(), 2000);
         let request = decode(&bodies.next_body(now_ms()).unwrap());
         assert_eq!(request.timeseries.len(), 400);
@@ -295,9 +296,17 @@ mod tests {
     }
 
     #[test]
+    fn fewer_series_carry_more_samples_each() {
+        let mut bodies = RemoteWriteBodies::new(2, 2000, 100);
+        let request = decode(&bodies.next_body(now_ms()).unwrap());
+        assert_eq!(request.timeseries.len(), 100);
+        assert!(request.timeseries.iter().all(|s| s.samples.len() == 20));
+    }
+
+    #[test]
     fn odd_sizes_spread_every_sample() {
         for samples in [1, 7, 399, 400, 401, 1999, 5000] {
-            let mut bodies = RemoteWriteBodies::new(0, samples);
+            let mut bodies = RemoteWriteBodies::new(0, samples, MAX_SERIES);
             let request = decode(&bodies.next_body(now_ms()).unwrap());
             let total: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
             assert_eq!(total, samples);
@@ -308,7 +317,7 @@ mod tests {
 
     #[test]
     fn timestamps_only_go_up_per_series() {
-        let mut bodies = RemoteWriteBodies::new(3, 2000);
+        let mut bodies = RemoteWriteBodies::new(3, 2000, MAX_SERIES);
         let now = now_ms();
         // The clock standing still (or going back) must not repeat a timestamp.
         let clocks = [now, now, now - 60_000, now + 1, now + 10_000];
@@ -332,8 +341,16 @@ mod tests {
 
     #[test]
     fn clients_have_disjoint_series() {
-        let a = decode(&RemoteWriteBodies::new(1, 50).next_body(now_ms()).unwrap());
-        let b = decode(&RemoteWriteBodies::new(2, 50).next_body(now_ms()).unwrap());
+        let a = decode(
+            &RemoteWriteBodies::new(1, 50, MAX_SERIES)
+                .next_body(now_ms())
+                .unwrap(),
+        );
+        let b = decode(
+            &RemoteWriteBodies::new(2, 50, MAX_SERIES)
+                .next_body(now_ms())
+                .unwrap(),
+        );
         let a: HashSet<_> = a.timeseries.iter().map(|s| pairs(&s.labels)).collect();
         let b: HashSet<_> = b.timeseries.iter().map(|s| pairs(&s.labels)).collect();
         assert!(a.is_disjoint(&b));

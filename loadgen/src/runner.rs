@@ -29,6 +29,10 @@ pub struct Load {
     pub format: Format,
     /// remote_write, line protocol: samples (fields) per request.
     pub samples_per_request: usize,
+    /// remote_write: series per request at most.
+    pub series_per_request: usize,
+    /// Line protocol: fields per line.
+    pub fields_per_line: usize,
     /// One `Authorization` value per client.
     pub authorizations: Vec<HeaderValue>,
     pub counters: Arc<Counters>,
@@ -50,10 +54,12 @@ impl Bodies {
             Format::RemoteWrite => Self::RemoteWrite(Box::new(RemoteWriteBodies::new(
                 id,
                 load.samples_per_request,
+                load.series_per_request,
             ))),
             Format::Influx => Self::Influx(Box::new(InfluxBodies::new(
                 id,
                 load.samples_per_request,
+                load.fields_per_line,
                 load.config.gzip,
             ))),
             Format::Otlp => Self::Otlp(Box::new(OtlpBodies::new(

@@ -85,6 +85,25 @@ pub struct BenchArgs {
     )]
     pub samples_per_request: u32,
 
+    /// remote-write: series per request body at most (the samples spread
+    /// over them; fewer series, more samples each).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_SERIES_PER_REQUEST",
+        default_value_t = 400,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub series_per_request: u32,
+
+    /// influx: fields per line, 1 to 3 (one point per field).
+    #[arg(
+        long,
+        env = "METRICSTREAM_BENCH_FIELDS_PER_LINE",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=3)
+    )]
+    pub fields_per_line: u32,
+
     /// Reuse one connection per client, reconnecting when the server closes it.
     #[arg(
         long,
@@ -180,6 +199,8 @@ impl BenchArgs {
             format: self.format.into(),
             metrics_per_request: self.metrics_per_request,
             samples_per_request: self.samples_per_request,
+            series_per_request: self.series_per_request,
+            fields_per_line: self.fields_per_line,
             interval: Duration::from_millis(self.interval_ms),
             gzip: self.gzip,
             api_key: self.api_key,
@@ -358,6 +379,8 @@ mod tests {
             &["--requests", "0"],
             &["--metrics-per-request", "0"],
             &["--samples-per-request", "0"],
+            &["--series-per-request", "0"],
+            &["--fields-per-line", "4"],
             &["--format", "xml"],
             &["--duration", "0s"],
             &["--duration", "soon"],
