@@ -145,7 +145,7 @@ pub fn check_recovery(data: &[u8]) {
     );
     for r in kept.iter().filter(|r| r.offset < intact) {
         assert_eq!(
-            (r.key.clone(), r.value.clone()),
+            (r.key.to_vec(), r.value.to_vec()),
             original(r.offset),
             "record {}",
             r.offset
