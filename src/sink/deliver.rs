@@ -42,9 +42,9 @@ enum Decided {
     Refused { status: u16, reason: String },
 }
 
-/// One lane of a partition: a partition's series are split among its
-/// lanes by hash (see [`super::partition`]), each lane with one request in
-/// flight, so a series' samples still reach the store in order.
+/// One lane of a partition: the partition worker splits its series among
+/// its lanes by hash, each lane with one request in flight, so a series'
+/// samples still reach the store in order.
 pub struct Delivery {
     pub shared: Arc<Shared>,
     pub partition: u32,
