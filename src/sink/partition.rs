@@ -139,8 +139,9 @@ pub async fn run(
     let Some(first) = lanes.first() else { return };
     let shared = first.shared.clone();
     let stop = first.stop.clone();
+    let partition = first.partition;
     let progress = Arc::new(Mutex::new(Progress {
-        partition: first.partition,
+        partition,
         undelivered: BTreeMap::new(),
         through: None,
         acked: None,
@@ -156,12 +157,13 @@ pub async fn run(
         outs.push(tx);
         senders.spawn(send(d, rx, progress.clone()));
     }
-    batch(shared, records, outs, progress, stop).await;
+    batch(shared, partition, records, outs, progress, stop).await;
     while senders.join_next().await.is_some() {}
 }
 
 async fn batch(
     shared: Arc<Shared>,
+    partition: u32,
     mut records: mpsc::Receiver<Record>,
     outs: Vec<mpsc::Sender<Batch>>,
     progress: Arc<Mutex<Progress>>,
@@ -186,7 +188,6 @@ async fn batch(
         tokio::select! {
             r = records.recv() => {
                 let Some(r) = r else { return };
-                let partition = lock(&progress).partition;
                 match decode(r.offset, &r.value, &mut interner, &mut decoded) {
                     Ok(at) => received_at = at,
                     Err(e) => {
