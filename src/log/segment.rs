@@ -6,10 +6,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::files;
-use super::index::{IndexPolicy, IndexWriter};
 use bytes::{Bytes, BytesMut};
 
+use super::files;
+use super::index::{IndexPolicy, IndexWriter};
 use super::record::{self, Frame, Invalid, Record, LEN_SIZE};
 
 /// How much a segment file grows at a time when appends reach its end.
