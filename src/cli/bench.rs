@@ -90,7 +90,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_SERIES_PER_REQUEST",
-        default_value_t = 400,
+        default_value_t = loadgen::remote_write::MAX_SERIES as u32,
         value_parser = clap::value_parser!(u32).range(1..=100_000)
     )]
     pub series_per_request: u32,
