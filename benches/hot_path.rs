@@ -34,7 +34,8 @@ fn decode(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let metrics = batch::decode(body.as_bytes()).expect("valid");
-                batch::normalize("load_client_0", 1_732_646_400_000, metrics)
+                metricstream::record::json::normalize("load_client_0", 1_732_646_400_000, metrics)
+                    .expect("stored")
             })
         });
     }
@@ -48,11 +49,12 @@ fn partitioner(c: &mut Criterion) {
 }
 
 fn append(c: &mut Criterion) {
-    let value = batch::normalize(
+    let value = metricstream::record::json::normalize(
         "load_client_0",
         1_732_646_400_000,
         batch::decode(CPP_BODY.as_bytes()).expect("valid"),
-    );
+    )
+    .expect("stored");
     let mut g = c.benchmark_group("log_append");
     for group in [1usize, 64] {
         g.throughput(Throughput::Elements(group as u64));

@@ -1,22 +1,19 @@
-//! Decoding and validating a `POST /metrics` body, and the normalized batch
-//! that goes into the queue.
+//! Decoding and validating a `POST /metrics` body into the metrics to
+//! store (see [`crate::record`] for how they are stored).
 //!
 //! The wire format is the C++ system's, accepted unchanged. Strings borrow
 //! from the request body where they can (no escapes), so a typical batch is
 //! decoded with few allocations. The error for a bad batch names the field:
 //! `metrics[3].value: expected a finite number`.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-pub mod value;
-
-pub use value::Value;
+use crate::record::metric::REQUEST_TYPES;
+pub use crate::record::{Metric, MetricType, Value};
 
 /// At most this many metrics in one request (the contract's limit).
 pub const MAX_METRICS: usize = 1000;
@@ -26,76 +23,6 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_TAGS: usize = 64;
 /// Longest tag key or tag value, in bytes.
 pub const MAX_TAG_LEN: usize = 255;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricType {
-    Counter,
-    Gauge,
-    Histogram,
-    Summary,
-    /// The sender did not say (remote_write without metadata). Never
-    /// accepted from `POST /metrics`, whose `type` is required.
-    Unknown,
-}
-
-const TYPES: &[&str] = &["counter", "gauge", "histogram", "summary"];
-
-impl MetricType {
-    /// The type a stored or sent name stands for.
-    pub fn from_name(s: &str) -> Option<MetricType> {
-        match s {
-            "counter" => Some(MetricType::Counter),
-            "gauge" => Some(MetricType::Gauge),
-            "histogram" => Some(MetricType::Histogram),
-            "summary" => Some(MetricType::Summary),
-            // Only stored records say this; `validate` refuses it in a request.
-            "unknown" => Some(MetricType::Unknown),
-            _ => None,
-        }
-    }
-}
-
-/// By hand, because serde_json reads a derived enum from a number as a
-/// syntax error ("expected value"); this says what the field takes.
-impl<'de> Deserialize<'de> for MetricType {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MetricType, D::Error> {
-        struct TypeName;
-        impl Visitor<'_> for TypeName {
-            type Value = MetricType;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("one of `counter`, `gauge`, `histogram`, `summary`")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<MetricType, E> {
-                MetricType::from_name(s).ok_or_else(|| E::unknown_variant(s, TYPES))
-            }
-        }
-        d.deserialize_str(TypeName)
-    }
-}
-
-/// One metric as sent and as stored. Timestamps are filled in before storing.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Metric<'a> {
-    #[serde(borrow)]
-    pub name: Cow<'a, str>,
-    pub value: Value,
-    #[serde(rename = "type")]
-    pub kind: MetricType,
-    #[serde(default, borrow)]
-    pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<u64>,
-    /// The same instant in nanoseconds since the epoch, only where the
-    /// sender gave it finer than a millisecond (line protocol in ns or us
-    /// precision, OTLP): `timestamp` stays the millisecond everyone reads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_ns: Option<u64>,
-    /// When a counter (or histogram, summary) started counting, ms since the
-    /// epoch: remote_write 2.0's created timestamp, where the sender sent it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_timestamp: Option<u64>,
-}
 
 #[derive(Debug, Deserialize)]
 struct Wire<'a> {
@@ -136,16 +63,6 @@ impl<'de, T: Deserialize<'de> + Named> Deserialize<'de> for Object<T> {
         }
         d.deserialize_map(Fields(PhantomData))
     }
-}
-
-/// What a queue message holds: the batch with its client and receive time.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredBatch<'a> {
-    #[serde(borrow)]
-    pub client_id: Cow<'a, str>,
-    pub received_at: u64,
-    #[serde(borrow)]
-    pub metrics: Vec<Metric<'a>>,
 }
 
 /// A batch that failed decoding or validation; the text says what and where.
@@ -260,12 +177,24 @@ fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
         if m.name.chars().any(char::is_control) {
             return Err(err("name", "contains a control character".into()));
         }
-        if m.kind == MetricType::Unknown {
+        if !m.kind.in_requests() {
+            let expected: Vec<String> = REQUEST_TYPES.iter().map(|t| format!("`{t}`")).collect();
             return Err(err(
                 "type",
-                "unknown variant `unknown`, expected one of `counter`, `gauge`, `histogram`, `summary`"
-                    .into(),
+                format!(
+                    "unknown variant `{}`, expected one of {}",
+                    m.kind.as_str(),
+                    expected.join(", ")
+                ),
             ));
+        }
+        if m.histogram.is_some() || m.exemplar.is_some() {
+            let field = if m.histogram.is_some() {
+                "histogram"
+            } else {
+                "exemplar"
+            };
+            return Err(err(field, "POST /metrics takes plain samples only".into()));
         }
         if !m.value.is_finite() {
             return Err(err("value", "expected a finite number".into()));
@@ -288,21 +217,6 @@ fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
         }
     }
     Ok(())
-}
-
-/// Fills in missing timestamps and serializes the batch as the queue message value.
-pub fn normalize(client_id: &str, received_at: u64, mut metrics: Vec<Metric<'_>>) -> Vec<u8> {
-    for m in &mut metrics {
-        m.timestamp.get_or_insert(received_at);
-    }
-    let stored = StoredBatch {
-        client_id: Cow::Borrowed(client_id),
-        received_at,
-        metrics,
-    };
-    // Serializing strings, floats (non-finite ones as strings) and integers
-    // into a Vec cannot fail.
-    serde_json::to_vec(&stored).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -540,28 +454,6 @@ mod tests {
         assert!(e.len() <= MAX_ERROR_LEN + 10, "{} bytes", e.len());
         assert!(e.starts_with("metrics[0].type: unknown variant"), "{e}");
         assert!(e.contains("expected one of"), "{e}");
-    }
-
-    #[test]
-    fn stored_batches_still_read_back() {
-        let body = metric(r#","tags":{"h":"w"}"#);
-        let metrics = decode(body.as_bytes()).unwrap();
-        let value = normalize("c", 7, metrics);
-        let stored: StoredBatch<'_> = serde_json::from_slice(&value).unwrap();
-        assert_eq!(stored.metrics[0].kind, MetricType::Gauge);
-        assert_eq!(stored.metrics[0].tags["h"], "w");
-    }
-
-    #[test]
-    fn normalize_fills_timestamps_and_adds_client() {
-        let body = r#"{"metrics":[{"name":"a","value":1,"type":"counter"},{"name":"b","value":2,"type":"gauge","timestamp":5}]}"#;
-        let metrics = decode(body.as_bytes()).unwrap();
-        let value = normalize("client-1", 1000, metrics);
-        let stored: StoredBatch<'_> = serde_json::from_slice(&value).unwrap();
-        assert_eq!(stored.client_id, "client-1");
-        assert_eq!(stored.received_at, 1000);
-        assert_eq!(stored.metrics[0].timestamp, Some(1000));
-        assert_eq!(stored.metrics[1].timestamp, Some(5));
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::batch::{self, MetricType, StoredBatch};
+use crate::batch;
 use crate::http;
 use crate::log::{LogConfig, LogReader, NewRecord, PartitionLog};
+use crate::record::json::{normalize, StoredBatch};
+use crate::record::MetricType;
 
 mod otlp;
 pub use otlp::check_otlp;
@@ -75,7 +77,7 @@ fn check_body(body: &[u8]) {
             )
         })
         .collect();
-    let stored_bytes = batch::normalize("fuzz", 1, metrics);
+    let stored_bytes = normalize("fuzz", 1, metrics).expect("a batch is stored");
     let stored: StoredBatch<'_> =
         serde_json::from_slice(&stored_bytes).expect("a stored batch reads back");
     assert_eq!(stored.client_id, "fuzz");

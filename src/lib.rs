@@ -13,12 +13,14 @@ pub mod consumer;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hash;
 pub mod http;
 pub mod influx;
 pub mod limits;
 pub mod log;
 pub mod otlp;
 pub mod queue;
+pub mod record;
 pub mod remote_write;
 pub mod sink;
 pub mod telemetry;

@@ -9,5 +9,6 @@
 //!
 //! Only the messages remote_write sends are here (no read path).
 
+pub mod record;
 pub mod v1;
 pub mod v2;

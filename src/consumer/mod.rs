@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::log::{LogReader, Record};
 use crate::queue::file::{partition_dir, stored_partitions};
+use crate::record::read::epoch_start;
 use crate::sink::metrics::ConsumeMetrics;
 use crate::sink::{self, Output, SinkConfig, SinkKind};
 use group::GroupMember;
@@ -68,6 +69,11 @@ struct Owned {
     read: u64,
     /// Read from the log, not yet taken by the sink (its queue was full).
     unsent: VecDeque<Record>,
+    /// Records before the first one handed to the sink, from the start of
+    /// its epoch, for the sink to learn their series from (see
+    /// `record::read`); then `primed`.
+    unlearned: VecDeque<Record>,
+    primed: bool,
     /// Next offset committed.
     committed: u64,
 }
@@ -183,6 +189,8 @@ fn run_file(
                             reader,
                             read: next,
                             unsent: VecDeque::new(),
+                            unlearned: VecDeque::new(),
+                            primed: false,
                             committed: next,
                         },
                     );
@@ -193,8 +201,26 @@ fn run_file(
 
         let mut progressed = false;
         for (&p, o) in owned.iter_mut() {
-            if o.unsent.is_empty() {
+            if o.unsent.is_empty() && o.unlearned.is_empty() {
                 o.unsent = o.reader.read(o.read, READ_BYTES)?.into();
+                if !o.primed {
+                    if let Some(first) = o.unsent.front() {
+                        o.primed = true;
+                        if let Some(from) = epoch_start(first.offset, &first.value) {
+                            o.unlearned = read_range(&mut o.reader, from, first.offset)?.into();
+                        }
+                    }
+                }
+            }
+            while !o.unlearned.is_empty() && output.has_room(p)? {
+                let Some(r) = o.unlearned.pop_front() else {
+                    break;
+                };
+                output.learn(p, r.offset, r.value)?;
+                progressed = true;
+            }
+            if !o.unlearned.is_empty() {
+                continue;
             }
             // A full sink queue: the rest is offered again next time.
             while !o.unsent.is_empty() && output.has_room(p)? {
@@ -243,6 +269,21 @@ fn run_file(
     drop(owned);
     member.leave();
     Ok(())
+}
+
+/// The records of `reader` from `from` to before `to`.
+fn read_range(reader: &mut LogReader, from: u64, to: u64) -> anyhow::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next < to {
+        let got = reader.read(next, READ_BYTES)?;
+        let Some(last) = got.last() else {
+            anyhow::bail!("the log ends at {next}, before offset {to} (read from {from})");
+        };
+        next = last.offset + 1;
+        out.extend(got.into_iter().filter(|r| r.offset < to));
+    }
+    Ok(out)
 }
 
 /// Adds the sink's latest acknowledgements to `acked`.

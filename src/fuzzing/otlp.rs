@@ -1,8 +1,8 @@
 //! The OTLP/HTTP metrics fuzz check (`fuzz/fuzz_targets/otlp.rs`).
 
-use crate::batch::{self, StoredBatch};
 use crate::http;
 use crate::otlp::{self, Encoding};
+use crate::record::json::{normalize, StoredBatch};
 
 /// Body limit used when the input asks for gzip (the server's default).
 const MAX_BODY: usize = 1 << 20;
@@ -66,7 +66,7 @@ pub fn check_otlp(data: &[u8]) {
         let _ = otlp::export_response(encoding, refused);
     }
     let count = decoded.metrics.len();
-    let stored = batch::normalize("fuzz", 1, decoded.metrics);
+    let stored = normalize("fuzz", 1, decoded.metrics).expect("a batch is stored");
     let back: StoredBatch<'_> = serde_json::from_slice(&stored).expect("a stored batch reads back");
     assert_eq!(back.metrics.len(), count);
 }

@@ -19,6 +19,7 @@ use super::error::{json_response, ApiError};
 use super::state::App;
 use crate::batch;
 use crate::queue::Message;
+use crate::record;
 use crate::telemetry::Protocol;
 
 pub async fn post_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -49,13 +50,31 @@ async fn ingest(app: &App, req: Request) -> Result<Response, ApiError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let value = batch::normalize(&admitted.client, now_ms, metrics);
-    let msg = Message {
-        key: admitted.client,
-        value,
-        timestamp_ms: now_ms as i64,
-    };
-    let delivery = app.queue.send(msg).await?;
+    let mut metrics = metrics;
+    let payloads = record::records(
+        app.queue.format(),
+        &admitted.client,
+        now_ms,
+        &mut metrics,
+        app.queue.max_record_bytes(),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut delivery = None;
+    for value in payloads {
+        let msg = Message {
+            key: admitted.client.clone(),
+            value,
+            timestamp_ms: now_ms as i64,
+        };
+        let d = app.queue.send(msg).await?;
+        delivery.get_or_insert(d);
+    }
+    let delivery = delivery.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no record was made of the batch",
+        )
+    })?;
     app.telemetry.batches_processed.inc();
     app.telemetry
         .samples_received

@@ -12,9 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::ApiError;
 use super::state::App;
-use crate::batch::{self, Metric};
 use crate::queue::partitioner::{partition_for, series_key};
 use crate::queue::{Message, PartitionBy};
+use crate::record::{self, Metric};
 use crate::telemetry::Protocol;
 
 /// One request's metrics, grouped by the message they go into.
@@ -86,14 +86,25 @@ impl<'a> Parts<'a> {
         parts.retain(|(_, metrics)| !metrics.is_empty());
         let written: usize = parts.iter().map(|(_, m)| m.len()).sum();
         let now_ms = now_ms();
-        let sends = parts.into_iter().map(|(key, metrics)| {
-            let value = batch::normalize(&client, now_ms, metrics);
-            app.queue.send(Message {
-                key,
-                value,
-                timestamp_ms: now_ms as i64,
-            })
-        });
+        let mut messages = Vec::new();
+        for (key, mut metrics) in parts {
+            let payloads = record::records(
+                app.queue.format(),
+                &client,
+                now_ms,
+                &mut metrics,
+                app.queue.max_record_bytes(),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            for value in payloads {
+                messages.push(Message {
+                    key: key.clone(),
+                    value,
+                    timestamp_ms: now_ms as i64,
+                });
+            }
+        }
+        let sends = messages.into_iter().map(|m| app.queue.send(m));
         let stored = futures_util::future::join_all(sends).await;
         let batches = stored.len();
         for result in stored {

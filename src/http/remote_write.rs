@@ -21,7 +21,7 @@ use super::body::{check_headers, read_raw};
 use super::error::ApiError;
 use super::parts::{count_refused, Parts};
 use super::state::App;
-use crate::batch::{Metric, MetricType};
+use crate::record::{Metric, MetricType};
 use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
 use crate::telemetry::Protocol;
 
@@ -172,6 +172,10 @@ fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Parts<'a> {
                 timestamp: Some(ts.max(0) as u64),
                 created_timestamp: series.created_timestamp_ms.map(|t| t.max(0) as u64),
                 timestamp_ns: None,
+                unit: None,
+                help: None,
+                histogram: None,
+                exemplar: None,
             });
         }
     }

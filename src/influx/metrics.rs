@@ -19,7 +19,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{timestamp_ns, FieldValue, Line, Precision};
-use crate::batch::{Metric, MetricType, Value, MAX_NAME_LEN};
+use crate::batch::MAX_NAME_LEN;
+use crate::record::{Metric, MetricType, Value};
 
 /// Most tags a line may carry (the `db` tag included).
 pub const MAX_TAGS: usize = 64;
@@ -88,6 +89,10 @@ pub fn metrics_of<'a>(
             timestamp: Some(ns / 1_000_000),
             timestamp_ns: (ns % 1_000_000 != 0).then_some(ns),
             created_timestamp: None,
+            unit: None,
+            help: None,
+            histogram: None,
+            exemplar: None,
         });
     }
     Ok(out)

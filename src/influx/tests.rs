@@ -293,8 +293,8 @@ fn precision() {
 
 mod to_metrics {
     use super::*;
-    use crate::batch::{MetricType, Value};
     use crate::influx::metrics::{metric_name, LineMetrics, MAX_TAGS};
+    use crate::record::{MetricType, Value};
 
     fn of(line: &str, precision: Precision) -> Result<LineMetrics<'_>, String> {
         metrics_of(&one(line), "d", precision, 42)

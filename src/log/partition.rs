@@ -127,10 +127,7 @@ impl PartitionLog {
             ));
         }
         let count = records.len() as u64;
-        // Index entries hold u32 positions and offsets relative to the base.
-        let too_big = self.active.size + batch > self.config.segment_limit();
-        let too_many = first + count - self.active.base > u64::from(u32::MAX);
-        if self.active.size > 0 && (too_big || too_many) {
+        if self.would_roll(batch, count) {
             self.roll()?;
         }
 
@@ -160,6 +157,15 @@ impl PartitionLog {
                 Err(e)
             }
         }
+    }
+
+    /// Whether appending `count` records of `bytes` (framed) would start a
+    /// new segment first (the records of one append share a segment).
+    pub fn would_roll(&self, bytes: u64, count: u64) -> bool {
+        // Index entries hold u32 positions and offsets relative to the base.
+        let too_big = self.active.size + bytes > self.config.segment_limit();
+        let too_many = self.next_offset + count - self.active.base > u64::from(u32::MAX);
+        self.active.size > 0 && (too_big || too_many)
     }
 
     fn write_batch(&mut self, pos: u64) -> io::Result<()> {

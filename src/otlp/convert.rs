@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use super::attrs::{self, Tags};
 use super::points::{self, Family};
 use super::{cut, Decoded, MAX_NAME_LEN, MAX_SERIES};
-use crate::batch::{Metric, MetricType};
+use crate::record::{Metric, MetricType};
 
 /// Longest name quoted in a reason.
 const QUOTED: usize = 64;

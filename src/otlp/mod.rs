@@ -146,8 +146,8 @@ use prost::Message;
 // Whole-request errors are cut as `POST /metrics` errors are: prost names
 // every message on the way down, which for a deeply nested body is kilobytes.
 use crate::batch::shorten_message as shorten;
-use crate::batch::Metric;
 pub use crate::batch::MAX_ERROR_LEN;
+use crate::record::Metric;
 
 pub mod answer;
 mod attrs;

@@ -12,8 +12,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::attrs::{self, Tags};
 use super::{exponential, format_float, MAX_BOUNDS, MAX_FUTURE_MS, MAX_TAGS};
-use crate::batch::value::STALE_NAN;
-use crate::batch::{Metric, MetricType, Value};
+use crate::record::value::STALE_NAN;
+use crate::record::{Metric, MetricType, Value};
 
 /// What every series of one metric shares.
 pub(super) struct Family<'a> {
@@ -114,6 +114,10 @@ impl<'a> Point<'a> {
             timestamp: self.timestamp,
             timestamp_ns: self.timestamp_ns,
             created_timestamp: self.created,
+            unit: None,
+            help: None,
+            histogram: None,
+            exemplar: None,
         }
     }
 }

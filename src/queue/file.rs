@@ -26,6 +26,8 @@ use super::group_commit::{next_group, next_group_paced, Took, MAX_GROUP, RETRY_P
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
 use crate::log::{LogConfig, NewRecord, PartitionLog, SyncMode};
+use crate::record::epoch::SeriesIds;
+use crate::record::Payload;
 use crate::telemetry::Telemetry;
 
 /// In accepted mode nobody waits for the fsync, so one covers this much
@@ -82,7 +84,8 @@ pub fn stored_partitions(data_dir: &Path) -> io::Result<Option<u32>> {
 struct Pending {
     partition: u32,
     key: String,
-    value: Vec<u8>,
+    /// Assembled into its record by the writer (see `Writer::write`).
+    value: Payload,
     timestamp_ms: i64,
     enqueued: Instant,
     /// This batch's share of the memory budget, given back when it is written.
@@ -188,6 +191,7 @@ impl FileQueue {
             last_sync: Instant::now(),
             groups: logs.iter().map(|_| Vec::new()).collect(),
             written: logs.iter().map(|_| (0, Vec::new())).collect(),
+            ids: logs.iter().map(|_| SeriesIds::new()).collect(),
             logs,
             rx,
             shared: shared.clone(),
@@ -393,6 +397,8 @@ struct Writer {
     /// the first. In durable mode only within one commit; in accepted mode
     /// until the next sync, so that a failed sync can write them again.
     written: Vec<(u64, Vec<Pending>)>,
+    /// By partition: the series ids of its epoch (see `record::epoch`).
+    ids: Vec<SeriesIds>,
     rx: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
 }
@@ -508,15 +514,27 @@ impl Writer {
             if group.is_empty() {
                 continue;
             }
+            let log = &mut self.logs[p];
+            let ids = &mut self.ids[p];
+            let assembled = match assemble(log, ids, group) {
+                Ok(values) => values,
+                Err(e) => {
+                    // Not a write error: the batches cannot be stored at all.
+                    let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+                    fail_all(&self.shared, p, group, &e);
+                    continue;
+                }
+            };
             let records: Vec<NewRecord<'_>> = group
                 .iter()
-                .map(|b| NewRecord {
+                .zip(&assembled)
+                .map(|(b, value)| NewRecord {
                     timestamp_ms: b.timestamp_ms,
                     key: b.key.as_bytes(),
-                    value: &b.value,
+                    value: value.as_deref().unwrap_or_else(|| ready(&b.value)),
                 })
                 .collect();
-            match self.logs[p].append(&records) {
+            match log.append(&records) {
                 Ok(first) => {
                     let (start, written) = &mut self.written[p];
                     if written.is_empty() {
@@ -524,7 +542,11 @@ impl Writer {
                     }
                     written.append(group);
                 }
-                Err(e) => fail(&self.shared, p, group, &e),
+                Err(e) => {
+                    // Ids the failed records defined are not in the log.
+                    ids.reset();
+                    fail(&self.shared, p, group, &e)
+                }
             }
         }
     }
@@ -551,6 +573,8 @@ impl Writer {
             {
                 continue;
             }
+            // The log cut them off: so are the ids they defined.
+            self.ids[p].reset();
             let e = sync_err
                 .as_ref()
                 .map_or_else(|| io::Error::other("not made durable"), clone_error);
@@ -589,6 +613,70 @@ impl Writer {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(partition, segments = n, "retention deleted segments"),
                 Err(e) => tracing::warn!(partition, "retention failed: {e}"),
+            }
+        }
+    }
+}
+
+/// The record bytes of a group about to be appended to `log`, where the
+/// writer makes them (compact records: their series table); `None` for a
+/// batch whose bytes are ready. A group that will start a new segment
+/// starts a new epoch of series ids, so no record refers to another
+/// segment (see `record::epoch`).
+fn assemble(
+    log: &PartitionLog,
+    ids: &mut SeriesIds,
+    group: &[Pending],
+) -> Result<Vec<Option<Vec<u8>>>, crate::record::RecordError> {
+    let make = |ids: &mut SeriesIds| -> Result<Vec<Option<Vec<u8>>>, _> {
+        let first = log.next_offset();
+        group
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match &b.value {
+                Payload::Ready(_) => Ok(None),
+                Payload::Compact(enc) => ids.assemble(first + i as u64, enc).map(Some),
+            })
+            .collect()
+    };
+    let values = make(ids)?;
+    let bytes: u64 = group
+        .iter()
+        .zip(&values)
+        .map(|(b, v)| {
+            let len = v.as_ref().map_or_else(|| ready(&b.value).len(), Vec::len);
+            (crate::log::RECORD_OVERHEAD + b.key.len() + len) as u64
+        })
+        .sum();
+    if ids.is_new() || !log.would_roll(bytes, group.len() as u64) {
+        return Ok(values);
+    }
+    ids.reset();
+    make(ids)
+}
+
+fn ready(p: &Payload) -> &[u8] {
+    match p {
+        Payload::Ready(b) => b,
+        Payload::Compact(_) => &[],
+    }
+}
+
+/// Batches that can never be written: each gets the error (durable mode)
+/// or is counted lost (accepted mode, already answered).
+fn fail_all(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
+    let t = &shared.telemetry;
+    let n = group.len() as u64;
+    tracing::error!(partition, batches = n, "cannot make the records: {e}");
+    t.failed.inc_by(n);
+    t.queue_depth.sub(n as i64);
+    for b in group.drain(..) {
+        match b.reply {
+            Some(reply) => {
+                let _ = reply.send(Err(QueueError::Unavailable(e.to_string())));
+            }
+            None => {
+                shared.lost.fetch_add(1, Ordering::AcqRel);
             }
         }
     }

@@ -16,6 +16,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::record::{Format, Payload};
+
+/// Records are cut under this many bytes unless the queue says otherwise:
+/// well under Kafka's default `message.max.bytes` (1 MB) and its
+/// producer's `max.request.size`, even for a record that compresses
+/// nothing, and small enough that a consumer's read buffer holds many.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 512 * 1024;
+
 /// What decides a message's partition (`--partition-by`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PartitionBy {
@@ -44,8 +52,8 @@ pub struct Message {
     /// The partition key: the client id, or with `--partition-by series` the
     /// series key of the part's first series.
     pub key: String,
-    /// The normalized batch (JSON).
-    pub value: Vec<u8>,
+    /// The record (see [`crate::record`]).
+    pub value: Payload,
     pub timestamp_ms: i64,
 }
 
@@ -84,6 +92,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Queue: Send + Sync + 'static {
     /// Stores one batch; resolves when the ack mode's promise holds.
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>>;
+    /// The record format this queue stores (the embedded log: always
+    /// compact; Kafka: `--kafka-format`).
+    fn format(&self) -> Format {
+        Format::Compact
+    }
+    /// Largest record this queue takes, in bytes before compression: a
+    /// request is cut into records under it.
+    fn max_record_bytes(&self) -> usize {
+        DEFAULT_MAX_RECORD_BYTES
+    }
     /// True when a write would be taken now (`/ready`).
     fn ready(&self) -> bool;
     /// Partitions now: a message goes to `partition_for(key, partitions())`,

@@ -24,9 +24,9 @@ struct Entry<'a> {
     offset: u64,
     // The sample in the shape of `consume`'s JSON lines.
     name: &'a str,
-    value: crate::batch::Value,
+    value: crate::record::Value,
     #[serde(rename = "type")]
-    kind: crate::batch::MetricType,
+    kind: crate::record::MetricType,
     tags: BTreeMap<&'a str, &'a str>,
     timestamp: i64,
     sink: &'a str,

@@ -21,10 +21,10 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::sample::Series;
 use super::{Body, Sample, Sink};
-use crate::batch::Value;
 use crate::influx::{FieldValue, Line};
+use crate::record::Series;
+use crate::record::Value;
 
 /// Timestamps' unit in the request (the URL's `precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,7 @@ fn series_key(series: &Series) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::MetricType;
+    use crate::record::MetricType;
 
     #[test]
     fn points_are_escaped_and_typed() {

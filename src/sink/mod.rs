@@ -35,14 +35,12 @@ pub mod recent;
 pub mod remote_write;
 pub mod remote_write_v2;
 pub mod retry;
-pub mod sample;
 pub mod shared;
 pub mod stdout;
-pub mod stored;
 
 use bytes::Bytes;
 
-pub use sample::Sample;
+pub use crate::record::Sample;
 
 /// Which output `consume` writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +86,11 @@ pub trait Output {
     /// Takes record `offset` of `partition` (records of a partition come in
     /// offset order), after [`has_room`](Output::has_room) said yes.
     fn submit(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()>;
+    /// Takes record `offset` of `partition` only to learn the series it
+    /// defines, after [`has_room`](Output::has_room) said yes: records
+    /// before the first one to deliver, from the start of its epoch (see
+    /// [`crate::record::read`]). Nothing of it is delivered or acknowledged.
+    fn learn(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()>;
     /// (partition, next offset) for what was acknowledged since the last
     /// call: everything before `next` may be committed.
     fn acked(&mut self) -> anyhow::Result<Vec<(u32, u64)>>;

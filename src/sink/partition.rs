@@ -22,9 +22,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::deliver::Delivery;
-use super::sample::Interner;
 use super::shared::Shared;
-use super::stored::decode;
+use crate::record::PartitionReader;
+
 use super::{Body, Sample};
 
 /// Everything before `next` in `partition` is in the store (or dead-lettered).
@@ -40,6 +40,9 @@ pub struct Ack {
 pub struct Record {
     pub offset: u64,
     pub value: Bytes,
+    /// Only to learn the series it defines (a record before the committed
+    /// offset, in the epoch of the first record to deliver).
+    pub learn: bool,
 }
 
 /// Batches encoded ahead of the one in flight, per lane.
@@ -170,7 +173,7 @@ async fn batch(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lanes: Vec<Lane> = outs.iter().map(|_| Lane::default()).collect();
-    let mut interner = Interner::default();
+    let mut reader = PartitionReader::new();
     let mut decoded = Vec::new();
     let mut received_at = 0;
     loop {
@@ -188,12 +191,19 @@ async fn batch(
         tokio::select! {
             r = records.recv() => {
                 let Some(r) = r else { return };
-                match decode(r.offset, &r.value, &mut interner, &mut decoded) {
-                    Ok(at) => received_at = at,
+                if r.learn {
+                    if let Err(e) = reader.learn(r.offset, &r.value) {
+                        tracing::error!(partition, offset = r.offset, "{e}");
+                        shared.metrics.error(&e.to_string());
+                    }
+                    continue;
+                }
+                match reader.read(r.offset, &r.value, &mut decoded) {
+                    Ok(head) => received_at = head.received_at,
                     Err(e) => {
                         // Not ours to judge: report it and go on rather than stall.
                         tracing::error!(partition, offset = r.offset, "{e}");
-                        shared.metrics.error(&e);
+                        shared.metrics.error(&e.to_string());
                     }
                 }
                 let mut p = lock(&progress);
@@ -294,7 +304,7 @@ fn batch_len(samples: &[Sample], max_samples: usize, max_bytes: usize) -> usize 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{MetricType, Value};
+    use crate::record::{MetricType, Value};
 
     fn progress() -> (Progress, mpsc::UnboundedReceiver<Ack>) {
         let (acks, rx) = mpsc::unbounded_channel();

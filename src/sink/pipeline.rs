@@ -86,7 +86,22 @@ impl Output for Pipeline {
         // The consumer loop is the only sender: the room has_room saw is
         // still there.
         w.records
-            .try_send(Record { offset, value })
+            .try_send(Record {
+                offset,
+                value,
+                learn: false,
+            })
+            .map_err(|e| anyhow::anyhow!("partition {partition}: {e}"))
+    }
+
+    fn learn(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()> {
+        let w = self.worker(partition)?;
+        w.records
+            .try_send(Record {
+                offset,
+                value,
+                learn: true,
+            })
             .map_err(|e| anyhow::anyhow!("partition {partition}: {e}"))
     }
 

@@ -12,8 +12,8 @@
 
 use std::hash::Hasher;
 
-use super::sample::FxHasher;
 use super::Sample;
+use crate::hash::FxHasher;
 
 pub struct Recent {
     ring: Vec<u64>,
@@ -64,7 +64,7 @@ fn fingerprint(s: &Sample) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{MetricType, Value};
+    use crate::record::{MetricType, Value};
 
     #[test]
     fn remembers_the_latest_only() {

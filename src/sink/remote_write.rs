@@ -28,9 +28,10 @@ use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::sample::{Fx, Series};
 use super::{Body, Sample, Sink};
-use crate::batch::MetricType;
+use crate::hash::Fx;
+use crate::record::MetricType;
+use crate::record::Series;
 
 pub struct RemoteWrite;
 
@@ -233,6 +234,9 @@ fn family(s: &Sample) -> Option<(&str, Type)> {
         MetricType::Gauge => Type::Gauge,
         MetricType::Histogram => Type::Histogram,
         MetricType::Summary => Type::Summary,
+        MetricType::GaugeHistogram => Type::Gaugehistogram,
+        MetricType::Info => Type::Info,
+        MetricType::StateSet => Type::Stateset,
         MetricType::Unknown => return None,
     };
     let mut name = s.name();
@@ -250,7 +254,7 @@ fn family(s: &Sample) -> Option<(&str, Type)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Value;
+    use crate::record::Value;
     use prompb::v1::{TimeSeries, WriteRequest};
 
     fn sample(name: &str, labels: &[(&str, &str)], v: f64, ts: i64, kind: MetricType) -> Sample {
@@ -361,7 +365,7 @@ mod tests {
             at(&up, Value::UInt(u64::MAX), 9),
             at(
                 &up,
-                Value::Float(f64::from_bits(crate::batch::value::STALE_NAN)),
+                Value::Float(f64::from_bits(crate::record::value::STALE_NAN)),
                 10,
             ),
         ];

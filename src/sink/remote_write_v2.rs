@@ -12,9 +12,10 @@ use prompb::v2::{metadata::MetricType as Type, Metadata, Request, Sample as PbSa
 use prost::Message;
 
 use super::remote_write::{snappy_body, RemoteWrite};
-use super::sample::{Fx, Series};
 use super::{Body, Sample, Sink};
-use crate::batch::MetricType;
+use crate::hash::Fx;
+use crate::record::MetricType;
+use crate::record::Series;
 
 pub struct RemoteWriteV2;
 
@@ -114,6 +115,9 @@ fn type_of(kind: MetricType) -> Type {
         MetricType::Gauge => Type::Gauge,
         MetricType::Histogram => Type::Histogram,
         MetricType::Summary => Type::Summary,
+        MetricType::GaugeHistogram => Type::Gaugehistogram,
+        MetricType::Info => Type::Info,
+        MetricType::StateSet => Type::Stateset,
         MetricType::Unknown => Type::Unspecified,
     }
 }
@@ -121,7 +125,7 @@ fn type_of(kind: MetricType) -> Type {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Value;
+    use crate::record::Value;
 
     #[test]
     fn symbols_refs_and_types() {

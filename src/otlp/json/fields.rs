@@ -5,7 +5,7 @@
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::batch::value::NORMAL_NAN;
+use crate::record::value::NORMAL_NAN;
 use opentelemetry_proto::tonic::metrics::v1 as metrics;
 
 /// A number field as the protobuf JSON mapping writes it: a JSON number,

@@ -22,8 +22,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::*;
-use crate::batch::value::{NORMAL_NAN, STALE_NAN};
-use crate::batch::{MetricType, Value};
+use crate::record::value::{NORMAL_NAN, STALE_NAN};
+use crate::record::{MetricType, Value};
 
 mod hostile;
 mod json;

@@ -29,7 +29,7 @@ fn open(dir: &Path, ack: AckMode) -> (FileQueue, Arc<Telemetry>) {
 fn message(key: &str, value: String) -> Message {
     Message {
         key: key.into(),
-        value: value.into_bytes(),
+        value: crate::record::Payload::Ready(value.into_bytes()),
         timestamp_ms: 1_700_000_000_000,
     }
 }

@@ -473,9 +473,15 @@ impl Queue for KafkaQueue {
             if inner.closing.load(Ordering::Acquire) {
                 return Err(QueueError::Closed);
             }
+            // A Kafka topic holds standalone records: a consumer may start
+            // anywhere in it (see the record module).
+            let value = msg
+                .value
+                .into_bytes()
+                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
             let batch = SpillItem {
                 key: msg.key.into_bytes(),
-                value: msg.value,
+                value,
                 timestamp_ms: msg.timestamp_ms,
             };
             match inner.ack {

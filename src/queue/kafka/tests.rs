@@ -56,7 +56,7 @@ async fn start(ack: AckMode) -> Setup {
 fn message(key: &str, value: &str) -> Message {
     Message {
         key: key.into(),
-        value: value.as_bytes().to_vec(),
+        value: crate::record::Payload::Ready(value.as_bytes().to_vec()),
         timestamp_ms: now_ms(),
     }
 }

@@ -15,24 +15,43 @@
 
 use std::sync::Arc;
 
+use super::metric::MetricType;
+use super::read::Head;
 use super::sample::{decode_serde, sort_tags, Interner, Sample, Series};
-use crate::batch::{value, MetricType, Value};
+use super::value::{self, Value};
 
-/// Appends the samples of one stored record to `out`; when it was
-/// received (ms), or why it cannot be read. What `serve` wrote takes the
-/// fast path, anything else serde's.
+/// Appends the samples of one stored record to `out`; who sent it and
+/// when it was received (ms), or why it cannot be read. What `serve`
+/// wrote takes the fast path, anything else serde's.
 pub fn decode(
     offset: u64,
     value: &[u8],
     interner: &mut Interner,
     out: &mut Vec<Sample>,
-) -> Result<u64, String> {
+) -> Result<Head, String> {
+    let before = out.len();
     if let Some(received_at) = decode_fast(offset, value, interner, out) {
-        return Ok(received_at);
+        let client_id = client_of(value).unwrap_or_default();
+        return Ok(Head {
+            received_at,
+            client_id,
+        });
     }
-    let (samples, received_at) = decode_serde(offset, value, interner)?;
+    out.truncate(before);
+    let (samples, head) = decode_serde(offset, value, interner)?;
     out.extend(samples);
-    Ok(received_at)
+    Ok(head)
+}
+
+/// The client of a record the fast path read: its first key (as serve
+/// writes it).
+fn client_of(value: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut r = Reader::new(text);
+    r.eat(b'{')?;
+    (r.string()? == "client_id").then_some(())?;
+    r.eat(b':')?;
+    r.string().map(str::to_string)
 }
 
 /// Appends the samples of the record at `offset` to `out` and returns when
@@ -269,6 +288,7 @@ impl<'a> Reader<'a> {
                 timestamp: m.timestamp.unwrap_or(received_at) as i64,
                 kind: m.kind?,
                 offset,
+                extra: None,
             });
             match self.next()? {
                 b',' => {}
@@ -359,10 +379,16 @@ struct Metric<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{normalize, Metric as Stored};
+    use crate::record::json::encode;
+    use crate::record::Metric as Stored;
     use proptest::prelude::*;
     use std::borrow::Cow;
     use std::collections::BTreeMap;
+
+    fn normalize(client: &str, received_at: u64, mut metrics: Vec<Stored<'_>>) -> Vec<u8> {
+        crate::record::json::fill_timestamps(&mut metrics, received_at);
+        encode(client, received_at, &metrics).unwrap()
+    }
 
     fn fast(bytes: &[u8]) -> Option<(Vec<Sample>, u64)> {
         let mut out = Vec::new();
@@ -371,7 +397,7 @@ mod tests {
     }
 
     fn serde(bytes: &[u8]) -> Result<(Vec<Sample>, u64), String> {
-        decode_serde(7, bytes, &mut Interner::default())
+        decode_serde(7, bytes, &mut Interner::default()).map(|(s, h)| (s, h.received_at))
     }
 
     fn same(a: &[Sample], b: &[Sample]) -> bool {
@@ -399,6 +425,10 @@ mod tests {
                 timestamp: Some(5),
                 timestamp_ns: Some(5_000_001),
                 created_timestamp: Some(1),
+                unit: None,
+                help: None,
+                histogram: None,
+                exemplar: None,
             },
             Stored {
                 name: "n".into(),
@@ -408,6 +438,10 @@ mod tests {
                 timestamp: None,
                 timestamp_ns: None,
                 created_timestamp: None,
+                unit: None,
+                help: None,
+                histogram: None,
+                exemplar: None,
             },
         ];
         let bytes = normalize("c", 99, metrics);
@@ -529,6 +563,10 @@ mod tests {
                     timestamp: *ts,
                     timestamp_ns: *ns,
                     created_timestamp: None,
+                    unit: None,
+                    help: None,
+                    histogram: None,
+                    exemplar: None,
                 })
                 .collect();
             let bytes = normalize("client", received_at, metrics);
@@ -571,6 +609,10 @@ mod tests {
                     timestamp: Some(1),
                     timestamp_ns: None,
                     created_timestamp: None,
+                    unit: None,
+                    help: None,
+                    histogram: None,
+                    exemplar: None,
                 })
                 .collect();
             let bytes = normalize("client", 1, metrics);

@@ -5,13 +5,17 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::batch::{MetricType, Value};
+use super::metric::{ExemplarPoint, HistogramPoint, MetricType};
+use super::read::Head;
+use super::value::Value;
+use crate::hash::{Fx, FxHasher};
+use prompb::record::Histogram;
 
 /// A series: metric name and tags sorted by key, with their hash.
 #[derive(Debug)]
@@ -80,11 +84,46 @@ impl Hash for Series {
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub series: Arc<Series>,
+    /// The sample's value; a histogram's count; an exemplar's value.
     pub value: Value,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
     pub kind: MetricType,
     pub offset: u64,
+    /// What a plain float sample does not have (rare, so kept apart).
+    pub extra: Option<Arc<Extra>>,
+}
+
+/// The rest of a data point, where there is any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// A native histogram sample (its timestamp is the sample's).
+    pub histogram: Option<Histogram>,
+    /// An exemplar of the series: its labels (value and time are the sample's).
+    pub exemplar: Option<Vec<(String, String)>>,
+    /// The timestamp in ns where the sender gave it finer than a ms.
+    pub timestamp_ns: Option<u64>,
+    /// When the counter started (ms), where known.
+    pub start_timestamp: Option<u64>,
+    pub unit: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Sample {
+    /// The native histogram this sample is, if it is one.
+    pub fn histogram(&self) -> Option<&Histogram> {
+        self.extra.as_ref().and_then(|e| e.histogram.as_ref())
+    }
+
+    /// The labels of the exemplar this sample is, if it is one.
+    pub fn exemplar(&self) -> Option<&[(String, String)]> {
+        self.extra.as_ref().and_then(|e| e.exemplar.as_deref())
+    }
+
+    /// A plain float (or integer) sample: neither histogram nor exemplar.
+    pub fn is_plain(&self) -> bool {
+        self.histogram().is_none() && self.exemplar().is_none()
+    }
 }
 
 impl Sample {
@@ -106,6 +145,7 @@ impl Sample {
             timestamp,
             kind,
             offset,
+            extra: None,
         }
     }
 
@@ -130,6 +170,8 @@ impl Sample {
 /// so a series seen before costs no allocation (see [`Interner`]).
 #[derive(Deserialize)]
 struct Record<'a> {
+    #[serde(borrow, default)]
+    client_id: Cow<'a, str>,
     received_at: u64,
     #[serde(borrow)]
     metrics: Vec<RawMetric<'a>>,
@@ -146,6 +188,12 @@ struct RawMetric<'a> {
     tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     #[serde(default)]
     timestamp: Option<u64>,
+    /// Written by `--kafka-format json` for these points (the fast path
+    /// leaves such records to this one).
+    #[serde(default)]
+    histogram: Option<HistogramPoint>,
+    #[serde(default)]
+    exemplar: Option<ExemplarPoint>,
 }
 
 /// A string borrowed from the record where it has no escapes.
@@ -281,62 +329,48 @@ pub fn decode_serde(
     offset: u64,
     value: &[u8],
     interner: &mut Interner,
-) -> Result<(Vec<Sample>, u64), String> {
+) -> Result<(Vec<Sample>, Head), String> {
     let record: Record<'_> =
         serde_json::from_slice(value).map_err(|e| format!("undecodable record: {e}"))?;
     let samples = record
         .metrics
         .iter()
-        .map(|m| Sample {
-            series: interner.get(&m.name, &m.tags),
-            value: m.value,
-            // Filled in by `serve` before storing; the receive time otherwise.
-            timestamp: m.timestamp.unwrap_or(record.received_at) as i64,
-            kind: m.kind,
-            offset,
+        .map(|m| {
+            let timestamp = m.timestamp.unwrap_or(record.received_at) as i64;
+            let extra = match (&m.histogram, &m.exemplar) {
+                (Some(h), _) => {
+                    let mut h = h.0.clone();
+                    h.timestamp = timestamp;
+                    Some(Arc::new(Extra {
+                        histogram: Some(h),
+                        ..Extra::default()
+                    }))
+                }
+                (None, Some(e)) => Some(Arc::new(Extra {
+                    exemplar: Some(e.labels.clone().into_iter().collect()),
+                    ..Extra::default()
+                })),
+                (None, None) => None,
+            };
+            Sample {
+                series: interner.get(&m.name, &m.tags),
+                value: m.value,
+                // Filled in by `serve` before storing; the receive time otherwise.
+                timestamp,
+                kind: m.kind,
+                offset,
+                extra,
+            }
         })
         .collect();
-    Ok((samples, record.received_at))
+    Ok((
+        samples,
+        Head {
+            received_at: record.received_at,
+            client_id: record.client_id.into_owned(),
+        },
+    ))
 }
-
-/// A fast non-cryptographic hasher (rustc's Fx): the maps it serves live
-/// inside one process and hold our own data.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ rest.len() as u64);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// For maps keyed by an already well-mixed u64 (or a `Series`).
-pub type Fx = BuildHasherDefault<FxHasher>;
 
 #[cfg(test)]
 mod tests {
@@ -349,8 +383,8 @@ mod tests {
             {"name":"m","value":1.5,"type":"gauge","tags":{"a":"1","b":"2"},"timestamp":8},
             {"name":"n","value":3,"type":"counter"}]}"#;
         let mut interner = Interner::default();
-        let (samples, received) = decode_serde(9, record, &mut interner).unwrap();
-        assert_eq!(received, 5);
+        let (samples, head) = decode_serde(9, record, &mut interner).unwrap();
+        assert_eq!((head.received_at, head.client_id.as_str()), (5, "c"));
         assert_eq!(
             samples[0].labels(),
             [("a".into(), "1".into()), ("b".into(), "2".into())]
@@ -359,7 +393,7 @@ mod tests {
         assert_eq!(samples[0].timestamp, 7);
         assert_eq!(
             samples[0].value.as_f64().to_bits(),
-            crate::batch::value::STALE_NAN
+            crate::record::value::STALE_NAN
         );
         assert_eq!((samples[2].timestamp, samples[2].offset), (5, 9));
         assert_eq!(samples[2].value, Value::Int(3));
