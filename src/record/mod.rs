@@ -27,6 +27,9 @@ pub mod read;
 pub mod sample;
 pub mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use metric::{ExemplarPoint, HistogramPoint, Metric, MetricType};
 pub use read::PartitionReader;
 pub use sample::{Extra, Interner, Sample, Series};
