@@ -13,6 +13,7 @@ use metricstream::log::{LogConfig, SyncMode};
 use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy};
+use metricstream::record::Format;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -115,6 +116,30 @@ pub struct ServeArgs {
     /// (batches that could not be delivered yet); when full, requests get 503.
     #[arg(long, default_value_t = 1 << 30, env = "METRICSTREAM_SPILL_MAX_BYTES")]
     pub spill_max_bytes: u64,
+    /// Kafka: how records are written to the topic. `compact` (version 2,
+    /// proto/record.proto: about 20x smaller, what `consume` reads fastest)
+    /// or `json` (version 1, the JSON batch, for readers that want text).
+    /// The embedded log always stores `compact`.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "compact",
+        env = "METRICSTREAM_KAFKA_FORMAT"
+    )]
+    kafka_format: FormatChoice,
+    /// Largest stored record, in bytes before compression: a request is
+    /// stored as as many records as it takes (Kafka's default
+    /// message.max.bytes is 1 MB).
+    #[arg(long, default_value_t = 512 * 1024, env = "METRICSTREAM_MAX_RECORD_BYTES",
+          value_parser = clap::value_parser!(u64).range(4096..=(64 << 20)))]
+    pub max_record_bytes: u64,
+}
+
+/// The `--kafka-format` choices.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatChoice {
+    Compact,
+    Json,
 }
 
 /// The `--ack` choices; the library's [`AckMode`] knows nothing of clap.
@@ -196,6 +221,7 @@ impl ServeArgs {
             sync: self.sync,
             enqueue_timeout: self.enqueue_timeout,
             retention_check: Duration::from_secs(30),
+            max_record_bytes: self.max_record_bytes as usize,
         }
     }
 
@@ -223,6 +249,11 @@ impl ServeArgs {
             connect_timeout: self.queue.connect_timeout,
             data_dir: self.queue.data_dir.clone(),
             spill_max_bytes: self.spill_max_bytes,
+            format: match self.kafka_format {
+                FormatChoice::Compact => Format::Compact,
+                FormatChoice::Json => Format::Json,
+            },
+            max_record_bytes: self.max_record_bytes as usize,
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct FileQueueConfig {
     /// How long a sender waits for room before the request gets a 503.
     pub enqueue_timeout: Duration,
     pub retention_check: Duration,
+    /// Records are cut under this many bytes (before compression).
+    pub max_record_bytes: usize,
 }
 
 /// The directory of one partition's log: `<data-dir>/metrics-<n>`, Kafka's
@@ -123,6 +125,7 @@ pub struct FileQueue {
     partitions: u32,
     ack: AckMode,
     enqueue_timeout: Duration,
+    max_record_bytes: usize,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     // Held for the life of the queue: one server per data directory.
@@ -210,6 +213,7 @@ impl FileQueue {
             partitions: config.partitions,
             ack: config.ack,
             enqueue_timeout: config.enqueue_timeout,
+            max_record_bytes: config.max_record_bytes,
             shared,
             writer: Mutex::new(Some(handle)),
             _lock: lock,
@@ -258,6 +262,10 @@ impl FileQueue {
 impl Queue for FileQueue {
     fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
     }
 
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {

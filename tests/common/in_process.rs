@@ -51,6 +51,7 @@ impl InProcess {
                         sync: SyncMode::Syncfs,
                         enqueue_timeout: Duration::from_millis(500),
                         retention_check: Duration::from_secs(30),
+                        max_record_bytes: metricstream::queue::DEFAULT_MAX_RECORD_BYTES,
                     },
                     telemetry.clone(),
                 )

@@ -18,6 +18,7 @@ fn config(dir: &Path, ack: AckMode) -> FileQueueConfig {
         sync: SyncMode::Syncfs,
         enqueue_timeout: Duration::from_secs(5),
         retention_check: Duration::from_secs(3600),
+        max_record_bytes: crate::queue::DEFAULT_MAX_RECORD_BYTES,
     }
 }
 

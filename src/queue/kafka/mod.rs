@@ -40,6 +40,7 @@ use tokio::sync::Notify;
 
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
+use crate::record::Format;
 use crate::telemetry::Telemetry;
 pub use config::KafkaProperty;
 pub use context::log as log_line;
@@ -78,6 +79,10 @@ pub struct KafkaQueueConfig {
     /// The spill log goes in `<data_dir>/spill`.
     pub data_dir: PathBuf,
     pub spill_max_bytes: u64,
+    /// `--kafka-format`: what the topic's records are.
+    pub format: Format,
+    /// Records are cut under this many bytes (before compression).
+    pub max_record_bytes: usize,
 }
 
 pub struct KafkaQueue {
@@ -115,6 +120,8 @@ struct Inner {
     settled: Notify,
     /// Accepted batches neither delivered nor spilled.
     lost: AtomicU64,
+    format: Format,
+    max_record_bytes: usize,
 }
 
 impl KafkaQueue {
@@ -189,6 +196,8 @@ impl KafkaQueue {
             accepted_pending: AtomicU64::new(0),
             settled: Notify::new(),
             lost: AtomicU64::new(0),
+            format: cfg.format,
+            max_record_bytes: cfg.max_record_bytes,
         });
         let health = health::spawn(
             inner.producer.clone(),
@@ -465,6 +474,14 @@ impl Drop for Gauge<'_> {
 impl Queue for KafkaQueue {
     fn partitions(&self) -> u32 {
         self.inner.partitions.load(Ordering::Acquire)
+    }
+
+    fn format(&self) -> Format {
+        self.inner.format
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.inner.max_record_bytes
     }
 
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {

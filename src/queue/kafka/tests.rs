@@ -43,6 +43,8 @@ async fn start(ack: AckMode) -> Setup {
         connect_timeout: Duration::from_secs(5),
         data_dir: dir.path().to_path_buf(),
         spill_max_bytes: 1 << 20,
+        format: crate::record::Format::Compact,
+        max_record_bytes: crate::queue::DEFAULT_MAX_RECORD_BYTES,
     };
     let queue = KafkaQueue::open(config, telemetry.clone()).await.unwrap();
     Setup {
