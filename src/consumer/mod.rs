@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::data_dir::{partition_dir, stored_partitions};
 use crate::log::{LogReader, Record};
-use crate::queue::file::{partition_dir, stored_partitions};
 use crate::sink::metrics::ConsumeMetrics;
 use crate::sink::{self, Output, SinkConfig, SinkKind};
 use group::GroupMember;
