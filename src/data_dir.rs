@@ -79,6 +79,11 @@ pub fn spill_log_dir(data_dir: &Path) -> PathBuf {
 pub const SPILL_PROGRESS: &str = "progress";
 pub const SPILL_PROGRESS_TMP: &str = "progress.tmp";
 
+/// `<spill-dir>/progress`, in the directory [`spill_dir`] named.
+pub fn spill_progress(spill_dir: &Path) -> PathBuf {
+    spill_dir.join(SPILL_PROGRESS)
+}
+
 /// `<data-dir>/groups/<group>/`: one consumer group of the embedded log
 /// (`consumer::group` says how its files coordinate the members).
 #[derive(Debug, Clone)]
@@ -175,6 +180,10 @@ mod tests {
         assert_eq!(partition_dir(d, 3), Path::new("/d/metrics-3"));
         assert_eq!(spill_dir(d), Path::new("/d/spill"));
         assert_eq!(spill_log_dir(d), Path::new("/d/spill/log"));
+        assert_eq!(
+            spill_progress(&spill_dir(d)),
+            Path::new("/d/spill/progress")
+        );
         let g = GroupDir::new(d, "g");
         assert_eq!(g.member("7"), Path::new("/d/groups/g/members/7"));
         assert_eq!(g.joining_member("7"), Path::new("/d/groups/g/members/.7"));

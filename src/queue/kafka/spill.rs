@@ -21,7 +21,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::data_dir::{spill_dir, spill_log_dir, SPILL_PROGRESS, SPILL_PROGRESS_TMP};
+use crate::data_dir::{
+    spill_dir, spill_log_dir, spill_progress, SPILL_PROGRESS, SPILL_PROGRESS_TMP,
+};
 use crate::log::{replace_durably, LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
 use crate::queue::group_commit::{next_group, Took, RETRY_PAUSE};
 use crate::telemetry::Telemetry;
@@ -292,7 +294,7 @@ fn log_config() -> LogConfig {
 }
 
 fn read_progress(dir: &Path) -> io::Result<u64> {
-    match fs::read_to_string(dir.join(SPILL_PROGRESS)) {
+    match fs::read_to_string(spill_progress(dir)) {
         Ok(s) => s.trim().parse().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
