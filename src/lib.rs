@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod batch;
 pub mod consumer;
+pub mod data_dir;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

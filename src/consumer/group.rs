@@ -1,7 +1,7 @@
 //! Consumer groups on the embedded log, coordinated through the file system
 //! so that separate `consume` processes need no server between them.
 //!
-//! `<data-dir>/groups/<group>/`
+//! `<data-dir>/groups/<group>/` (paths from [`crate::data_dir::GroupDir`])
 //! - `members/<id>`: one file per live member, flock'ed by it for its whole
 //!   life. A member file nobody holds belongs to a dead member.
 //! - `locks/<p>`: whoever holds the flock reads partition p. The kernel
@@ -16,13 +16,14 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::data_dir::GroupDir;
 use crate::log::replace_durably;
 
 pub struct GroupMember {
-    dir: PathBuf,
+    dir: GroupDir,
     id: String,
     partitions: u32,
     // Holding this file's lock is what makes this member alive.
@@ -38,9 +39,9 @@ impl GroupMember {
         {
             anyhow::bail!("--group {group:?}: use letters, digits, '.', '_' and '-'");
         }
-        let dir = data_dir.join("groups").join(group);
-        for sub in ["members", "locks", "offsets"] {
-            fs::create_dir_all(dir.join(sub))?;
+        let dir = GroupDir::new(data_dir, group);
+        for sub in dir.subdirs() {
+            fs::create_dir_all(sub)?;
         }
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -49,10 +50,10 @@ impl GroupMember {
         let id = format!("{nanos:024}-{}", std::process::id());
         // Lock before the file appears under its real name, so no other
         // member can ever see it unlocked and take it for dead.
-        let tmp = dir.join(format!("members/.{id}"));
+        let tmp = dir.joining_member(&id);
         let alive = File::create(&tmp)?;
         alive.lock()?;
-        fs::rename(&tmp, dir.join("members").join(&id))?;
+        fs::rename(&tmp, dir.member(&id))?;
         Ok(GroupMember {
             dir,
             id,
@@ -68,10 +69,10 @@ impl GroupMember {
     /// Live members' ids, sorted; removes the files of dead ones.
     fn live_members(&self) -> io::Result<Vec<String>> {
         let mut live = Vec::new();
-        for entry in fs::read_dir(self.dir.join("members"))? {
+        for entry in fs::read_dir(self.dir.members())? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
+            if GroupDir::is_joining(&name) {
                 continue;
             }
             if name == self.id {
@@ -107,7 +108,7 @@ impl GroupMember {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.dir.join("locks").join(p.to_string()))?;
+            .open(self.dir.partition_lock(p))?;
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
@@ -116,7 +117,7 @@ impl GroupMember {
     }
 
     pub fn committed(&self, p: u32) -> io::Result<Option<u64>> {
-        match fs::read_to_string(self.dir.join("offsets").join(p.to_string())) {
+        match fs::read_to_string(self.dir.offset(p)) {
             Ok(s) => s.trim().parse().map(Some).map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -130,14 +131,17 @@ impl GroupMember {
 
     /// Durably records that everything before `next` in p has been handled.
     pub fn commit(&self, p: u32, next: u64) -> io::Result<()> {
-        let tmp = format!(".{p}.{}", self.id);
-        let offsets = self.dir.join("offsets");
-        replace_durably(&offsets, &p.to_string(), &tmp, next.to_string().as_bytes())
+        let (name, tmp) = (
+            GroupDir::offset_name(p),
+            GroupDir::offset_tmp_name(p, &self.id),
+        );
+        let offsets = self.dir.offsets();
+        replace_durably(&offsets, &name, &tmp, next.to_string().as_bytes())
     }
 
     /// Leaves the group: the member file goes, so others rebalance at once.
     pub fn leave(self) {
-        let _ = fs::remove_file(self.dir.join("members").join(&self.id));
+        let _ = fs::remove_file(self.dir.member(&self.id));
     }
 }
 

@@ -1,9 +1,17 @@
-//! `consume --queue kafka`: a member of a Kafka consumer group. Kafka
-//! splits the topic's partitions between the members; this hands each
-//! message to the sink (as the embedded-log consumer does) and commits each
-//! partition's offset only after the sink acknowledged it. A partition
-//! revoked by a rebalance is released from the sink (what it had not
-//! acknowledged is read again by the new owner).
+//! `consume --queue kafka`: a member of a Kafka consumer group, as the
+//! consumer loop's [`RecordSource`]. Kafka splits the topic's partitions
+//! between the members; the loop hands each message to the sink and
+//! commits a partition's offset only after the sink acknowledged it (as
+//! with the embedded log). A partition revoked or lost in a rebalance is
+//! released from the sink (what it had not acknowledged is read again by
+//! the new owner).
+//!
+//! Rebalances happen inside librdkafka's poll, reported by the callbacks
+//! of [`GroupContext`] into [`GroupEvents`]. A poll batch ends at a
+//! revocation, and a message that came with it is held back, so the loop
+//! lets the revoked partitions go before it sees any message read after
+//! them (a partition revoked and assigned again in one poll is read anew
+//! from the commit, not mixed with what the release dropped).
 //!
 //! While a partition's sink queue is full (the store is slow or down) this
 //! member waits without polling; past librdkafka's `max.poll.interval.ms`
@@ -12,11 +20,12 @@
 //!
 //! `--exit-at-end` uses librdkafka's partition-EOF events: the member exits
 //! once it has been through a group assignment and every partition assigned
-//! to it has reported its end since it last delivered a message.
+//! to it has reported its end since it last delivered a message. The same
+//! events tell the loop that a partition is caught up (commit at once).
+//! Lag is the partitions' end offsets (one broker round trip each) every 5 s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -25,13 +34,11 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::ConsumeConfig;
+use super::main_loop::{Polled, RecordSource};
 use crate::queue::kafka::config::{client_config, consumer_defaults, describe, KafkaProperty};
-use crate::sink::metrics::ConsumeMetrics;
-use crate::sink::Output;
 
 /// Where the group's topic is.
 #[derive(Debug, Clone)]
@@ -45,11 +52,14 @@ pub struct KafkaSource {
     pub connect_timeout: Duration,
 }
 
-/// Messages handled between two commits, at most.
+/// Messages returned by one poll, at most.
 const MAX_BATCH: usize = 1000;
+/// How often the partitions' ends are asked for (one broker round trip each).
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
+/// What the rebalance callbacks and partition-EOF events tell the loop.
 #[derive(Default)]
-struct Progress {
+struct GroupEvents {
     /// Has any assignment happened yet (possibly an empty one)?
     assigned_once: bool,
     /// Assigned partitions that reported their end since their last message.
@@ -59,7 +69,7 @@ struct Progress {
 }
 
 struct GroupContext {
-    progress: Arc<Mutex<Progress>>,
+    events: Arc<Mutex<GroupEvents>>,
 }
 
 impl ClientContext for GroupContext {
@@ -74,22 +84,22 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let mut e = lock(&self.events);
         match rebalance {
             Rebalance::Assign(tpl) => {
-                p.assigned_once = true;
+                e.assigned_once = true;
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 for part in &parts {
-                    p.at_end.remove(part);
+                    e.at_end.remove(part);
                 }
                 tracing::info!(partitions = ?parts, "assigned partitions");
             }
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 for part in &parts {
-                    p.at_end.remove(part);
+                    e.at_end.remove(part);
                 }
-                p.revoked.extend(&parts);
+                e.revoked.extend(&parts);
                 tracing::info!(partitions = ?parts, "partitions revoked");
             }
             Rebalance::Error(e) => tracing::warn!("rebalance failed: {e}"),
@@ -97,211 +107,227 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-pub fn run(
-    cfg: &ConsumeConfig,
-    q: &KafkaSource,
-    output: &mut dyn Output,
-    stop: &AtomicBool,
-    metrics: &ConsumeMetrics,
-) -> anyhow::Result<()> {
-    let brokers = &q.brokers;
-    if cfg.group.trim().is_empty() {
-        bail!("--group must not be empty");
-    }
-    let config = client_config(
-        brokers,
-        &consumer_defaults(&cfg.group, cfg.from_beginning),
-        &q.properties,
-    );
-    tracing::info!(settings = %describe(&config), "kafka consumer");
-    let progress = Arc::new(Mutex::new(Progress::default()));
-    let consumer: BaseConsumer<GroupContext> = config
-        .create_with_context(GroupContext {
-            progress: progress.clone(),
-        })
-        .context("creating the Kafka consumer (check the -X properties)")?;
-    let md = consumer
-        .fetch_metadata(None, q.connect_timeout)
-        .with_context(|| {
-            format!(
-                "cannot reach Kafka at {brokers} within {:?}",
-                q.connect_timeout
-            )
-        })?;
-    if !md
-        .topics()
-        .iter()
-        .any(|t| t.name() == q.topic && t.error().is_none())
-    {
-        bail!(
-            "topic {:?} does not exist on the Kafka cluster at {brokers}",
-            q.topic
-        );
-    }
-    consumer
-        .subscribe(&[&q.topic])
-        .with_context(|| format!("subscribing to {}", q.topic))?;
-    tracing::info!(
-        group = cfg.group,
-        topic = q.topic,
-        "joining the consumer group"
-    );
+/// A member of a Kafka consumer group, reading the partitions Kafka gives it.
+pub struct KafkaMember {
+    consumer: BaseConsumer<GroupContext>,
+    topic: String,
+    events: Arc<Mutex<GroupEvents>>,
+    /// A message read in the poll that also revoked partitions: returned
+    /// first by the next poll, after the loop let those go.
+    held: Option<Polled>,
+    /// Per partition, the offset after the last message returned.
+    returned: BTreeMap<u32, u64>,
+    last_lag: Option<Instant>,
+}
 
-    // Per partition: the next offset handed to the sink, and acknowledged.
-    let mut handed: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut acked: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut last_lag = Instant::now();
-    'outer: while !stop.load(Ordering::Relaxed) {
-        let mut handled = 0;
-        let mut wait = cfg.poll_interval;
-        while handled < MAX_BATCH {
-            match consumer.poll(wait) {
+impl KafkaMember {
+    /// Connects, checks the topic and subscribes; Kafka assigns partitions
+    /// at the first polls.
+    pub fn join(group: &str, from_beginning: bool, q: &KafkaSource) -> anyhow::Result<KafkaMember> {
+        let brokers = &q.brokers;
+        if group.trim().is_empty() {
+            bail!("--group must not be empty");
+        }
+        let config = client_config(
+            brokers,
+            &consumer_defaults(group, from_beginning),
+            &q.properties,
+        );
+        tracing::info!(settings = %describe(&config), "kafka consumer");
+        let events = Arc::new(Mutex::new(GroupEvents::default()));
+        let consumer: BaseConsumer<GroupContext> = config
+            .create_with_context(GroupContext {
+                events: events.clone(),
+            })
+            .context("creating the Kafka consumer (check the -X properties)")?;
+        let md = consumer
+            .fetch_metadata(None, q.connect_timeout)
+            .with_context(|| {
+                format!(
+                    "cannot reach Kafka at {brokers} within {:?}",
+                    q.connect_timeout
+                )
+            })?;
+        if !md
+            .topics()
+            .iter()
+            .any(|t| t.name() == q.topic && t.error().is_none())
+        {
+            bail!(
+                "topic {:?} does not exist on the Kafka cluster at {brokers}",
+                q.topic
+            );
+        }
+        consumer
+            .subscribe(&[&q.topic])
+            .with_context(|| format!("subscribing to {}", q.topic))?;
+        tracing::info!(group, topic = q.topic, "joining the consumer group");
+        Ok(KafkaMember {
+            consumer,
+            topic: q.topic.clone(),
+            events,
+            held: None,
+            returned: BTreeMap::new(),
+            last_lag: None,
+        })
+    }
+
+    /// Notes that `r` goes to the loop now.
+    fn hand(&mut self, r: Polled, out: &mut Vec<Polled>) {
+        lock(&self.events).at_end.remove(&(r.partition as i32));
+        self.returned.insert(r.partition, r.offset + 1);
+        out.push(r);
+    }
+}
+
+impl RecordSource for KafkaMember {
+    fn rebalance(&mut self) -> anyhow::Result<Vec<u32>> {
+        let revoked = std::mem::take(&mut lock(&self.events).revoked);
+        revoked.into_iter().map(partition).collect()
+    }
+
+    fn let_go(&mut self, partition: u32) {
+        // librdkafka already stopped fetching it (the revocation).
+        self.returned.remove(&partition);
+    }
+
+    fn poll(&mut self, wait: Duration, waiting: &BTreeSet<u32>) -> anyhow::Result<Vec<Polled>> {
+        if !waiting.is_empty() {
+            // A full sink queue: wait for it without polling (see the module doc).
+            std::thread::sleep(wait);
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        if let Some(r) = self.held.take() {
+            self.hand(r, &mut out);
+        }
+        let mut wait = if out.is_empty() { wait } else { Duration::ZERO };
+        while out.len() < MAX_BATCH {
+            let polled = match self.consumer.poll(wait) {
                 None => break,
-                Some(Ok(m)) => {
-                    let (p, offset) = (m.partition(), m.offset());
-                    let value = m.payload().unwrap_or_default();
-                    // A full sink queue: wait for it (see the module doc).
-                    let part = p.max(0) as u32;
-                    while !output.has_room(part)? {
-                        take_acks(output, &mut acked, &mut next)?;
-                        if !next.is_empty() {
-                            commit(&consumer, &q.topic, &mut next);
-                        }
-                        if stop.load(Ordering::Relaxed) {
-                            break 'outer;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    output.submit(part, offset.max(0) as u64, Bytes::copy_from_slice(value))?;
-                    handed.insert(p, offset + 1);
-                    lock(&progress).at_end.remove(&p);
-                    handled += 1;
-                    // Take what is already fetched without waiting.
-                    wait = Duration::ZERO;
-                }
+                Some(Ok(m)) => Some(polled(&m)?),
                 Some(Err(KafkaError::PartitionEOF(p))) => {
-                    lock(&progress).at_end.insert(p);
+                    lock(&self.events).at_end.insert(p);
+                    None
                 }
                 Some(Err(e)) => {
-                    if let Some((code, why)) = consumer.client().fatal_error() {
+                    if let Some((code, why)) = self.consumer.client().fatal_error() {
                         bail!("the Kafka consumer failed: {code}: {why}");
                     }
                     tracing::warn!("kafka consumer: {e}");
                     break;
                 }
+            };
+            let rebalanced = !lock(&self.events).revoked.is_empty();
+            if let Some(r) = polled {
+                if rebalanced {
+                    self.held = Some(r);
+                } else {
+                    self.hand(r, &mut out);
+                    // Take what is already fetched without waiting.
+                    wait = Duration::ZERO;
+                }
+            }
+            if rebalanced {
+                break;
             }
         }
-        let revoked = std::mem::take(&mut lock(&progress).revoked);
-        for p in revoked {
-            output.release(p.max(0) as u32);
-            handed.remove(&p);
-            acked.remove(&p);
-        }
-        take_acks(output, &mut acked, &mut next)?;
-        if !next.is_empty() {
-            commit(&consumer, &q.topic, &mut next);
-        }
-        if last_lag.elapsed() >= LAG_EVERY {
-            record_lag(&consumer, &q.topic, &acked, metrics);
-            last_lag = Instant::now();
-        }
-        let all_acked = handed.iter().all(|(p, h)| acked.get(p) == Some(h));
-        if cfg.exit_at_end && handled == 0 && all_acked && caught_up(&consumer, &progress) {
-            break;
-        }
-        if handled == 0 && !all_acked {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(out)
     }
-    for (p, n) in output.close()? {
-        next.insert(p as i32, n as i64);
-    }
-    if !next.is_empty() {
-        commit(&consumer, &q.topic, &mut next);
-    }
-    // Dropping the consumer leaves the group, so the others rebalance now.
-    drop(consumer);
-    Ok(())
-}
 
-/// How often the partitions' ends are asked for (one broker round trip each).
-const LAG_EVERY: Duration = Duration::from_secs(5);
+    fn is_end(&mut self, partition: u32, next: u64) -> bool {
+        lock(&self.events).at_end.contains(&(partition as i32))
+            && self.returned.get(&partition) == Some(&next)
+    }
 
-/// Records between what the sink acknowledged and each assigned
-/// partition's end, into `metricstream_consume_lag_records`.
-fn record_lag(
-    consumer: &BaseConsumer<GroupContext>,
-    topic: &str,
-    acked: &BTreeMap<i32, i64>,
-    metrics: &ConsumeMetrics,
-) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    for e in assignment.elements() {
-        let p = e.partition();
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(1)) else {
-            continue;
+    fn caught_up(&mut self) -> anyhow::Result<bool> {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Ok(false);
         };
-        let done = acked
-            .get(&p)
-            .copied()
-            .or_else(|| e.offset().to_raw())
-            .unwrap_or(low)
-            .max(low);
-        metrics
-            .lag_records
-            .with_label_values(&[&p.to_string()])
-            .set((high - done).max(0));
+        let e = lock(&self.events);
+        Ok(e.assigned_once
+            && assignment
+                .elements()
+                .iter()
+                .all(|p| e.at_end.contains(&p.partition())))
     }
-}
 
-/// Moves the sink's acknowledgements into `acked` and the commit list.
-fn take_acks(
-    output: &mut dyn Output,
-    acked: &mut BTreeMap<i32, i64>,
-    next: &mut BTreeMap<i32, i64>,
-) -> anyhow::Result<()> {
-    for (p, n) in output.acked()? {
-        let (p, n) = (p as i32, n as i64);
-        acked.insert(p, n);
-        next.insert(p, n);
-    }
-    Ok(())
-}
-
-fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
-    p.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Commits the offsets the sink acknowledged. A failure (typically a
-/// rebalance that moved the partition) only means the new owner reads those
-/// records again: at-least-once.
-fn commit(consumer: &BaseConsumer<GroupContext>, topic: &str, next: &mut BTreeMap<i32, i64>) {
-    let mut tpl = TopicPartitionList::new();
-    for (&p, &o) in next.iter() {
-        if let Err(e) = tpl.add_partition_offset(topic, p, Offset::Offset(o)) {
-            tracing::warn!(partition = p, "kafka commit: {e}");
+    /// Commits synchronously. A failure (typically a rebalance that moved
+    /// the partition) only means the new owner reads those records again:
+    /// at-least-once, so it is logged, not fatal.
+    fn commit(&mut self, offsets: &BTreeMap<u32, u64>) -> anyhow::Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in offsets {
+            let (Ok(p), Ok(next)) = (i32::try_from(p), i64::try_from(next)) else {
+                bail!("offset {next} of partition {p} is out of Kafka's range");
+            };
+            if let Err(e) = tpl.add_partition_offset(&self.topic, p, Offset::Offset(next)) {
+                tracing::warn!(partition = p, "kafka commit: {e}");
+            }
         }
-    }
-    match consumer.commit(&tpl, CommitMode::Sync) {
-        Ok(()) => next.clear(),
-        Err(e) => {
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
             tracing::warn!("committing offsets failed ({e}); they are read again after a restart");
-            next.clear();
         }
+        Ok(())
+    }
+
+    /// Records between what was committed and each assigned partition's
+    /// end, every [`LAG_EVERY`].
+    fn lag(&mut self, committed: &BTreeMap<u32, u64>) -> anyhow::Result<Vec<(u32, i64)>> {
+        if self.last_lag.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+            return Ok(Vec::new());
+        }
+        self.last_lag = Some(Instant::now());
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Ok(Vec::new());
+        };
+        let mut lag = Vec::new();
+        for e in assignment.elements() {
+            let p = e.partition();
+            let Ok((low, high)) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(1))
+            else {
+                continue;
+            };
+            let p = partition(p)?;
+            let done = committed
+                .get(&p)
+                .and_then(|&n| i64::try_from(n).ok())
+                .or_else(|| e.offset().to_raw())
+                .unwrap_or(low)
+                .max(low);
+            lag.push((p, (high - done).max(0)));
+        }
+        Ok(lag)
+    }
+
+    fn leave(self) {
+        // Dropping the consumer leaves the group, so the others rebalance now.
+        drop(self.consumer);
     }
 }
 
-fn caught_up(consumer: &BaseConsumer<GroupContext>, progress: &Mutex<Progress>) -> bool {
-    let Ok(assignment) = consumer.assignment() else {
-        return false;
+/// A message as the loop takes it.
+fn polled(m: &BorrowedMessage<'_>) -> anyhow::Result<Polled> {
+    let Ok(offset) = u64::try_from(m.offset()) else {
+        bail!("Kafka returned a message at offset {}", m.offset());
     };
-    let p = lock(progress);
-    p.assigned_once
-        && assignment
-            .elements()
-            .iter()
-            .all(|e| p.at_end.contains(&e.partition()))
+    Ok(Polled {
+        partition: partition(m.partition())?,
+        offset,
+        value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        // Kafka topics hold standalone records: nothing to learn first.
+        learn: false,
+    })
+}
+
+/// Kafka's partition numbers are never negative; one that is, is a broken
+/// client, not something to clamp.
+fn partition(p: i32) -> anyhow::Result<u32> {
+    u32::try_from(p).map_err(|_| anyhow::anyhow!("Kafka reported partition {p}"))
+}
+
+fn lock(events: &Mutex<GroupEvents>) -> MutexGuard<'_, GroupEvents> {
+    events.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -2,39 +2,35 @@
 //! to a sink (JSON lines on stdout, or a time-series store, see
 //! [`crate::sink`]) and commits a partition's offset only after the sink
 //! acknowledged everything before it (at-least-once: a crash between the
-//! two repeats, never skips). The embedded log's groups are in [`group`];
-//! Kafka's own consumer groups in [`kafka`]. Both feed the same sinks.
+//! two repeats, never skips).
+//!
+//! [`main_loop`] is the loop, the same for every queue, over a
+//! [`RecordSource`](main_loop::RecordSource): the embedded log's groups ([`file_source`] reading,
+//! [`group`] coordinating the members) or Kafka's own consumer groups
+//! ([`kafka`]). Both feed the same sinks. This file sets up what the loop
+//! runs in: the sink's runtime, signals, metrics, the output.
 //!
 //! SIGTERM or SIGINT: stop reading, let the sink finish or abandon what is
 //! in flight (within its shutdown timeout), commit what was acknowledged,
 //! exit 0.
 
+pub mod file_source;
 pub mod group;
 pub mod kafka;
+pub mod main_loop;
 mod signals;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::log::{LogReader, Record};
-use crate::queue::file::{partition_dir, stored_partitions};
-use crate::record::read::epoch_start;
 use crate::sink::metrics::ConsumeMetrics;
-use crate::sink::{self, Output, SinkConfig, SinkKind};
-use group::GroupMember;
+use crate::sink::{self, SinkConfig, SinkKind};
+use file_source::FileMember;
+use kafka::KafkaMember;
 pub use kafka::KafkaSource;
-
-/// How often membership is re-read (joins, leaves, deaths).
-const REBALANCE_EVERY: Duration = Duration::from_millis(500);
-const READ_BYTES: usize = 1 << 20;
-/// Acknowledged offsets are committed this often (a commit is two
-/// fsyncs), and at once when a partition is caught up or let go. A crash
-/// re-sends at most this much more (at-least-once either way).
-const COMMIT_EVERY: Duration = Duration::from_millis(200);
+use main_loop::{LoopSettings, COMMIT_EVERY};
 
 /// What `metricstream consume` was asked to do.
 #[derive(Debug, Clone)]
@@ -60,22 +56,6 @@ pub enum Source {
     /// The embedded log in this data directory.
     File(PathBuf),
     Kafka(KafkaSource),
-}
-
-struct Owned {
-    _lock: File,
-    reader: LogReader,
-    /// Next offset to hand to the sink.
-    read: u64,
-    /// Read from the log, not yet taken by the sink (its queue was full).
-    unsent: VecDeque<Record>,
-    /// Records before the first one handed to the sink, from the start of
-    /// its epoch, for the sink to learn their series from (see
-    /// `record::read`); then `primed`.
-    unlearned: VecDeque<Record>,
-    primed: bool,
-    /// Next offset committed.
-    committed: u64,
 }
 
 pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
@@ -108,9 +88,16 @@ pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
         rt.handle(),
         metrics.clone(),
     )?;
+    let settings = LoopSettings {
+        exit_at_end: cfg.exit_at_end,
+        poll_interval: cfg.poll_interval,
+        commit_every: COMMIT_EVERY,
+    };
     let result = match &cfg.source {
-        Source::File(data_dir) => run_file(cfg, data_dir, output.as_mut(), &stop, &metrics),
-        Source::Kafka(kafka) => kafka::run(cfg, kafka, output.as_mut(), &stop, &metrics),
+        Source::File(data_dir) => FileMember::join(data_dir, &cfg.group, cfg.from_beginning)
+            .and_then(|m| main_loop::run(m, output.as_mut(), &settings, &stop, &metrics)),
+        Source::Kafka(q) => KafkaMember::join(&cfg.group, cfg.from_beginning, q)
+            .and_then(|m| main_loop::run(m, output.as_mut(), &settings, &stop, &metrics)),
     };
     drop(output);
     if cfg.sink.kind != SinkKind::Stdout {
@@ -124,199 +111,4 @@ pub fn run(cfg: &ConsumeConfig) -> anyhow::Result<()> {
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     result
-}
-
-fn run_file(
-    cfg: &ConsumeConfig,
-    data_dir: &Path,
-    output: &mut dyn Output,
-    stop: &AtomicBool,
-    metrics: &ConsumeMetrics,
-) -> anyhow::Result<()> {
-    let partitions = stored_partitions(data_dir)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no queue in {} (start `metricstream serve --data-dir {}` first)",
-            data_dir.display(),
-            data_dir.display()
-        )
-    })?;
-    let member = GroupMember::join(data_dir, &cfg.group, partitions)?;
-    tracing::info!(
-        member = member.id(),
-        group = cfg.group,
-        "joined consumer group"
-    );
-    let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
-    let mut assigned = Default::default();
-    let mut last_rebalance: Option<Instant> = None;
-    // Acknowledged, not yet committed: (partition → next offset).
-    let mut acked: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut last_commit = Instant::now();
-
-    while !stop.load(Ordering::Relaxed) {
-        if last_rebalance.is_none_or(|t| t.elapsed() >= REBALANCE_EVERY) {
-            assigned = member.assignment()?;
-            let gone: Vec<u32> = owned
-                .keys()
-                .filter(|p| !assigned.contains(p))
-                .copied()
-                .collect();
-            if !gone.is_empty() {
-                // Commit what is acknowledged before letting go of the lock.
-                take_acks(&mut acked, output.acked()?);
-                commit_acked(&mut acked, &member, &mut owned, |_, _| true)?;
-                for p in gone {
-                    output.release(p);
-                    owned.remove(&p);
-                }
-            }
-            for &p in &assigned {
-                if owned.contains_key(&p) {
-                    continue;
-                }
-                if let Some(lock) = member.try_claim(p)? {
-                    let mut reader = LogReader::open(&partition_dir(data_dir, p))?;
-                    let next = match member.committed(p)? {
-                        Some(n) => n,
-                        None if cfg.from_beginning => reader.start_offset()?,
-                        None => reader.high_watermark()?,
-                    };
-                    tracing::info!(partition = p, next, "reading partition");
-                    owned.insert(
-                        p,
-                        Owned {
-                            _lock: lock,
-                            reader,
-                            read: next,
-                            unsent: VecDeque::new(),
-                            unlearned: VecDeque::new(),
-                            primed: false,
-                            committed: next,
-                        },
-                    );
-                }
-            }
-            last_rebalance = Some(Instant::now());
-        }
-
-        let mut progressed = false;
-        for (&p, o) in owned.iter_mut() {
-            if o.unsent.is_empty() && o.unlearned.is_empty() {
-                o.unsent = o.reader.read(o.read, READ_BYTES)?.into();
-                if !o.primed {
-                    if let Some(first) = o.unsent.front() {
-                        o.primed = true;
-                        if let Some(from) = epoch_start(first.offset, &first.value) {
-                            o.unlearned = read_range(&mut o.reader, from, first.offset)?.into();
-                        }
-                    }
-                }
-            }
-            while !o.unlearned.is_empty() && output.has_room(p)? {
-                let Some(r) = o.unlearned.pop_front() else {
-                    break;
-                };
-                output.learn(p, r.offset, r.value)?;
-                progressed = true;
-            }
-            if !o.unlearned.is_empty() {
-                continue;
-            }
-            // A full sink queue: the rest is offered again next time.
-            while !o.unsent.is_empty() && output.has_room(p)? {
-                let Some(r) = o.unsent.pop_front() else { break };
-                o.read = r.offset + 1;
-                output.submit(p, r.offset, r.value)?;
-                progressed = true;
-            }
-        }
-        take_acks(&mut acked, output.acked()?);
-        let due = last_commit.elapsed() >= COMMIT_EVERY;
-        let moved = commit_acked(&mut acked, &member, &mut owned, |o, next| {
-            due || o.reader.high_watermark().is_ok_and(|end| next >= end)
-        })?;
-        if moved && due {
-            last_commit = Instant::now();
-        }
-        progressed |= moved;
-        let mut caught_up = owned.len() == assigned.len();
-        for (p, o) in &owned {
-            let end = o.reader.high_watermark()?;
-            metrics
-                .lag_records
-                .with_label_values(&[&p.to_string()])
-                .set(end.saturating_sub(o.committed) as i64);
-            if o.committed < end {
-                caught_up = false;
-            }
-        }
-        if cfg.exit_at_end && caught_up && !progressed {
-            break;
-        }
-        if !progressed {
-            // A sink queue that is full drains fast: look again soon.
-            let backlog = owned.values().any(|o| !o.unsent.is_empty());
-            let nap = if backlog {
-                Duration::from_millis(5)
-            } else {
-                Duration::from_millis(50)
-            };
-            std::thread::sleep(cfg.poll_interval.min(nap));
-        }
-    }
-    take_acks(&mut acked, output.close()?);
-    commit_acked(&mut acked, &member, &mut owned, |_, _| true)?;
-    drop(owned);
-    member.leave();
-    Ok(())
-}
-
-/// The records of `reader` from `from` to before `to`.
-fn read_range(reader: &mut LogReader, from: u64, to: u64) -> anyhow::Result<Vec<Record>> {
-    let mut out = Vec::new();
-    let mut next = from;
-    while next < to {
-        let got = reader.read(next, READ_BYTES)?;
-        let Some(last) = got.last() else {
-            anyhow::bail!("the log ends at {next}, before offset {to} (read from {from})");
-        };
-        next = last.offset + 1;
-        out.extend(got.into_iter().filter(|r| r.offset < to));
-    }
-    Ok(out)
-}
-
-/// Adds the sink's latest acknowledgements to `acked`.
-fn take_acks(acked: &mut BTreeMap<u32, u64>, acks: Vec<(u32, u64)>) {
-    for (p, next) in acks {
-        let e = acked.entry(p).or_insert(next);
-        *e = (*e).max(next);
-    }
-}
-
-/// Commits the acknowledged offsets `now` says to, of partitions still
-/// owned (the others' are dropped: not ours to commit); true if any moved.
-fn commit_acked(
-    acked: &mut BTreeMap<u32, u64>,
-    member: &GroupMember,
-    owned: &mut BTreeMap<u32, Owned>,
-    now: impl Fn(&Owned, u64) -> bool,
-) -> anyhow::Result<bool> {
-    let mut moved = false;
-    let mut keep = BTreeMap::new();
-    for (p, next) in std::mem::take(acked) {
-        let Some(o) = owned.get_mut(&p) else { continue };
-        if next <= o.committed {
-            continue;
-        }
-        if !now(o, next) {
-            keep.insert(p, next);
-            continue;
-        }
-        member.commit(p, next)?;
-        o.committed = next;
-        moved = true;
-    }
-    *acked = keep;
-    Ok(moved)
 }

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use super::group_commit::{next_group, next_group_paced, Took, MAX_GROUP, RETRY_PAUSE};
 use super::partitioner::partition_for;
 use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
+use crate::data_dir;
 use crate::log::{LogConfig, NewRecord, PartitionLog, SyncMode};
 use crate::record::epoch::SeriesIds;
 use crate::record::Payload;
@@ -62,25 +63,6 @@ pub struct FileQueueConfig {
     pub retention_check: Duration,
     /// Records are cut under this many bytes (before compression).
     pub max_record_bytes: usize,
-}
-
-/// The directory of one partition's log: `<data-dir>/metrics-<n>`, Kafka's
-/// `<topic>-<partition>` naming.
-pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
-    data_dir.join(format!("metrics-{partition}"))
-}
-
-/// Reads the partition count a data directory was created with.
-pub fn stored_partitions(data_dir: &Path) -> io::Result<Option<u32>> {
-    match fs::read_to_string(data_dir.join("partitions")) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad partitions file")),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 struct Pending {
@@ -138,11 +120,11 @@ impl FileQueue {
         use anyhow::Context;
         let dir = &config.data_dir;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lock = File::create(dir.join(".lock"))?;
+        let lock = File::create(data_dir::serve_lock(dir))?;
         if lock.try_lock().is_err() {
             anyhow::bail!("{} is in use by another metricstream server", dir.display());
         }
-        match stored_partitions(dir)? {
+        match data_dir::stored_partitions(dir)? {
             Some(n) if n != config.partitions => anyhow::bail!(
                 "{} holds {n} partitions but --partitions is {}; changing it would move \
                  clients to other partitions (use a new --data-dir)",
@@ -150,7 +132,7 @@ impl FileQueue {
                 config.partitions
             ),
             Some(_) => {}
-            None => fs::write(dir.join("partitions"), config.partitions.to_string())?,
+            None => data_dir::store_partitions(dir, config.partitions)?,
         }
 
         let shared = Arc::new(Shared {
@@ -164,7 +146,7 @@ impl FileQueue {
         });
         let mut logs = Vec::new();
         for p in 0..config.partitions {
-            let pdir = partition_dir(dir, p);
+            let pdir = data_dir::partition_dir(dir, p);
             let (log, recovery) = PartitionLog::open(&pdir, config.log.clone())
                 .with_context(|| format!("opening {}", pdir.display()))?;
             if let Some(cut) = &recovery.cut {

@@ -38,13 +38,15 @@ struct Entry<'a> {
 }
 
 impl DeadLetters {
-    /// `<dir>/<group>.jsonl`, appended to.
-    pub fn open(dir: &Path, group: &str) -> std::io::Result<DeadLetters> {
-        fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{group}.jsonl"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    /// Appends to `path` (`<data-dir>/dead-letter/<group>.jsonl`, see
+    /// [`crate::data_dir`]), creating its directory.
+    pub fn open(path: &Path) -> std::io::Result<DeadLetters> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(DeadLetters {
-            path,
+            path: path.to_path_buf(),
             file: Mutex::new(file),
         })
     }

@@ -20,6 +20,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::data_dir::sent_mark;
+
 pub struct Mark {
     file: File,
     value: Option<u64>,
@@ -35,7 +37,7 @@ impl Mark {
             .truncate(false)
             .read(true)
             .write(true)
-            .open(dir.join(partition.to_string()))?;
+            .open(sent_mark(dir, partition))?;
         let mut buf = [0u8; WIDTH];
         let n = file.read_at(&mut buf, 0)?;
         let value = std::str::from_utf8(&buf[..n])

@@ -40,6 +40,7 @@ pub mod stdout;
 
 use bytes::Bytes;
 
+use crate::data_dir::{dead_letter_file, sink_state_dir};
 pub use crate::record::Sample;
 
 /// Which output `consume` writes to.
@@ -187,7 +188,7 @@ pub fn open(
         &cfg.headers,
         cfg.request_timeout,
     ))?;
-    let dead = dead_letter::DeadLetters::open(&data_dir.join("dead-letter"), group)?;
+    let dead = dead_letter::DeadLetters::open(&dead_letter_file(data_dir, group))?;
     tracing::info!(
         sink = sink.name(),
         url,
@@ -199,7 +200,7 @@ pub fn open(
         endpoint: std::sync::Arc::new(endpoint),
         dead,
         metrics,
-        marks_dir: data_dir.join("sink-state").join(group),
+        marks_dir: sink_state_dir(data_dir, group),
         lanes: cfg.in_flight.max(1),
         max_samples: cfg.max_samples.max(1),
         max_bytes: cfg.max_bytes.max(1),

@@ -37,7 +37,7 @@ fn message(key: &str, value: String) -> Message {
 
 /// Every record of a partition, as a reader in another process sees it.
 fn read_partition(dir: &Path, partition: u32) -> Vec<Record> {
-    let mut reader = LogReader::open(&partition_dir(dir, partition)).unwrap();
+    let mut reader = LogReader::open(&crate::data_dir::partition_dir(dir, partition)).unwrap();
     let mut records = Vec::new();
     loop {
         let from = records.last().map_or(0, |r: &Record| r.offset + 1);

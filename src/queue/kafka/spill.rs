@@ -21,6 +21,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::data_dir::{
+    spill_dir, spill_log_dir, spill_progress, SPILL_PROGRESS, SPILL_PROGRESS_TMP,
+};
 use crate::log::{replace_durably, LogConfig, LogReader, NewRecord, PartitionLog, RECORD_OVERHEAD};
 use crate::queue::group_commit::{next_group, Took, RETRY_PAUSE};
 use crate::telemetry::Telemetry;
@@ -110,8 +113,8 @@ impl Spill {
         telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<(Spill, Opened)> {
         use anyhow::Context;
-        let dir = data_dir.join("spill");
-        let log_dir = dir.join("log");
+        let dir = spill_dir(data_dir);
+        let log_dir = spill_log_dir(data_dir);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (log, recovery) = PartitionLog::open(&log_dir, log_config())
             .with_context(|| format!("opening the spill log {}", log_dir.display()))?;
@@ -291,7 +294,7 @@ fn log_config() -> LogConfig {
 }
 
 fn read_progress(dir: &Path) -> io::Result<u64> {
-    match fs::read_to_string(dir.join("progress")) {
+    match fs::read_to_string(spill_progress(dir)) {
         Ok(s) => s.trim().parse().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -304,7 +307,12 @@ fn read_progress(dir: &Path) -> io::Result<u64> {
 }
 
 fn write_progress(dir: &Path, next: u64) -> io::Result<()> {
-    replace_durably(dir, "progress", "progress.tmp", next.to_string().as_bytes())
+    replace_durably(
+        dir,
+        SPILL_PROGRESS,
+        SPILL_PROGRESS_TMP,
+        next.to_string().as_bytes(),
+    )
 }
 
 struct Writer {
