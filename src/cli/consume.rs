@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::{parse_duration, positive_duration, QueueArgs, QueueKind};
 use metricstream::consumer::{ConsumeConfig, KafkaSource, Source};
-use metricstream::sink::http::Auth;
-use metricstream::sink::influx::Precision;
+use metricstream::sink::delivery::http::Auth;
+use metricstream::sink::store::influx::Precision;
 use metricstream::sink::{SinkConfig, SinkKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,46 +3,40 @@
 //! [`Output`] is what the consumer loops (embedded-log groups and Kafka)
 //! talk to: they hand it each queue record of a partition in offset order
 //! and commit only the offsets it hands back as acknowledged. Two outputs:
-//! [`stdout::Stdout`] (JSON lines, acknowledged once written and flushed)
-//! and [`pipeline::Pipeline`] (a time-series store, acknowledged once the
+//! [`store::stdout::Stdout`] (JSON lines, acknowledged once written and
+//! flushed) and [`delivery::pipeline::Pipeline`] (a time-series store,
+//! acknowledged once the
 //! store answered 2xx for every sample of the record and of every record
 //! before it in that partition, or the sample was dead-lettered).
 //!
-//! A store is a [`Sink`]: a small trait that turns samples into one HTTP
-//! request body and says what a refusal means. Everything else (batching,
-//! order, retries, splitting a refused batch, dead letters, acknowledgement)
-//! is store-independent and lives in [`partition`] and [`deliver`].
+//! A store is a [`Sink`](store::Sink): a small trait that turns samples
+//! into one HTTP request body and says what a refusal means; the stores
+//! live in [`store`]. Everything else (batching, order, retries, splitting
+//! a refused batch, dead letters, acknowledgement) is store-independent
+//! and lives in [`delivery`].
 //!
 //! # Order
 //! One worker per partition; within it, `--in-flight` lanes, each with one
 //! request in flight, a series always in the same lane (by hash, see
-//! [`partition`]): a lane's batches go one after the other. Both
+//! [`delivery::batcher`]): a lane's batches go one after the other. Both
 //! partitioning modes of `serve` (`client`, `series`) keep a series in one
 //! partition, so every series' samples reach the store in the order they
 //! were queued. (A series sent by two different clients with
 //! `--partition-by client` is in two partitions; the store sees the two
 //! senders interleaved, as it would without metricstream.)
 
-pub mod dead_letter;
-pub mod deliver;
-pub mod http;
-pub mod influx;
-pub mod marks;
+pub mod delivery;
 pub mod metrics;
-pub mod partition;
-pub mod pipeline;
-pub mod recent;
-pub mod remote_write;
-pub mod remote_write_v2;
-pub mod retry;
 pub mod sample;
-pub mod shared;
-pub mod stdout;
+pub mod store;
 pub mod stored;
 
 use bytes::Bytes;
 
 pub use sample::Sample;
+
+use delivery::{context, dead_letter, http, pipeline};
+use store::{influx, remote_write, remote_write_v2, stdout, Sink};
 
 /// Which output `consume` writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,32 +47,6 @@ pub enum SinkKind {
     /// remote_write 2.0.
     RemoteWriteV2,
     Influx,
-}
-
-/// A store's request for a batch: what the HTTP client sends.
-pub struct Body {
-    pub content_type: &'static str,
-    /// `Content-Encoding`, if any.
-    pub encoding: Option<&'static str>,
-    /// Protocol headers beside the body (remote_write's version header).
-    pub headers: &'static [(&'static str, &'static str)],
-    pub bytes: Bytes,
-}
-
-/// A time-series store's protocol: encoding, and what a refusal means.
-pub trait Sink: Send + Sync + 'static {
-    /// A short name for logs and metrics (`remote-write`, `influx`).
-    fn name(&self) -> &'static str;
-    /// Why this store can never take this sample, judged before sending
-    /// (InfluxDB has no NaN); it goes to the dead-letter file.
-    fn refuse(&self, sample: &Sample) -> Option<String>;
-    /// One request body holding `samples`, in their order.
-    fn encode(&self, samples: &[Sample]) -> Body;
-    /// Whether a refusal of a single sample, with this status and answer
-    /// body, can mean that the store already holds exactly that sample (a
-    /// replay after a crash). Only trusted for samples that may have been
-    /// delivered before (see [`marks`]).
-    fn already_stored(&self, status: u16, reason: &str) -> bool;
 }
 
 /// What the consumer loops hand records to and take acknowledgements from.
@@ -191,7 +159,7 @@ pub fn open(
         dead_letters = %dead.path().display(),
         "delivering into a store"
     );
-    let shared = shared::Shared {
+    let shared = context::Shared {
         sink,
         endpoint: std::sync::Arc::new(endpoint),
         dead,

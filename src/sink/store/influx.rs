@@ -21,10 +21,11 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::sample::Series;
-use super::{Body, Sample, Sink};
+use super::{Body, Sink};
 use crate::batch::Value;
 use crate::influx::{FieldValue, Line};
+use crate::sink::sample::Series;
+use crate::sink::Sample;
 
 /// Timestamps' unit in the request (the URL's `precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //!   sample without saying which, so the batch is split in halves, sent
 //!   first half first (series order is kept), down to the samples that are
 //!   refused alone: those go to the dead-letter file with the store's
-//!   answer — unless the answer means "already stored" ([`Sink::already_stored`])
+//!   answer — unless the answer means "already stored" ([`Sink::already_stored`](crate::sink::store::Sink::already_stored))
 //!   for a sample that may have been delivered before: sent in a request
 //!   that got no answer or before a crash ([`super::marks`]), or an exact
 //!   copy of one delivered lately (the queue holds it twice, [`super::recent`]).
@@ -25,12 +25,13 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::backoff::Backoff;
+use super::context::Shared;
 use super::http::{Answer, Client};
 use super::marks::Mark;
 use super::recent::{Recent, REMEMBERED};
-use super::retry::Backoff;
-use super::shared::Shared;
-use super::Sample;
+use crate::sink::store::Body;
+use crate::sink::Sample;
 
 /// Shutdown came while the batch was waiting for a retry.
 #[derive(Debug)]
@@ -94,7 +95,7 @@ impl Delivery {
     pub async fn deliver(
         &mut self,
         samples: &[Sample],
-        mut encoded: Option<super::Body>,
+        mut encoded: Option<Body>,
     ) -> Result<(), Stopped> {
         let sink = self.shared.sink.clone();
         // Samples the store cannot take at all go first to the dead-letter
@@ -183,7 +184,7 @@ impl Delivery {
     async fn send_until_decided(
         &mut self,
         part: &[Sample],
-        body: super::Body,
+        body: Body,
     ) -> Result<Decided, Stopped> {
         let last = part.iter().map(|s| s.offset).max().unwrap_or(0);
         let mut backoff = Backoff::new(self.shared.retry_min, self.shared.retry_max);

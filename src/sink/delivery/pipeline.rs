@@ -12,10 +12,10 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::deliver::Delivery;
-use super::partition::{self, Ack, Record};
-use super::shared::Shared;
-use super::Output;
+use super::batcher::{self, Ack, Record};
+use super::context::Shared;
+use super::lane::Delivery;
+use crate::sink::Output;
 
 /// Records waiting for one partition's worker, at most.
 const QUEUED_RECORDS: usize = 16;
@@ -61,9 +61,7 @@ impl Pipeline {
                 &self.stop.subscribe(),
             )?;
             let (tx, rx) = mpsc::channel(QUEUED_RECORDS);
-            let task = self
-                .rt
-                .spawn(partition::run(lanes, rx, self.acks_tx.clone()));
+            let task = self.rt.spawn(batcher::run(lanes, rx, self.acks_tx.clone()));
             self.workers.insert(partition, Worker { records: tx, task });
         }
         self.workers

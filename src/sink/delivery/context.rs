@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::dead_letter::DeadLetters;
 use super::http::Endpoint;
-use super::metrics::ConsumeMetrics;
-use super::Sink;
+use crate::sink::metrics::ConsumeMetrics;
+use crate::sink::store::Sink;
 
 /// What every worker shares.
 pub struct Shared {

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::Body;
+use crate::sink::store::Body;
 
 /// Where and how to send: resolved once, shared by the workers.
 #[derive(Debug, Clone)]
@@ -238,7 +238,7 @@ async fn read(response: hyper::Response<hyper::body::Incoming>) -> Answer {
         .headers()
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(super::retry::parse_retry_after);
+        .and_then(super::backoff::parse_retry_after);
     match response.into_body().collect().await {
         Ok(b) => {
             let bytes = b.to_bytes();

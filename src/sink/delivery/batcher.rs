@@ -21,11 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::deliver::Delivery;
-use super::sample::Interner;
-use super::shared::Shared;
-use super::stored::decode;
-use super::{Body, Sample};
+use super::context::Shared;
+use super::lane::Delivery;
+use crate::sink::sample::Interner;
+use crate::sink::store::Body;
+use crate::sink::stored::decode;
+use crate::sink::Sample;
 
 /// Everything before `next` in `partition` is in the store (or dead-lettered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
