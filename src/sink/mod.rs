@@ -35,7 +35,8 @@ use bytes::Bytes;
 
 pub use sample::Sample;
 
-use delivery::{context, dead_letter, http, pipeline};
+use delivery::context::DeliveryContext;
+use delivery::{dead_letter, http, pipeline};
 use store::{influx, remote_write, remote_write_v2, stdout, Sink};
 
 /// Which output `consume` writes to.
@@ -159,7 +160,7 @@ pub fn open(
         dead_letters = %dead.path().display(),
         "delivering into a store"
     );
-    let shared = context::Shared {
+    let context = DeliveryContext {
         sink,
         endpoint: std::sync::Arc::new(endpoint),
         dead,
@@ -174,7 +175,7 @@ pub fn open(
     };
     Ok(Box::new(pipeline::Pipeline::new(
         rt.clone(),
-        shared,
+        context,
         cfg.shutdown_timeout,
     )))
 }

@@ -12,7 +12,7 @@ use crate::sink::metrics::ConsumeMetrics;
 use crate::sink::store::Sink;
 
 /// What every worker shares.
-pub struct Shared {
+pub struct DeliveryContext {
     pub sink: Arc<dyn Sink>,
     pub endpoint: Arc<Endpoint>,
     pub dead: DeadLetters,

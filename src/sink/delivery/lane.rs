@@ -1,6 +1,6 @@
-//! Delivering one batch of a partition: send, retry what may succeed later,
-//! split what the store refused, and dead-letter the single samples it
-//! refuses for good.
+//! One lane's sender: delivers a batch of a partition (send, retry what
+//! may succeed later, split what the store refused) and dead-letters the
+//! single samples it refuses for good.
 //!
 //! - 2xx: delivered.
 //! - Connection refused/reset, no answer within the timeout, 5xx, 429 and
@@ -26,7 +26,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
-use super::context::Shared;
+use super::context::DeliveryContext;
 use super::http::{Answer, Client};
 use super::marks::Mark;
 use super::recent::{Recent, REMEMBERED};
@@ -43,11 +43,11 @@ enum Decided {
     Refused { status: u16, reason: String },
 }
 
-/// One lane of a partition: the partition worker splits its series among
-/// its lanes by hash, each lane with one request in flight, so a series'
+/// One lane's sender: the partition worker splits its series among its
+/// lanes by hash, each lane with one request in flight, so a series'
 /// samples still reach the store in order.
-pub struct Delivery {
-    pub shared: Arc<Shared>,
+pub struct LaneSender {
+    pub context: Arc<DeliveryContext>,
     pub partition: u32,
     pub client: Client,
     /// The partition's sent mark, shared by its lanes (it only rises).
@@ -55,28 +55,28 @@ pub struct Delivery {
     /// Samples at or below this offset may be in the store already.
     pub uncertain: Option<u64>,
     pub stop: watch::Receiver<bool>,
-    /// What this worker delivered lately (duplicates within the queue).
+    /// What this lane delivered lately (duplicates within the queue).
     pub recent: Recent,
 }
 
-impl Delivery {
-    /// The `n` lanes of `partition`.
+impl LaneSender {
+    /// The senders of the `n` lanes of `partition`.
     pub fn lanes(
-        shared: &Arc<Shared>,
+        context: &Arc<DeliveryContext>,
         partition: u32,
         n: usize,
         stop: &watch::Receiver<bool>,
-    ) -> std::io::Result<Vec<Delivery>> {
-        let mark = Mark::open(&shared.marks_dir, partition)?;
+    ) -> std::io::Result<Vec<LaneSender>> {
+        let mark = Mark::open(&context.marks_dir, partition)?;
         let uncertain = mark.get();
         let mark = Arc::new(Mutex::new(mark));
         let n = n.max(1);
         Ok((0..n)
-            .map(|_| Delivery {
-                client: Client::new(shared.endpoint.clone()),
+            .map(|_| LaneSender {
+                client: Client::new(context.endpoint.clone()),
                 uncertain,
                 mark: mark.clone(),
-                shared: shared.clone(),
+                context: context.clone(),
                 partition,
                 stop: stop.clone(),
                 // A series stays in its lane: a lane remembers its share.
@@ -97,7 +97,7 @@ impl Delivery {
         samples: &[Sample],
         mut encoded: Option<Body>,
     ) -> Result<(), Stopped> {
-        let sink = self.shared.sink.clone();
+        let sink = self.context.sink.clone();
         // Samples the store cannot take at all go first to the dead-letter
         // file; the common case (none) sends the slice as it is.
         let filtered: Vec<Sample>;
@@ -126,7 +126,7 @@ impl Delivery {
             };
             match self.send_until_decided(part, body).await? {
                 Decided::Accepted => {
-                    self.shared.metrics.sent.inc_by(part.len() as u64);
+                    self.context.metrics.sent.inc_by(part.len() as u64);
                     for s in part {
                         self.recent.insert(s);
                     }
@@ -136,7 +136,7 @@ impl Delivery {
                         || self.recent.contains(&part[0]);
                     let replay = sink.already_stored(status, &reason) && maybe_sent;
                     if replay {
-                        self.shared.metrics.replayed.inc();
+                        self.context.metrics.replayed.inc();
                     } else {
                         self.dead_letter(part, Some(status), &reason);
                     }
@@ -156,7 +156,7 @@ impl Delivery {
     }
 
     fn dead_letter(&self, samples: &[Sample], status: Option<u16>, reason: &str) {
-        let m = &self.shared.metrics;
+        let m = &self.context.metrics;
         m.dead_lettered.inc_by(samples.len() as u64);
         m.error(&format!("dead-lettered: {reason}"));
         tracing::warn!(
@@ -165,12 +165,12 @@ impl Delivery {
             status,
             "the store refused {} sample(s) for good: {reason}; written to {}",
             samples.len(),
-            self.shared.dead.path().display()
+            self.context.dead.path().display()
         );
-        if let Err(e) = self.shared.dead.write(
+        if let Err(e) = self.context.dead.write(
             self.partition,
             samples,
-            self.shared.sink.name(),
+            self.context.sink.name(),
             status,
             reason,
         ) {
@@ -187,8 +187,8 @@ impl Delivery {
         body: Body,
     ) -> Result<Decided, Stopped> {
         let last = part.iter().map(|s| s.offset).max().unwrap_or(0);
-        let mut backoff = Backoff::new(self.shared.retry_min, self.shared.retry_max);
-        let metrics = self.shared.metrics.clone();
+        let mut backoff = Backoff::new(self.context.retry_min, self.context.retry_max);
+        let metrics = self.context.metrics.clone();
         loop {
             // Before sending: after a crash from here on, these records may
             // be in the store.

@@ -1,6 +1,7 @@
 //! The delivery machinery: everything between the consumer loop and a
 //! store that does not depend on which store it is.
 
+pub mod ack_tracker;
 pub mod backoff;
 pub mod batcher;
 pub mod context;
