@@ -1,19 +1,35 @@
 //! Sinks: what `metricstream consume` does with the records it reads.
 //!
-//! [`Output`] is what the consumer loops (embedded-log groups and Kafka)
-//! talk to: they hand it each queue record of a partition in offset order
-//! and commit only the offsets it hands back as acknowledged. Two outputs:
-//! [`store::stdout::Stdout`] (JSON lines, acknowledged once written and
-//! flushed) and [`delivery::pipeline::Pipeline`] (a time-series store,
-//! acknowledged once the
-//! store answered 2xx for every sample of the record and of every record
-//! before it in that partition, or the sample was dead-lettered).
+//! Two halves, one folder each:
+//! - [`store`]: the stores, one file each: what a store is sent (a
+//!   [`Sink`] encodes samples into a request [`store::Body`]) and what its
+//!   answers mean, as pure functions (no network, no state).
+//! - [`delivery`]: everything store-independent between the consumer loop
+//!   and the store: workers, lanes, batching, the HTTP client, retries,
+//!   splitting a refused batch, dead letters, acknowledgement.
 //!
-//! A store is a [`Sink`](store::Sink): a small trait that turns samples
-//! into one HTTP request body and says what a refusal means; the stores
-//! live in [`store`]. Everything else (batching, order, retries, splitting
-//! a refused batch, dead letters, acknowledgement) is store-independent
-//! and lives in [`delivery`].
+//! Beside them: [`sample`] and [`stored`] (a queue record decoded into
+//! samples) and [`metrics`] (the consumer's own metrics, which the consumer
+//! loops update too, so neither half owns them).
+//!
+//! # The data path, top to bottom
+//! 1. The consumer loop hands each queue record of a partition, in offset
+//!    order, to an [`Output`] (from [`open`]), and commits only the offsets
+//!    it hands back as acknowledged.
+//! 2. `--sink stdout`: [`store::stdout::Stdout`] writes JSON lines,
+//!    acknowledged once written and flushed. Any other sink:
+//!    [`delivery::pipeline::Pipeline`], a worker per partition.
+//! 3. [`delivery::batcher`]: decodes the record into samples, puts each in
+//!    its series' lane, cuts batches and has the store encode them
+//!    ([`Sink::encode`]).
+//! 4. [`delivery::lane`]: sends a batch ([`delivery::http`]), reads the
+//!    answer with the store's retry policy ([`Sink::classify`],
+//!    [`delivery::retry`]), backs off ([`delivery::backoff`]) and retries,
+//!    or splits what was refused down to single samples for the
+//!    dead-letter file.
+//! 5. [`delivery::ack_tracker`]: a record is acknowledged once the store
+//!    answered 2xx for every sample of it and of every record before it in
+//!    that partition (or the sample was dead-lettered).
 //!
 //! # Order
 //! One worker per partition; within it, `--in-flight` lanes, each with one

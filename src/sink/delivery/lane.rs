@@ -1,35 +1,34 @@
-//! One lane's sender: delivers a batch of a partition (send, retry what
-//! may succeed later, split what the store refused) and dead-letters the
-//! single samples it refuses for good.
+//! One lane's sender: delivers a batch, splits what the store refused, and
+//! dead-letters the single samples it refuses for good.
 //!
-//! - 2xx: delivered.
-//! - Connection refused/reset, no answer within the timeout, 5xx, 429 and
-//!   408: retried with backoff and jitter (at least `Retry-After`), without
-//!   end, the same batch, so the place in the partition is kept.
-//! - 401, 403, 404, 405: a configuration mistake (credentials, `--url`), not
-//!   something wrong with the data: retried like the above, with an error
-//!   logged at every attempt, rather than dead-lettering everything.
-//! - Any other 4xx (400, 413, 422, …): the batch can never succeed as it
-//!   is. A store such as Prometheus refuses a whole request for one bad
-//!   sample without saying which, so the batch is split in halves, sent
-//!   first half first (series order is kept), down to the samples that are
-//!   refused alone: those go to the dead-letter file with the store's
-//!   answer — unless the answer means "already stored" ([`Sink::already_stored`](crate::sink::store::Sink::already_stored))
-//!   for a sample that may have been delivered before: sent in a request
-//!   that got no answer or before a crash ([`super::marks`]), or an exact
-//!   copy of one delivered lately (the queue holds it twice, [`super::recent`]).
-//!   That counts as delivered.
+//! Each answer means what the store's retry policy says
+//! ([`Sink::classify`], the table in [`super::retry`]): accepted; retried,
+//! the same batch, without end, with backoff and jitter
+//! ([`super::backoff`]), so the place in the partition is kept; or refused.
+//! A refused batch can never succeed as it is. A store such as Prometheus
+//! refuses a whole request for one bad sample without saying which, so the
+//! batch is split in halves, sent first half first (series order is kept),
+//! down to the samples that are refused alone: those go to the dead-letter
+//! file with the store's answer — unless the answer means "already stored"
+//! ([`Sink::already_stored`]) for a sample that may have been delivered
+//! before: sent in a request that got no answer or before a crash
+//! ([`super::marks`]), or an exact copy of one delivered lately (the queue
+//! holds it twice, [`super::recent`]). That counts as delivered.
+//!
+//! [`Sink::classify`]: crate::sink::store::Sink::classify
+//! [`Sink::already_stored`]: crate::sink::store::Sink::already_stored
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::context::DeliveryContext;
-use super::http::{Answer, Client};
+use super::http::Client;
 use super::marks::Mark;
 use super::recent::{Recent, REMEMBERED};
+use super::retry::{Answer, Decision};
 use crate::sink::store::Body;
 use crate::sink::Sample;
 
@@ -38,7 +37,7 @@ use crate::sink::Sample;
 pub struct Stopped;
 
 /// The store's final word on a batch.
-enum Decided {
+enum Verdict {
     Accepted,
     Refused { status: u16, reason: String },
 }
@@ -125,13 +124,13 @@ impl LaneSender {
                 None => sink.encode(part),
             };
             match self.send_until_decided(part, body).await? {
-                Decided::Accepted => {
+                Verdict::Accepted => {
                     self.context.metrics.sent.inc_by(part.len() as u64);
                     for s in part {
                         self.recent.insert(s);
                     }
                 }
-                Decided::Refused { status, reason } if part.len() == 1 => {
+                Verdict::Refused { status, reason } if part.len() == 1 => {
                     let maybe_sent = self.uncertain.is_some_and(|u| part[0].offset <= u)
                         || self.recent.contains(&part[0]);
                     let replay = sink.already_stored(status, &reason) && maybe_sent;
@@ -141,7 +140,7 @@ impl LaneSender {
                         self.dead_letter(part, Some(status), &reason);
                     }
                 }
-                Decided::Refused { .. } => {
+                Verdict::Refused { .. } => {
                     let mid = a + (b - a) / 2;
                     // Popped first half first: each series stays in order.
                     parts.push((mid, b));
@@ -181,93 +180,94 @@ impl LaneSender {
         }
     }
 
+    /// Sends `body` (the samples `part`) until the store decides. What an
+    /// answer means is the store's retry policy's ([`Sink::classify`](crate::sink::store::Sink::classify)):
+    /// this loop only marks, sends, counts, backs off and stops.
     async fn send_until_decided(
         &mut self,
         part: &[Sample],
         body: Body,
-    ) -> Result<Decided, Stopped> {
+    ) -> Result<Verdict, Stopped> {
         let last = part.iter().map(|s| s.offset).max().unwrap_or(0);
         let mut backoff = Backoff::new(self.context.retry_min, self.context.retry_max);
-        let metrics = self.context.metrics.clone();
+        let sink = self.context.sink.clone();
         loop {
-            // Before sending: after a crash from here on, these records may
-            // be in the store.
-            let raised = match self.mark.lock() {
-                Ok(mut mark) => mark.raise(last),
-                Err(_) => Err(std::io::Error::other("poisoned")),
-            };
-            if let Err(e) = raised {
-                tracing::warn!(
-                    partition = self.partition,
-                    "cannot record the sent mark: {e}"
-                );
-            }
+            self.raise_mark(last);
             let started = Instant::now();
             let answer = self.client.send(&body).await;
-            let (retry_after, why) = match answer {
-                Answer::Status { status, body, .. } if (200..300).contains(&status) => {
-                    metrics.latency.observe(started.elapsed().as_secs_f64());
-                    metrics
-                        .requests
-                        .with_label_values(&[&status.to_string()])
-                        .inc();
-                    let _ = body;
-                    return Ok(Decided::Accepted);
+            self.count(&answer, started);
+            if answer.may_be_stored() {
+                // A later refusal of these samples as already stored is believed.
+                self.uncertain = Some(self.uncertain.map_or(last, |u| u.max(last)));
+            }
+            let (after, why) = match sink.classify(&answer) {
+                Decision::Accept => return Ok(Verdict::Accepted),
+                Decision::Refuse { status, reason } => {
+                    return Ok(Verdict::Refused { status, reason })
                 }
-                Answer::Status {
-                    status,
-                    retry_after,
-                    body,
+                Decision::Retry {
+                    after,
+                    why,
+                    config_error,
                 } => {
-                    metrics.latency.observe(started.elapsed().as_secs_f64());
-                    metrics
-                        .requests
-                        .with_label_values(&[&status.to_string()])
-                        .inc();
-                    let config = matches!(status, 401 | 403 | 404 | 405);
-                    let transient = status >= 500 || matches!(status, 408 | 429);
-                    if !config && !transient {
-                        return Ok(Decided::Refused {
-                            status,
-                            reason: body,
-                        });
-                    }
-                    if config {
+                    if config_error {
                         tracing::error!(
                             partition = self.partition,
-                            "the store answers {status} ({body}): check --url and the credentials; retrying"
+                            "the store answers {answer}: check --url and the credentials; retrying"
                         );
                     }
-                    (retry_after, format!("{status} {body}"))
-                }
-                Answer::Unreachable(e) => {
-                    metrics.requests.with_label_values(&["unreachable"]).inc();
-                    (None, e)
-                }
-                Answer::NoAnswer(e) => {
-                    metrics.requests.with_label_values(&["no_answer"]).inc();
-                    // The store may have taken it: a later refusal of these
-                    // samples as already stored is believed.
-                    self.uncertain = Some(self.uncertain.map_or(last, |u| u.max(last)));
-                    (None, e)
+                    (after, why)
                 }
             };
+            let metrics = &self.context.metrics;
             metrics.retried.inc_by(part.len() as u64);
             metrics.error(&why);
-            let wait = backoff.next(retry_after);
+            let wait = backoff.next(after);
             tracing::warn!(
                 partition = self.partition,
                 samples = part.len(),
                 "store: {why}; retrying in {wait:?}"
             );
-            let mut stop = self.stop.clone();
-            if *stop.borrow() {
-                return Err(Stopped);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return Err(Stopped),
-            }
+            self.sleep(wait).await?;
+        }
+    }
+
+    /// Before sending: after a crash from here on, the records up to `last`
+    /// may be in the store.
+    fn raise_mark(&self, last: u64) {
+        let raised = match self.mark.lock() {
+            Ok(mut mark) => mark.raise(last),
+            Err(_) => Err(std::io::Error::other("poisoned")),
+        };
+        if let Err(e) = raised {
+            tracing::warn!(
+                partition = self.partition,
+                "cannot record the sent mark: {e}"
+            );
+        }
+    }
+
+    /// Counts a request by its outcome, and the latency of an answered one.
+    fn count(&self, answer: &Answer, started: Instant) {
+        let metrics = &self.context.metrics;
+        if matches!(answer, Answer::Status { .. }) {
+            metrics.latency.observe(started.elapsed().as_secs_f64());
+        }
+        metrics
+            .requests
+            .with_label_values(&[&answer.outcome()])
+            .inc();
+    }
+
+    /// Waits `wait` before the next attempt, unless shutdown comes first.
+    async fn sleep(&self, wait: Duration) -> Result<(), Stopped> {
+        let mut stop = self.stop.clone();
+        if *stop.borrow() {
+            return Err(Stopped);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = stop.changed() => Err(Stopped),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The stores: what each one is sent and what its refusals mean. A store is
-//! a [`Sink`]; it never touches the network, so each store fits in one
+//! The stores: what each one is sent and what its answers mean. A store is
+//! a [`Sink`]: it never touches the network, and what it does (encode
+//! samples, read an answer) is a pure function, so each store fits in one
 //! file:
 //!
 //! - [`remote_write`]: Prometheus remote_write 1.0 (`--sink remote-write`);
@@ -16,6 +17,7 @@ pub mod stdout;
 
 use bytes::Bytes;
 
+use crate::sink::delivery::retry::{self, Answer, Decision};
 use crate::sink::Sample;
 
 /// A store's request for a batch: what the HTTP client sends.
@@ -28,7 +30,7 @@ pub struct Body {
     pub bytes: Bytes,
 }
 
-/// A time-series store's protocol: encoding, and what a refusal means.
+/// A time-series store's protocol: encoding, and what its answers mean.
 pub trait Sink: Send + Sync + 'static {
     /// A short name for logs and metrics (`remote-write`, `influx`).
     fn name(&self) -> &'static str;
@@ -37,6 +39,12 @@ pub trait Sink: Send + Sync + 'static {
     fn refuse(&self, sample: &Sample) -> Option<String>;
     /// One request body holding `samples`, in their order.
     fn encode(&self, samples: &[Sample]) -> Body;
+    /// What an answer to a request means: accept, retry or refuse. Every
+    /// store today answers as HTTP says ([`retry::classify`]); a store whose
+    /// statuses mean something else says so here.
+    fn classify(&self, answer: &Answer) -> Decision {
+        retry::classify(answer)
+    }
     /// Whether a refusal of a single sample, with this status and answer
     /// body, can mean that the store already holds exactly that sample (a
     /// replay after a crash). Only trusted for samples that may have been
