@@ -51,6 +51,7 @@ use bytes::Bytes;
 
 pub use sample::Sample;
 
+use crate::influx::Precision;
 use delivery::context::DeliveryContext;
 use delivery::{dead_letter, http, pipeline};
 use store::{influx, remote_write, remote_write_v2, stdout, Sink};
@@ -95,7 +96,7 @@ pub struct SinkConfig {
     /// InfluxDB 1.x database or 2.x bucket, 2.x org, timestamp precision.
     pub influx_db: Option<String>,
     pub influx_org: Option<String>,
-    pub influx_precision: influx::Precision,
+    pub influx_precision: Precision,
     /// Requests in flight per partition (`--in-flight`).
     pub in_flight: usize,
     pub max_samples: usize,
@@ -118,7 +119,7 @@ impl Default for SinkConfig {
             headers: Vec::new(),
             influx_db: None,
             influx_org: None,
-            influx_precision: influx::Precision::Ms,
+            influx_precision: Precision::Milliseconds,
             in_flight: 4,
             max_samples: 2000,
             max_bytes: 4 << 20,
