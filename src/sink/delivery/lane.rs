@@ -181,8 +181,8 @@ impl LaneSender {
     }
 
     /// Sends `body` (the samples `part`) until the store decides. What an
-    /// answer means is the store's retry policy's ([`Sink::classify`](crate::sink::store::Sink::classify)):
-    /// this loop only marks, sends, counts, backs off and stops.
+    /// answer means is the store's retry policy's (`Sink::classify`): this
+    /// loop only marks, sends, counts, backs off and stops.
     async fn send_until_decided(
         &mut self,
         part: &[Sample],
