@@ -12,9 +12,10 @@ use prompb::v2::{metadata::MetricType as Type, Metadata, Request, Sample as PbSa
 use prost::Message;
 
 use super::remote_write::{snappy_body, RemoteWrite};
-use super::sample::{Fx, Series};
-use super::{Body, Sample, Sink};
+use super::{Body, Sink};
 use crate::batch::MetricType;
+use crate::sink::sample::{Fx, Series};
+use crate::sink::Sample;
 
 pub struct RemoteWriteV2;
 

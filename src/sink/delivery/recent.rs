@@ -12,8 +12,8 @@
 
 use std::hash::Hasher;
 
-use super::sample::FxHasher;
-use super::Sample;
+use crate::sink::sample::FxHasher;
+use crate::sink::Sample;
 
 pub struct Recent {
     ring: Vec<u64>,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::Sample;
+use crate::sink::Sample;
 
 pub struct DeadLetters {
     path: PathBuf,

@@ -28,9 +28,10 @@ use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::sample::{Fx, Series};
-use super::{Body, Sample, Sink};
+use super::{Body, Sink};
 use crate::batch::MetricType;
+use crate::sink::sample::{Fx, Series};
+use crate::sink::Sample;
 
 pub struct RemoteWrite;
 

@@ -7,8 +7,8 @@ use std::io::{self, BufWriter, Stdout as StdStdout, Write};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::Output;
 use crate::batch::{Metric, StoredBatch};
+use crate::sink::Output;
 
 /// One output line.
 #[derive(Serialize)]
