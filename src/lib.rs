@@ -21,4 +21,5 @@ pub mod otlp;
 pub mod queue;
 pub mod remote_write;
 pub mod sink;
+mod sync;
 pub mod telemetry;

@@ -74,7 +74,7 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = crate::sync::lock(&self.progress);
         match rebalance {
             Rebalance::Assign(tpl) => {
                 p.assigned_once = true;
@@ -272,7 +272,7 @@ fn take_acks(
 }
 
 fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
-    p.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(p)
 }
 
 /// Commits the offsets the sink acknowledged. A failure (typically a

@@ -126,7 +126,7 @@ impl Progress {
 
 fn lock(p: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
     // A panicking holder left plain counters behind: still usable.
-    p.lock().unwrap_or_else(|e| e.into_inner())
+    crate::sync::lock(p)
 }
 
 /// Runs the batcher and the lanes' senders until the records end or
