@@ -7,6 +7,10 @@
 //! the queue back in consumer groups. The load generator is the `loadgen`
 //! crate.
 
+// The one exception, `sync_file_range` in `log::segment`, is allowed on its
+// own function with the reason there.
+#![deny(unsafe_code)]
+
 pub mod auth;
 pub mod batch;
 pub mod consumer;
