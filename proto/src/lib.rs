@@ -9,5 +9,7 @@
 //!
 //! Only the messages remote_write sends are here (no read path).
 
+#![deny(unsafe_code)]
+
 pub mod v1;
 pub mod v2;

@@ -57,7 +57,7 @@ struct OpenBatch {
 
 fn lock(p: &Mutex<AckTracker>) -> MutexGuard<'_, AckTracker> {
     // A panicking holder left plain counters behind: still usable.
-    p.lock().unwrap_or_else(|e| e.into_inner())
+    crate::sync::lock(p)
 }
 
 /// Runs the batcher and the lanes' senders until the records end or
