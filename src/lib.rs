@@ -7,6 +7,10 @@
 //! the queue back in consumer groups. The load generator is the `loadgen`
 //! crate.
 
+// The one exception, `sync_file_range` in `log::segment`, is allowed on its
+// own function with the reason there.
+#![deny(unsafe_code)]
+
 pub mod auth;
 pub mod batch;
 pub mod consumer;
@@ -24,4 +28,5 @@ pub mod queue;
 pub mod record;
 pub mod remote_write;
 pub mod sink;
+mod sync;
 pub mod telemetry;

@@ -1,3 +1,5 @@
+#![deny(unsafe_code)]
+
 // mimalloc: the request path allocates many small short-lived buffers;
 // measured +12% durable requests/s over glibc malloc (BENCHMARKS.md).
 #[global_allocator]

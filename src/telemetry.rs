@@ -133,118 +133,96 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Telemetry {
+    /// Every counter registered once, grouped as the struct is: what the
+    /// requests brought, what the queue made of it, the Kafka producer's
+    /// figures, the connections.
     pub fn new() -> prometheus::Result<Telemetry> {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
-            let c = IntCounter::new(format!("metricstream_{name}"), help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let histogram = |name: &str, help: &str| -> prometheus::Result<Histogram> {
-            let opts = HistogramOpts::new(format!("metricstream_{name}"), help)
-                .buckets(LATENCY_BUCKETS.to_vec());
-            let h = Histogram::with_opts(opts)?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
-        };
-        let by = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(format!("metricstream_{name}"), help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let requests = by(
-            "http_requests_total",
-            "HTTP requests by protocol and status",
-            &["protocol", "status"],
-        )?;
-        let samples_received = by(
-            "samples_received_total",
-            "data points accepted into the queue, by protocol",
-            &["protocol"],
-        )?;
-        let samples_refused = by(
-            "samples_refused_total",
-            "data points refused as invalid (the rest of their request stored), by protocol",
-            &["protocol"],
-        )?;
-        let queue_depth = IntGauge::new(
-            "metricstream_queue_depth",
-            "batches waiting in memory for the queue",
-        )?;
-        registry.register(Box::new(queue_depth.clone()))?;
-        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
-            let g = IntGauge::new(format!("metricstream_{name}"), help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
+        let r = Registrar::default();
         Ok(Telemetry {
-            in_flight: gauge(
-                "kafka_in_flight",
-                "messages sent to a Kafka broker and awaiting its acknowledgement",
+            metrics_received: r.counter("metrics_received_total", "metrics in decoded batches")?,
+            batches_processed: r.counter("batches_processed_total", "batches accepted (200)")?,
+            validation_errors: r
+                .counter("validation_errors_total", "batches rejected as invalid")?,
+            rate_limited_requests: r
+                .counter("rate_limited_requests_total", "requests answered 429")?,
+            requests: r.counter_vec(
+                "http_requests_total",
+                "HTTP requests by protocol and status",
+                &["protocol", "status"],
             )?,
-            retried: counter("kafka_retries_total", "produce requests librdkafka retried")?,
-            delivery_latency: histogram(
-                "kafka_delivery_latency_seconds",
-                "time from handing a batch to the Kafka producer until the broker's ack",
+            samples_received: r.counter_vec(
+                "samples_received_total",
+                "data points accepted into the queue, by protocol",
+                &["protocol"],
             )?,
-            resent: counter(
-                "spill_resent_total",
-                "spilled batches delivered to Kafka later",
+            samples_refused: r.counter_vec(
+                "samples_refused_total",
+                "data points refused as invalid (the rest of their request stored), by protocol",
+                &["protocol"],
             )?,
-            spill_bytes: gauge("spill_bytes", "bytes in the spill log")?,
-            broker_reachable: gauge(
-                "kafka_broker_reachable",
-                "1 while a Kafka broker answers, else 0",
-            )?,
-            connections_open: gauge("connections_open", "client connections being served")?,
-            connections_evicted: counter(
-                "connections_evicted_total",
-                "idle connections closed at --max-connections to admit a new one",
-            )?,
-            connections_refused: counter(
-                "connections_refused_total",
-                "connections answered 503 at --max-connections (all busy)",
-            )?,
-            connections_timed_out: counter(
-                "connections_timed_out_total",
-                "connections closed for not sending a request head within --idle-timeout",
-            )?,
-            metrics_received: counter("metrics_received_total", "metrics in decoded batches")?,
-            batches_processed: counter("batches_processed_total", "batches accepted (200)")?,
-            validation_errors: counter("validation_errors_total", "batches rejected as invalid")?,
-            rate_limited_requests: counter("rate_limited_requests_total", "requests answered 429")?,
-            request_latency: histogram(
+            request_latency: r.histogram(
                 "http_request_duration_seconds",
                 "time to answer a POST /metrics",
             )?,
-            queue_latency: histogram(
+
+            queue_latency: r.histogram(
                 "queue_latency_seconds",
                 "time from enqueue until the batch is durable",
             )?,
-            delivered: counter("deliveries_total", "batches made durable by the queue")?,
-            failed: counter(
+            queue_depth: r.gauge("queue_depth", "batches waiting in memory for the queue")?,
+            delivered: r.counter("deliveries_total", "batches made durable by the queue")?,
+            failed: r.counter(
                 "delivery_failures_total",
                 "batches the queue could not store",
             )?,
-            spilled: counter("spills_total", "batches written to the spill log")?,
-            commits: counter("group_commits_total", "fsyncs, each covering many batches")?,
-            commit_write: histogram(
+            spilled: r.counter("spills_total", "batches written to the spill log")?,
+            commits: r.counter("group_commits_total", "fsyncs, each covering many batches")?,
+            commit_write: r.histogram(
                 "commit_write_seconds",
                 "time a group commit spends appending its batches to the log files",
             )?,
-            commit_sync: histogram(
+            commit_sync: r.histogram(
                 "commit_sync_seconds",
                 "time a group commit spends making its appends durable (fsync, high watermark)",
             )?,
-            commit_publish: histogram(
+            commit_publish: r.histogram(
                 "commit_publish_seconds",
                 "time a group commit spends answering the requests it made durable",
             )?,
-            requests,
-            samples_received,
-            samples_refused,
-            queue_depth,
-            registry,
+
+            in_flight: r.gauge(
+                "kafka_in_flight",
+                "messages sent to a Kafka broker and awaiting its acknowledgement",
+            )?,
+            retried: r.counter("kafka_retries_total", "produce requests librdkafka retried")?,
+            delivery_latency: r.histogram(
+                "kafka_delivery_latency_seconds",
+                "time from handing a batch to the Kafka producer until the broker's ack",
+            )?,
+            resent: r.counter(
+                "spill_resent_total",
+                "spilled batches delivered to Kafka later",
+            )?,
+            spill_bytes: r.gauge("spill_bytes", "bytes in the spill log")?,
+            broker_reachable: r.gauge(
+                "kafka_broker_reachable",
+                "1 while a Kafka broker answers, else 0",
+            )?,
+
+            connections_open: r.gauge("connections_open", "client connections being served")?,
+            connections_evicted: r.counter(
+                "connections_evicted_total",
+                "idle connections closed at --max-connections to admit a new one",
+            )?,
+            connections_refused: r.counter(
+                "connections_refused_total",
+                "connections answered 503 at --max-connections (all busy)",
+            )?,
+            connections_timed_out: r.counter(
+                "connections_timed_out_total",
+                "connections closed for not sending a request head within --idle-timeout",
+            )?,
+            registry: r.registry,
         })
     }
 
@@ -292,6 +270,47 @@ impl Telemetry {
             tracing::error!("encoding metrics: {e}");
         }
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Makes each metric, named `metricstream_<name>`, and registers it.
+#[derive(Default)]
+struct Registrar {
+    registry: Registry,
+}
+
+impl Registrar {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> prometheus::Result<M> {
+        self.registry.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        self.register(IntCounter::new(format!("metricstream_{name}"), help)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        self.register(IntGauge::new(format!("metricstream_{name}"), help)?)
+    }
+
+    /// With [`LATENCY_BUCKETS`].
+    fn histogram(&self, name: &str, help: &str) -> prometheus::Result<Histogram> {
+        let opts = HistogramOpts::new(format!("metricstream_{name}"), help)
+            .buckets(LATENCY_BUCKETS.to_vec());
+        self.register(Histogram::with_opts(opts)?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntCounterVec> {
+        let opts = Opts::new(format!("metricstream_{name}"), help);
+        self.register(IntCounterVec::new(opts, labels)?)
     }
 }
 

@@ -58,9 +58,7 @@ impl Logged {
 
     /// SIGTERM, wait for the exit, return everything it printed.
     fn stop(&mut self) -> Vec<u8> {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        common::sigterm(&self.child);
         let start = Instant::now();
         while self.child.try_wait().unwrap().is_none() {
             assert!(

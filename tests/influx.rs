@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::Command;
 
 use common::in_process::InProcess;
 use common::{consume_all, request, Response, Server};
@@ -429,6 +428,8 @@ fn influx_credentials_map_to_api_keys() {
 }
 
 /// 1.x-style writes as a shell script would make them: curl, `-u`, a file.
+/// Runs curl, so it is behind the `external` feature.
+#[cfg(feature = "external")]
 #[test]
 fn curl_writes_in_the_1x_style() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,7 +442,7 @@ fn curl_writes_in_the_1x_style() {
     )
     .unwrap();
     let curl = |args: &[&str]| {
-        let out = Command::new("curl")
+        let out = std::process::Command::new("curl")
             .args(["-s", "-o", "/dev/stderr", "-w", "%{http_code}"])
             .args(args)
             .output()

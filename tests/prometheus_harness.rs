@@ -4,18 +4,23 @@
 //! A holds for jobs `node` and `prometheus` in a window is in B, the same,
 //! and B holds nothing else there; A counts no failed or dropped sample.
 //! The later A → metricstream → B tests lean on exactly this comparison.
+//!
+//! The comparison's own test needs no program; the one that starts
+//! Prometheus and the node exporter is behind the `external` feature.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::prometheus::{diff_samples, Samples, Window};
 
-use common::prometheus::{
-    assert_same_samples, diff_samples, now_ms, NodeExporter, Prometheus, PrometheusConfig,
-    RemoteWriteConfig, Samples, Window,
-};
-
+#[cfg(feature = "external")]
 #[test]
 fn prometheus_remote_writes_to_prometheus_sample_for_sample() {
+    use std::time::{Duration, Instant};
+
+    use common::prometheus::{
+        assert_same_samples, now_ms, NodeExporter, Prometheus, PrometheusConfig, RemoteWriteConfig,
+    };
+
     let t0 = Instant::now();
     let node = NodeExporter::start();
     let b = Prometheus::launch(PrometheusConfig {

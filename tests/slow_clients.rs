@@ -183,19 +183,13 @@ fn short_timeout_server(n: u64) -> (tempfile::TempDir, Server) {
 /// Makes room for `n` sockets in this process (soft limit up to the hard one).
 fn fd_room(n: u64) {
     let need = n + 256;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        if lim.rlim_cur < need {
-            lim.rlim_cur = need.min(lim.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        }
+    let (mut soft, hard) = rlimit::Resource::NOFILE.get().expect("getrlimit");
+    if soft < need {
+        soft = need.min(hard);
+        rlimit::Resource::NOFILE.set(soft, hard).expect("setrlimit");
     }
     assert!(
-        lim.rlim_cur >= need,
+        soft >= need,
         "this test holds {n} sockets: raise the hard open-file limit to {need} (ulimit -Hn)"
     );
 }

@@ -14,6 +14,8 @@
 //! config so it can be driven from tests and other tools without clap.
 //! The caller provides the multi-threaded tokio runtime.
 
+#![deny(unsafe_code)]
+
 mod config;
 
 pub mod client;

@@ -9,6 +9,8 @@
 //!
 //! Only the messages remote_write sends are here (no read path).
 
+#![deny(unsafe_code)]
+
 pub mod record;
 pub mod v1;
 pub mod v2;

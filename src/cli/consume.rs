@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::{parse_duration, positive_duration, QueueArgs, QueueKind};
 use metricstream::consumer::{ConsumeConfig, KafkaSource, Source};
-use metricstream::sink::http::Auth;
-use metricstream::sink::influx::Precision;
+use metricstream::influx::Precision;
+use metricstream::sink::delivery::http::Auth;
 use metricstream::sink::{SinkConfig, SinkKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -118,7 +118,7 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
-    Precision::parse(s).ok_or_else(|| format!("{s:?}: expected ns, us, ms or s"))
+    Precision::parse_written(s).ok_or_else(|| format!("{s:?}: expected ns, us, ms or s"))
 }
 
 impl SinkArgs {

@@ -329,5 +329,5 @@ fn partition(p: i32) -> anyhow::Result<u32> {
 }
 
 fn lock(events: &Mutex<GroupEvents>) -> MutexGuard<'_, GroupEvents> {
-    events.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(events)
 }

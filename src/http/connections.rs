@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -261,7 +261,7 @@ impl Registry {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
-        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.conns)
     }
 
     /// A slot for a new connection, closing the one idle longest if at the

@@ -26,6 +26,44 @@ impl Precision {
         })
     }
 
+    /// The units both InfluxDB versions take, as `consume --sink influx`
+    /// writes them (`--influx-precision`): ns, us, ms, s, and 1.x's n and
+    /// u. One flag serves `/write` and `/api/v2/write`, hence not m or h.
+    pub fn parse_written(s: &str) -> Option<Precision> {
+        Some(match s {
+            "ns" | "n" => Precision::Nanoseconds,
+            "us" | "u" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            _ => return None,
+        })
+    }
+
+    /// How `/write` (1.x) spells it in the URL's `precision`;
+    /// `/api/v2/write` takes the same for ns, us, ms and s.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+            Precision::Minutes => "m",
+            Precision::Hours => "h",
+        }
+    }
+
+    /// A millisecond timestamp in this unit: finer units saturate at the
+    /// ends of i64, coarser ones round down (seconds drop the milliseconds).
+    pub fn of_ms(self, ms: i64) -> i64 {
+        const MS: i64 = 1_000_000;
+        let nanos = self.nanos();
+        if nanos < MS {
+            ms.saturating_mul(MS / nanos)
+        } else {
+            ms.div_euclid(nanos / MS)
+        }
+    }
+
     fn nanos(self) -> i64 {
         match self {
             Precision::Nanoseconds => 1,
@@ -43,4 +81,31 @@ impl Precision {
 pub fn timestamp_ns(ts: i64, precision: Precision) -> Result<i64, String> {
     ts.checked_mul(precision.nanos())
         .ok_or_else(|| format!("timestamp {ts} out of range for precision {precision:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sinks_precisions() {
+        let all = ["ns", "n", "us", "u", "ms", "s"];
+        let parsed: Vec<&str> = all
+            .iter()
+            .filter_map(|s| Precision::parse_written(s))
+            .map(Precision::as_str)
+            .collect();
+        assert_eq!(parsed, ["ns", "ns", "us", "us", "ms", "s"]);
+        for other in ["m", "h", "µ", "MS", ""] {
+            assert_eq!(Precision::parse_written(other), None, "{other:?}");
+        }
+        assert_eq!(Precision::Nanoseconds.of_ms(1_500), 1_500_000_000);
+        assert_eq!(Precision::Microseconds.of_ms(-2), -2_000);
+        assert_eq!(Precision::Milliseconds.of_ms(1_500), 1_500);
+        assert_eq!(Precision::Seconds.of_ms(1_999), 1);
+        assert_eq!(Precision::Seconds.of_ms(-1), -1);
+        assert_eq!(Precision::Minutes.of_ms(120_000), 2);
+        assert_eq!(Precision::Nanoseconds.of_ms(i64::MAX), i64::MAX);
+        assert_eq!(Precision::Microseconds.of_ms(i64::MIN), i64::MIN);
+    }
 }

@@ -65,105 +65,24 @@ struct Checked {
     cut: Option<(u64, Invalid, u64)>,
 }
 
+/// Brings `dir` back to a valid log, in the order a crash anywhere in it
+/// survives: tidy the directory, check the segments in order, delete those
+/// after the end of the valid log, reopen the last one as the active
+/// segment, then make the directory and the high watermark durable.
 pub(crate) fn recover(dir: &Path, dir_file: &File, config: &LogConfig) -> io::Result<Recovered> {
     // Remove the marker first: from here on a crash must mean a full scan.
     let clean = files::remove_if_exists(&dir.join(CLEAN_SHUTDOWN))?;
-    let mut dir_changed = clean;
-    dir_changed |= files::remove_if_exists(&dir.join(HWM_TMP))?;
-
-    let listing = files::list(dir)?;
-    for base in &listing.indexes {
-        if listing.logs.binary_search(base).is_err() {
-            dir_changed |= files::remove_if_exists(&files::index_path(dir, *base))?;
-        }
-    }
-
+    let (logs, tidied) = tidy(dir)?;
     let mut report = Recovery {
         clean,
         ..Recovery::default()
     };
-    let mut kept: Vec<Checked> = Vec::new();
-    let mut cut_from = listing.logs.len();
-    for (i, &base) in listing.logs.iter().enumerate() {
-        if let Some(end) = kept.last().and_then(|prev| prev.next_offset) {
-            if end != base {
-                let why = format!(
-                    "{}: gap, previous segment ends at offset {end}",
-                    files::log_name(base)
-                );
-                warn!(dir = %dir.display(), "{why}");
-                report.cut = Some(why);
-                cut_from = i;
-                break;
-            }
-        }
-        let mode = match (clean, i + 1 == listing.logs.len()) {
-            (false, _) => Mode::Full,
-            (true, false) => Mode::Trust,
-            (true, true) => Mode::Tail,
-        };
-        let checked = check_segment(dir, base, mode, config)?;
-        let was_cut = checked.cut.is_some();
-        if let Some((pos, invalid, bytes)) = &checked.cut {
-            let why = format!("{}: {invalid} at byte {pos}", files::log_name(base));
-            warn!(dir = %dir.display(), truncated_bytes = bytes, "{why}");
-            report.truncated_bytes += bytes;
-            report.cut = Some(why);
-        }
-        kept.push(checked);
-        if was_cut {
-            cut_from = i + 1;
-            break;
-        }
-    }
-
-    let doomed = &listing.logs[cut_from..];
-    if !doomed.is_empty() {
-        let mut bytes = 0;
-        for &base in doomed {
-            bytes += delete_segment(dir, base)?;
-        }
-        warn!(
-            dir = %dir.display(),
-            segments = doomed.len(),
-            bytes,
-            "deleted segments after the end of the valid log"
-        );
-        report.truncated_bytes += bytes;
-        if let Some(cut) = &mut report.cut {
-            cut.push_str(&format!(
-                "; deleted {} later segment(s), {bytes} bytes",
-                doomed.len()
-            ));
-        }
-        dir_changed = true;
-    }
-
-    let (active, next_offset) = match kept.pop() {
-        None => {
-            dir_changed = true;
-            (
-                ActiveSegment::create(dir, 0, config.index_interval_bytes)?,
-                0,
-            )
-        }
-        Some(last) => {
-            let next = last.next_offset.ok_or_else(|| {
-                io::Error::other("recovery left the end of the last segment unknown")
-            })?;
-            let active = ActiveSegment::reopen(
-                dir,
-                last.base,
-                last.file,
-                last.size,
-                last.index_entries,
-                last.last_index_pos,
-                config.index_interval_bytes,
-            )?;
-            (active, next)
-        }
-    };
-    if dir_changed {
+    let mut kept = check_segments(dir, &logs, clean, config, &mut report)?;
+    let deleted = delete_after_end(dir, &logs[kept.len()..], &mut report)?;
+    let last = kept.pop();
+    let created = last.is_none();
+    let (active, next_offset) = open_active(dir, last, config)?;
+    if clean || tidied || deleted || created {
         dir_file.sync_all()?;
     }
     files::write_hwm(dir, next_offset)?;
@@ -183,6 +102,116 @@ pub(crate) fn recover(dir: &Path, dir_file: &File, config: &LogConfig) -> io::Re
         next_offset,
         report,
     })
+}
+
+/// Removes what a crash can leave beside the segments (a half-written
+/// high watermark, indexes whose segment is gone); the segments' bases in
+/// order, and whether anything was removed.
+fn tidy(dir: &Path) -> io::Result<(Vec<u64>, bool)> {
+    let mut removed = files::remove_if_exists(&dir.join(HWM_TMP))?;
+    let listing = files::list(dir)?;
+    for base in &listing.indexes {
+        if listing.logs.binary_search(base).is_err() {
+            removed |= files::remove_if_exists(&files::index_path(dir, *base))?;
+        }
+    }
+    Ok((listing.logs, removed))
+}
+
+/// Checks the segments `logs` in order and returns those that belong to
+/// the valid log: all of them, or those before a gap in the offsets, up to
+/// and including the first one that had to be cut (noted in `report`).
+fn check_segments(
+    dir: &Path,
+    logs: &[u64],
+    clean: bool,
+    config: &LogConfig,
+    report: &mut Recovery,
+) -> io::Result<Vec<Checked>> {
+    let mut kept: Vec<Checked> = Vec::new();
+    for (i, &base) in logs.iter().enumerate() {
+        if let Some(end) = kept.last().and_then(|prev| prev.next_offset) {
+            if end != base {
+                let why = format!(
+                    "{}: gap, previous segment ends at offset {end}",
+                    files::log_name(base)
+                );
+                warn!(dir = %dir.display(), "{why}");
+                report.cut = Some(why);
+                break;
+            }
+        }
+        let mode = match (clean, i + 1 == logs.len()) {
+            (false, _) => Mode::Full,
+            (true, false) => Mode::Trust,
+            (true, true) => Mode::Tail,
+        };
+        let checked = check_segment(dir, base, mode, config)?;
+        let was_cut = checked.cut.is_some();
+        if let Some((pos, invalid, bytes)) = &checked.cut {
+            let why = format!("{}: {invalid} at byte {pos}", files::log_name(base));
+            warn!(dir = %dir.display(), truncated_bytes = bytes, "{why}");
+            report.truncated_bytes += bytes;
+            report.cut = Some(why);
+        }
+        kept.push(checked);
+        if was_cut {
+            break;
+        }
+    }
+    Ok(kept)
+}
+
+/// Deletes the segments `doomed`, which follow the end of the valid log,
+/// adding them to `report`; whether there were any.
+fn delete_after_end(dir: &Path, doomed: &[u64], report: &mut Recovery) -> io::Result<bool> {
+    if doomed.is_empty() {
+        return Ok(false);
+    }
+    let mut bytes = 0;
+    for &base in doomed {
+        bytes += delete_segment(dir, base)?;
+    }
+    warn!(
+        dir = %dir.display(),
+        segments = doomed.len(),
+        bytes,
+        "deleted segments after the end of the valid log"
+    );
+    report.truncated_bytes += bytes;
+    if let Some(cut) = &mut report.cut {
+        cut.push_str(&format!(
+            "; deleted {} later segment(s), {bytes} bytes",
+            doomed.len()
+        ));
+    }
+    Ok(true)
+}
+
+/// The segment appends continue in (the last valid one, or a new empty
+/// one at offset 0) and the offset the next append gets.
+fn open_active(
+    dir: &Path,
+    last: Option<Checked>,
+    config: &LogConfig,
+) -> io::Result<(ActiveSegment, u64)> {
+    let Some(last) = last else {
+        let active = ActiveSegment::create(dir, 0, config.index_interval_bytes)?;
+        return Ok((active, 0));
+    };
+    let next = last
+        .next_offset
+        .ok_or_else(|| io::Error::other("recovery left the end of the last segment unknown"))?;
+    let active = ActiveSegment::reopen(
+        dir,
+        last.base,
+        last.file,
+        last.size,
+        last.index_entries,
+        last.last_index_pos,
+        config.index_interval_bytes,
+    )?;
+    Ok((active, next))
 }
 
 fn check_segment(dir: &Path, base: u64, mode: Mode, config: &LogConfig) -> io::Result<Checked> {

@@ -19,6 +19,10 @@ pub(crate) const PREALLOC_CHUNK: u64 = 1 << 20;
 /// without waiting and without touching metadata (`sync_file_range` with
 /// `SYNC_FILE_RANGE_WRITE`). A hint: failures are ignored, the commit's
 /// fdatasync still writes whatever is left.
+///
+/// The crate's one `unsafe`: rustix, through which every other system call
+/// here goes, has no `sync_file_range`, so it is called through libc.
+#[allow(unsafe_code)]
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {

@@ -336,10 +336,7 @@ impl Queue for FileQueue {
             let deadline = tokio::time::Instant::now() + timeout;
             // Close queues behind everything already accepted (FIFO).
             let _ = tokio::time::timeout_at(deadline, self.sender.send(Command::Close)).await;
-            let handle = match self.writer.lock() {
-                Ok(mut w) => w.take(),
-                Err(poisoned) => poisoned.into_inner().take(),
-            };
+            let handle = crate::sync::lock(&self.writer).take();
             let joined = tokio::task::spawn_blocking(move || {
                 if let Some(h) = handle {
                     let _ = h.join();

@@ -96,101 +96,122 @@ fn decode_v1(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
 }
 
 fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
+    let request = request_v2(bytes)?;
+    let symbols = &request.symbols;
+    let mut out = Decoded::default();
+    out.series.reserve(request.timeseries.len());
+    for series in &request.timeseries {
+        series_v2(series, symbols, now_ms, &mut out);
+    }
+    Ok(out)
+}
+
+/// The 2.0 request in `bytes`, refused whole when it is not one or its
+/// symbol table does not start with the empty string.
+fn request_v2(bytes: &[u8]) -> Result<v2::Request, String> {
     let request =
         v2::Request::decode(bytes).map_err(|e| format!("invalid remote write 2.0 body: {e}"))?;
     if request.symbols.is_empty() && request.timeseries.is_empty() && !bytes.is_empty() {
         return Err(wrong_version(Version::V2, bytes));
     }
-    let symbols = &request.symbols;
-    match symbols.first() {
-        Some(first) if !first.is_empty() => {
-            return Err(format!(
-                "symbols[0] is {:?}: remote write 2.0 requires the empty string first",
-                labels::cut(first, 40)
-            ))
-        }
+    match request.symbols.first() {
+        Some(first) if !first.is_empty() => Err(format!(
+            "symbols[0] is {:?}: remote write 2.0 requires the empty string first",
+            labels::cut(first, 40)
+        )),
         None if !request.timeseries.is_empty() => {
-            return Err("symbols is empty: remote write 2.0 requires the empty string first".into())
+            Err("symbols is empty: remote write 2.0 requires the empty string first".into())
         }
-        _ => {}
+        _ => Ok(request),
     }
+}
+
+/// One 2.0 series into `out`: its metadata, and its samples if its labels
+/// pass; refused and counted otherwise.
+fn series_v2(series: &v2::TimeSeries, symbols: &[String], now_ms: i64, out: &mut Decoded) {
     let symbol = |r: u32| symbols.get(r as usize).map(String::as_str);
-    let in_range = |r: u32| (r as usize) < symbols.len();
-    let mut out = Decoded::default();
-    out.series.reserve(request.timeseries.len());
-    for series in &request.timeseries {
-        let refs = &series.labels_refs;
-        // A ref past the table prints as "?" (only in a reason).
-        let pairs = || {
-            refs.chunks_exact(2)
-                .map(|p| (symbol(p[0]).unwrap_or("?"), symbol(p[1]).unwrap_or("?")))
-        };
-        let describe = || labels::describe(pairs());
-        let counts = Counts {
-            samples: series.samples.len(),
-            histograms: series.histograms.len(),
-            exemplars: series.exemplars.len(),
-        };
-        let metadata = series.metadata.unwrap_or_default();
-        let checked = if refs.len() % 2 != 0 {
-            Err(format!("labels_refs has an odd length ({})", refs.len()))
-        } else if let Some(r) = refs.iter().copied().find(|&r| !in_range(r)) {
-            Err(format!(
-                "label ref {r} out of range ({} symbols)",
-                symbols.len()
-            ))
-        } else if !in_range(metadata.help_ref) || !in_range(metadata.unit_ref) {
-            Err(format!(
-                "metadata help_ref {} or unit_ref {} out of range ({} symbols)",
-                metadata.help_ref,
-                metadata.unit_ref,
-                symbols.len()
-            ))
-        } else {
-            labels::check(pairs())
-        };
-        let name = match checked {
-            Ok(name) => name,
-            Err(problem) => {
-                counts.refuse_series(&mut out.refused, || {
-                    format!("series {}: {problem}", describe())
-                });
-                continue;
-            }
-        };
-        let kind = TypeV2::try_from(metadata.r#type).ok().and_then(kind_of_v2);
-        if let Some(kind) = kind {
-            // Series of one family usually come together: one entry for them.
-            if out.metadata.last().is_none_or(|(last, _)| last != name) {
-                out.metadata.push((name.to_owned(), kind));
-            }
+    // A ref past the table prints as "?" (only in a reason).
+    let pairs = || {
+        series
+            .labels_refs
+            .chunks_exact(2)
+            .map(|p| (symbol(p[0]).unwrap_or("?"), symbol(p[1]).unwrap_or("?")))
+    };
+    let describe = || labels::describe(pairs());
+    let counts = Counts {
+        samples: series.samples.len(),
+        histograms: series.histograms.len(),
+        exemplars: series.exemplars.len(),
+    };
+    let metadata = series.metadata.unwrap_or_default();
+    let name = match refs_v2(series, &metadata, symbols).and_then(|()| labels::check(pairs())) {
+        Ok(name) => name,
+        Err(problem) => {
+            counts.refuse_series(&mut out.refused, || {
+                format!("series {}: {problem}", describe())
+            });
+            return;
         }
-        let (kept, start) = keep(
-            series
-                .samples
-                .iter()
-                .map(|s| (s.value, s.timestamp, s.start_timestamp)),
-            &counts,
-            now_ms,
-            &mut out.refused,
-            describe,
-        );
-        if kept.is_empty() {
-            continue;
+    };
+    let kind = TypeV2::try_from(metadata.r#type).ok().and_then(kind_of_v2);
+    if let Some(kind) = kind {
+        // Series of one family usually come together: one entry for them.
+        if out.metadata.last().is_none_or(|(last, _)| last != name) {
+            out.metadata.push((name.to_owned(), kind));
         }
-        out.samples += kept.len();
-        out.series.push(Series {
-            name: name.to_owned(),
-            labels: pairs()
-                .filter(|(n, _)| *n != NAME)
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect(),
-            kind,
-            samples: kept,
-            created_timestamp_ms: Some(series.created_timestamp).filter(|&t| t != 0).or(start),
-        });
     }
-    Ok(out)
+    let (kept, start) = keep(
+        series
+            .samples
+            .iter()
+            .map(|s| (s.value, s.timestamp, s.start_timestamp)),
+        &counts,
+        now_ms,
+        &mut out.refused,
+        describe,
+    );
+    if kept.is_empty() {
+        return;
+    }
+    out.samples += kept.len();
+    out.series.push(Series {
+        name: name.to_owned(),
+        labels: pairs()
+            .filter(|(n, _)| *n != NAME)
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        kind,
+        samples: kept,
+        created_timestamp_ms: Some(series.created_timestamp).filter(|&t| t != 0).or(start),
+    });
+}
+
+/// Whether a 2.0 series' references into the symbol table (label pairs,
+/// metadata help and unit) are whole and in range.
+fn refs_v2(
+    series: &v2::TimeSeries,
+    metadata: &v2::Metadata,
+    symbols: &[String],
+) -> Result<(), String> {
+    let in_range = |r: u32| (r as usize) < symbols.len();
+    let refs = &series.labels_refs;
+    if !refs.len().is_multiple_of(2) {
+        Err(format!("labels_refs has an odd length ({})", refs.len()))
+    } else if let Some(r) = refs.iter().copied().find(|&r| !in_range(r)) {
+        Err(format!(
+            "label ref {r} out of range ({} symbols)",
+            symbols.len()
+        ))
+    } else if !in_range(metadata.help_ref) || !in_range(metadata.unit_ref) {
+        Err(format!(
+            "metadata help_ref {} or unit_ref {} out of range ({} symbols)",
+            metadata.help_ref,
+            metadata.unit_ref,
+            symbols.len()
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// What one series carried, for the refusal counters.

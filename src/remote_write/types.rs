@@ -5,7 +5,7 @@
 //! families are not remembered (their samples are stored as `unknown`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use super::{kind_for, Kind};
 
@@ -30,7 +30,7 @@ impl TypeCache {
         if metadata.is_empty() {
             return;
         }
-        let mut f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut f = crate::sync::lock(&self.inner);
         let Families { by_client, count } = &mut *f;
         let families = by_client.entry(client.to_string()).or_default();
         for (family, kind) in metadata {
@@ -45,7 +45,7 @@ impl TypeCache {
 
     /// The types of `names` (sample names) as this sender last described them.
     pub fn kinds(&self, client: &str, names: &[&str]) -> Vec<Option<Kind>> {
-        let f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = crate::sync::lock(&self.inner);
         match f.by_client.get(client) {
             Some(families) => names.iter().map(|n| kind_for(n, families)).collect(),
             None => vec![None; names.len()],

@@ -122,10 +122,7 @@ impl ConsumeMetrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         self.last_error_time.set(now);
-        let mut last = self
-            .last_error_text
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = crate::sync::lock(&self.last_error_text);
         if *last != error {
             self.last_error.reset();
             self.last_error.with_label_values(&[error]).set(1);

@@ -1,47 +1,59 @@
 //! Sinks: what `metricstream consume` does with the records it reads.
 //!
-//! [`Output`] is what the consumer loops (embedded-log groups and Kafka)
-//! talk to: they hand it each queue record of a partition in offset order
-//! and commit only the offsets it hands back as acknowledged. Two outputs:
-//! [`stdout::Stdout`] (JSON lines, acknowledged once written and flushed)
-//! and [`pipeline::Pipeline`] (a time-series store, acknowledged once the
-//! store answered 2xx for every sample of the record and of every record
-//! before it in that partition, or the sample was dead-lettered).
+//! Two halves, one folder each:
+//! - [`store`]: the stores, one file each: what a store is sent (a
+//!   [`Sink`] encodes samples into a request [`store::Body`]) and what its
+//!   answers mean, as pure functions (no network, no state).
+//! - [`delivery`]: everything store-independent between the consumer loop
+//!   and the store: workers, lanes, batching, the HTTP client, retries,
+//!   splitting a refused batch, dead letters, acknowledgement.
 //!
-//! A store is a [`Sink`]: a small trait that turns samples into one HTTP
-//! request body and says what a refusal means. Everything else (batching,
-//! order, retries, splitting a refused batch, dead letters, acknowledgement)
-//! is store-independent and lives in [`partition`] and [`deliver`].
+//! Beside them: [`sample`] and [`stored`] (a queue record decoded into
+//! samples) and [`metrics`] (the consumer's own metrics, which the consumer
+//! loops update too, so neither half owns them).
+//!
+//! # The data path, top to bottom
+//! 1. The consumer loop hands each queue record of a partition, in offset
+//!    order, to an [`Output`] (from [`open`]), and commits only the offsets
+//!    it hands back as acknowledged.
+//! 2. `--sink stdout`: [`store::stdout::Stdout`] writes JSON lines,
+//!    acknowledged once written and flushed. Any other sink:
+//!    [`delivery::pipeline::Pipeline`], a worker per partition.
+//! 3. [`delivery::batcher`]: decodes the record into samples, puts each in
+//!    its series' lane, cuts batches and has the store encode them
+//!    ([`Sink::encode`]).
+//! 4. [`delivery::lane`]: sends a batch ([`delivery::http`]), reads the
+//!    answer with the store's retry policy ([`Sink::classify`],
+//!    [`delivery::retry`]), backs off ([`delivery::backoff`]) and retries,
+//!    or splits what was refused down to single samples for the
+//!    dead-letter file.
+//! 5. [`delivery::ack_tracker`]: a record is acknowledged once the store
+//!    answered 2xx for every sample of it and of every record before it in
+//!    that partition (or the sample was dead-lettered).
 //!
 //! # Order
 //! One worker per partition; within it, `--in-flight` lanes, each with one
 //! request in flight, a series always in the same lane (by hash, see
-//! [`partition`]): a lane's batches go one after the other. Both
+//! [`delivery::batcher`]): a lane's batches go one after the other. Both
 //! partitioning modes of `serve` (`client`, `series`) keep a series in one
 //! partition, so every series' samples reach the store in the order they
 //! were queued. (A series sent by two different clients with
 //! `--partition-by client` is in two partitions; the store sees the two
 //! senders interleaved, as it would without metricstream.)
 
-pub mod dead_letter;
-pub mod deliver;
-pub mod http;
-pub mod influx;
-pub mod marks;
+pub mod delivery;
 pub mod metrics;
-pub mod partition;
-pub mod pipeline;
-pub mod recent;
-pub mod remote_write;
-pub mod remote_write_v2;
-pub mod retry;
-pub mod shared;
-pub mod stdout;
+pub mod store;
 
 use bytes::Bytes;
 
 use crate::data_dir::{dead_letter_file, sink_state_dir};
 pub use crate::record::Sample;
+
+use crate::influx::Precision;
+use delivery::context::DeliveryContext;
+use delivery::{dead_letter, http, pipeline};
+use store::{influx, remote_write, remote_write_v2, stdout, Sink};
 
 /// Which output `consume` writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,32 +64,6 @@ pub enum SinkKind {
     /// remote_write 2.0.
     RemoteWriteV2,
     Influx,
-}
-
-/// A store's request for a batch: what the HTTP client sends.
-pub struct Body {
-    pub content_type: &'static str,
-    /// `Content-Encoding`, if any.
-    pub encoding: Option<&'static str>,
-    /// Protocol headers beside the body (remote_write's version header).
-    pub headers: &'static [(&'static str, &'static str)],
-    pub bytes: Bytes,
-}
-
-/// A time-series store's protocol: encoding, and what a refusal means.
-pub trait Sink: Send + Sync + 'static {
-    /// A short name for logs and metrics (`remote-write`, `influx`).
-    fn name(&self) -> &'static str;
-    /// Why this store can never take this sample, judged before sending
-    /// (InfluxDB has no NaN); it goes to the dead-letter file.
-    fn refuse(&self, sample: &Sample) -> Option<String>;
-    /// One request body holding `samples`, in their order.
-    fn encode(&self, samples: &[Sample]) -> Body;
-    /// Whether a refusal of a single sample, with this status and answer
-    /// body, can mean that the store already holds exactly that sample (a
-    /// replay after a crash). Only trusted for samples that may have been
-    /// delivered before (see [`marks`]).
-    fn already_stored(&self, status: u16, reason: &str) -> bool;
 }
 
 /// What the consumer loops hand records to and take acknowledgements from.
@@ -114,7 +100,7 @@ pub struct SinkConfig {
     /// InfluxDB 1.x database or 2.x bucket, 2.x org, timestamp precision.
     pub influx_db: Option<String>,
     pub influx_org: Option<String>,
-    pub influx_precision: influx::Precision,
+    pub influx_precision: Precision,
     /// Requests in flight per partition (`--in-flight`).
     pub in_flight: usize,
     pub max_samples: usize,
@@ -137,7 +123,7 @@ impl Default for SinkConfig {
             headers: Vec::new(),
             influx_db: None,
             influx_org: None,
-            influx_precision: influx::Precision::Ms,
+            influx_precision: Precision::Milliseconds,
             in_flight: 4,
             max_samples: 2000,
             max_bytes: 4 << 20,
@@ -195,7 +181,7 @@ pub fn open(
         dead_letters = %dead.path().display(),
         "delivering into a store"
     );
-    let shared = shared::Shared {
+    let context = DeliveryContext {
         sink,
         endpoint: std::sync::Arc::new(endpoint),
         dead,
@@ -210,7 +196,7 @@ pub fn open(
     };
     Ok(Box::new(pipeline::Pipeline::new(
         rt.clone(),
-        shared,
+        context,
         cfg.shutdown_timeout,
     )))
 }

@@ -174,7 +174,14 @@ impl Broker {
         let out = Command::new(python())
             .args(["-c", READ_TOPIC, &self.addr(), topic])
             .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", python()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "running {} ({e}): the Kafka tests read topics with Python's \
+                     confluent-kafka; ./scripts/test.sh (or `source scripts/deps.sh`) installs it \
+                     and sets METRICSTREAM_PYTHON",
+                    python()
+                )
+            });
         assert!(
             out.status.success(),
             "reading {topic} with confluent-kafka failed (`pip install confluent-kafka`; \

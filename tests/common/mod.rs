@@ -126,9 +126,7 @@ impl Server {
 
     /// SIGTERM, then the exit status (panics after `within`).
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        sigterm(&self.child);
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -321,6 +319,14 @@ pub fn batches(lines: &Lines) -> std::collections::BTreeSet<(u64, u64)> {
             )
         })
         .collect()
+}
+
+/// Asks `child` to shut down as an operator would (SIGTERM). Not waited
+/// for: callers wait with their own deadline. A child that has already
+/// exited cannot be signalled, and that is what the caller asked for.
+pub fn sigterm(child: &Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
 }
 
 /// Polls `done` until it holds; fails the test after `within`.

@@ -84,9 +84,7 @@ fn yaml_duration(d: Duration) -> String {
 
 /// SIGTERM, then SIGKILL if it has not exited within `grace`.
 fn stop(child: &mut Child, grace: Duration) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    super::sigterm(child);
     let start = Instant::now();
     while start.elapsed() < grace {
         if let Ok(Some(_)) = child.try_wait() {

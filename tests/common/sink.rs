@@ -127,9 +127,7 @@ impl Consumer {
 
     /// SIGTERM and its exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        super::sigterm(&self.child);
         self.wait(within)
     }
 

@@ -49,18 +49,16 @@ impl Link {
 
     /// Wakes the health probe early.
     pub fn wake(&self) {
-        let mut w = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = crate::sync::lock(&self.wake);
         *w = true;
         self.woken.notify_all();
     }
 
     /// Sleeps up to `timeout` or until [`wake`](Self::wake).
     pub fn wait(&self, timeout: Duration) {
-        let w = self.wake.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut w, _) = self
-            .woken
-            .wait_timeout_while(w, timeout, |woken| !*woken)
-            .unwrap_or_else(|p| p.into_inner());
+        let w = crate::sync::lock(&self.wake);
+        let (mut w, _) =
+            crate::sync::recover(self.woken.wait_timeout_while(w, timeout, |woken| !*woken));
         *w = false;
     }
 

@@ -351,7 +351,7 @@ impl Inner {
     /// One try: into the spill log while diverting (or no broker answers),
     /// else into the producer. Never waits.
     fn place(self: &Arc<Self>, batch: SpillItem) -> Result<Placed, QueueError> {
-        let _decide = self.switch.read().unwrap_or_else(|p| p.into_inner());
+        let _decide = crate::sync::read(&self.switch);
         if self.diverting.load(Ordering::Acquire) || !self.link.reachable() {
             self.diverting.store(true, Ordering::Release);
             return match self.spill.try_push(batch) {
@@ -557,10 +557,7 @@ impl Queue for KafkaQueue {
                     "accepted batches neither delivered nor spilled at the deadline"
                 );
             }
-            let resender = match self.resender.lock() {
-                Ok(mut r) => r.take(),
-                Err(p) => p.into_inner().take(),
-            };
+            let resender = crate::sync::lock(&self.resender).take();
             if let Some(r) = resender {
                 if tokio::time::timeout_at(deadline, r).await.is_err() {
                     tracing::warn!("the spill re-sender did not stop in time");
@@ -568,10 +565,7 @@ impl Queue for KafkaQueue {
             }
             inner.stop_health.store(true, Ordering::Release);
             inner.link.wake();
-            let health = match self.health.lock() {
-                Ok(mut h) => h.take(),
-                Err(p) => p.into_inner().take(),
-            };
+            let health = crate::sync::lock(&self.health).take();
             // Polled, not joined on a blocking task: a probe stuck in its
             // 2 s metadata request to a dead broker would hold up the
             // runtime's exit after the deadline. Past it, the thread is left

@@ -169,7 +169,7 @@ async fn switch_back(
     generation: &mut u64,
 ) {
     let switched = {
-        let _all = inner.switch.write().unwrap_or_else(|p| p.into_inner());
+        let _all = crate::sync::write(&inner.switch);
         let drained = inner.spill.drained(*committed);
         if drained {
             inner.diverting.store(false, Ordering::Release);

@@ -267,10 +267,7 @@ impl Spill {
     pub async fn close(&self, deadline: tokio::time::Instant) -> u64 {
         self.state.closing.store(true, Ordering::Release);
         let _ = tokio::time::timeout_at(deadline, self.tx.send(Cmd::Close)).await;
-        let handle = match self.writer.lock() {
-            Ok(mut w) => w.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        let handle = crate::sync::lock(&self.writer).take();
         if let Some(handle) = handle {
             let joined = tokio::task::spawn_blocking(move || handle.join());
             if tokio::time::timeout_at(deadline, joined).await.is_err() {

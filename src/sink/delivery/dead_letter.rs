@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::Sample;
+use crate::sink::Sample;
 
 pub struct DeadLetters {
     path: PathBuf,
@@ -89,7 +89,7 @@ impl DeadLetters {
             serde_json::to_writer(&mut text, &entry)?;
             text.push(b'\n');
         }
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = crate::sync::lock(&self.file);
         f.write_all(&text)?;
         f.sync_data()
     }

@@ -1,4 +1,5 @@
-//! When to try again: exponential backoff with full jitter (so many
+//! How long to wait before trying again (whether to is the retry
+//! policy's): exponential backoff with full jitter (so many
 //! consumers that failed together do not come back together), capped, and
 //! a store's `Retry-After` honoured (never less than it asks; a date or a
 //! number of seconds). Retrying has no end: the store may be down for an

@@ -12,22 +12,23 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::deliver::Delivery;
-use super::partition::{self, Ack, Record};
-use super::shared::Shared;
-use super::Output;
+use super::ack_tracker::Ack;
+use super::batcher::{self, Submitted};
+use super::context::DeliveryContext;
+use super::lane::LaneSender;
+use crate::sink::Output;
 
 /// Records waiting for one partition's worker, at most.
 const QUEUED_RECORDS: usize = 16;
 
 struct Worker {
-    records: mpsc::Sender<Record>,
+    records: mpsc::Sender<Submitted>,
     task: JoinHandle<()>,
 }
 
 pub struct Pipeline {
     rt: Handle,
-    shared: Arc<Shared>,
+    context: Arc<DeliveryContext>,
     workers: BTreeMap<u32, Worker>,
     acks_tx: mpsc::UnboundedSender<Ack>,
     acks: mpsc::UnboundedReceiver<Ack>,
@@ -38,11 +39,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(rt: Handle, shared: Shared, shutdown_timeout: Duration) -> Pipeline {
+    pub fn new(rt: Handle, context: DeliveryContext, shutdown_timeout: Duration) -> Pipeline {
         let (acks_tx, acks) = mpsc::unbounded_channel();
         Pipeline {
             rt,
-            shared: Arc::new(shared),
+            context: Arc::new(context),
             workers: BTreeMap::new(),
             acks_tx,
             acks,
@@ -54,16 +55,14 @@ impl Pipeline {
 
     fn worker(&mut self, partition: u32) -> anyhow::Result<&mut Worker> {
         if !self.workers.contains_key(&partition) {
-            let lanes = Delivery::lanes(
-                &self.shared,
+            let lanes = LaneSender::lanes(
+                &self.context,
                 partition,
-                self.shared.lanes,
+                self.context.lanes,
                 &self.stop.subscribe(),
             )?;
             let (tx, rx) = mpsc::channel(QUEUED_RECORDS);
-            let task = self
-                .rt
-                .spawn(partition::run(lanes, rx, self.acks_tx.clone()));
+            let task = self.rt.spawn(batcher::run(lanes, rx, self.acks_tx.clone()));
             self.workers.insert(partition, Worker { records: tx, task });
         }
         self.workers
@@ -86,7 +85,7 @@ impl Output for Pipeline {
         // The consumer loop is the only sender: the room has_room saw is
         // still there.
         w.records
-            .try_send(Record {
+            .try_send(Submitted {
                 offset,
                 value,
                 learn: false,
@@ -97,7 +96,7 @@ impl Output for Pipeline {
     fn learn(&mut self, partition: u32, offset: u64, value: Bytes) -> anyhow::Result<()> {
         let w = self.worker(partition)?;
         w.records
-            .try_send(Record {
+            .try_send(Submitted {
                 offset,
                 value,
                 learn: true,
@@ -117,12 +116,12 @@ impl Output for Pipeline {
             let e = latest.entry(a.partition).or_insert(a.next);
             *e = (*e).max(a.next);
             if let Some(before) = self.last_ack.insert(a.partition, a.next) {
-                self.shared
+                self.context
                     .metrics
                     .records
                     .inc_by(a.next.saturating_sub(before));
             }
-            self.shared
+            self.context
                 .metrics
                 .lag_seconds
                 .with_label_values(&[&a.partition.to_string()])

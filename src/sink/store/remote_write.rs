@@ -28,10 +28,10 @@ use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::{Body, Sample, Sink};
+use super::{Body, Sink};
 use crate::hash::Fx;
-use crate::record::MetricType;
-use crate::record::Series;
+use crate::record::{MetricType, Series};
+use crate::sink::Sample;
 
 pub struct RemoteWrite;
 

@@ -7,10 +7,10 @@ use std::io::{self, BufWriter, Stdout as StdStdout, Write};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::Output;
 use crate::record::json::StoredBatch;
 use crate::record::metric::{ExemplarPoint, HistogramPoint};
 use crate::record::{format_of, Format, Metric, PartitionReader, Sample};
+use crate::sink::Output;
 
 /// One output line.
 #[derive(Serialize)]

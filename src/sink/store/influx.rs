@@ -21,53 +21,13 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::{Body, Sample, Sink};
-use crate::influx::{FieldValue, Line};
-use crate::record::Series;
-use crate::record::Value;
-
-/// Timestamps' unit in the request (the URL's `precision`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    Ns,
-    Us,
-    Ms,
-    S,
-}
-
-impl Precision {
-    pub fn parse(s: &str) -> Option<Precision> {
-        Some(match s {
-            "ns" | "n" => Precision::Ns,
-            "us" | "u" => Precision::Us,
-            "ms" => Precision::Ms,
-            "s" => Precision::S,
-            _ => return None,
-        })
-    }
-
-    /// How `/write` (1.x) spells it; `/api/v2/write` takes the same.
-    fn query(self) -> &'static str {
-        match self {
-            Precision::Ns => "ns",
-            Precision::Us => "us",
-            Precision::Ms => "ms",
-            Precision::S => "s",
-        }
-    }
-
-    /// A millisecond timestamp in this unit (seconds drop the milliseconds).
-    fn of_ms(self, ms: i64) -> i64 {
-        match self {
-            Precision::Ns => ms.saturating_mul(1_000_000),
-            Precision::Us => ms.saturating_mul(1_000),
-            Precision::Ms => ms,
-            Precision::S => ms.div_euclid(1000),
-        }
-    }
-}
+use super::{Body, Sink};
+use crate::influx::{FieldValue, Line, Precision};
+use crate::record::{Series, Value};
+use crate::sink::Sample;
 
 pub struct Influx {
+    /// Timestamps' unit in the request (the URL's `precision`).
     pub precision: Precision,
 }
 
@@ -88,7 +48,7 @@ pub fn write_url(url: &str, db: Option<&str>, org: Option<&str>, precision: Prec
     if let (true, Some(org)) = (v2, org) {
         add("org", org);
     }
-    add("precision", precision.query());
+    add("precision", precision.as_str());
     out
 }
 
@@ -180,7 +140,7 @@ mod tests {
             0,
         );
         let body = Influx {
-            precision: Precision::Ms,
+            precision: Precision::Milliseconds,
         }
         .encode(std::slice::from_ref(&s));
         assert_eq!(&body.bytes[..], b"cpu\\ load,host=a\\,b value=-3i 1500\n");
@@ -189,7 +149,7 @@ mod tests {
             ..s.clone()
         };
         let body = Influx {
-            precision: Precision::Ns,
+            precision: Precision::Nanoseconds,
         }
         .encode(&[f]);
         assert_eq!(
@@ -201,7 +161,7 @@ mod tests {
             ..s
         };
         assert!(Influx {
-            precision: Precision::Ms
+            precision: Precision::Milliseconds
         }
         .refuse(&nan)
         .is_some());
@@ -210,7 +170,12 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(
-            write_url("http://i:8086/write", Some("m db"), None, Precision::Ms),
+            write_url(
+                "http://i:8086/write",
+                Some("m db"),
+                None,
+                Precision::Milliseconds
+            ),
             "http://i:8086/write?db=m%20db&precision=ms"
         );
         assert_eq!(
@@ -218,7 +183,7 @@ mod tests {
                 "http://i/api/v2/write?org=o",
                 Some("b"),
                 Some("x"),
-                Precision::S
+                Precision::Seconds
             ),
             "http://i/api/v2/write?org=o&bucket=b&precision=s"
         );

@@ -12,10 +12,10 @@ use prompb::v2::{metadata::MetricType as Type, Metadata, Request, Sample as PbSa
 use prost::Message;
 
 use super::remote_write::{snappy_body, RemoteWrite};
-use super::{Body, Sample, Sink};
+use super::{Body, Sink};
 use crate::hash::Fx;
-use crate::record::MetricType;
-use crate::record::Series;
+use crate::record::{MetricType, Series};
+use crate::sink::Sample;
 
 pub struct RemoteWriteV2;
 

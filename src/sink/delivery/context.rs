@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use super::dead_letter::DeadLetters;
 use super::http::Endpoint;
-use super::metrics::ConsumeMetrics;
-use super::Sink;
+use crate::sink::metrics::ConsumeMetrics;
+use crate::sink::store::Sink;
 
 /// What every worker shares.
-pub struct Shared {
+pub struct DeliveryContext {
     pub sink: Arc<dyn Sink>,
     pub endpoint: Arc<Endpoint>,
     pub dead: DeadLetters,

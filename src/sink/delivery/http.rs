@@ -1,7 +1,8 @@
-//! The sinks' HTTP/1.1 client, on hyper's low-level API (as the load
-//! generator's): one keep-alive connection per partition worker, fixed
-//! headers (auth, `--header`), a timeout per request, and the answer
-//! classified for the retry policy.
+//! The delivery's HTTP/1.1 client, on hyper's low-level API (as the load
+//! generator's): one keep-alive connection per lane, fixed headers (auth,
+//! `--header`), a timeout per request. It carries a store's [`Body`] and
+//! brings back an [`Answer`] for the retry policy ([`super::retry`]); the
+//! stores never touch the network.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +17,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::Body;
+use super::backoff::parse_retry_after;
+use super::retry::Answer;
+use crate::sink::store::Body;
 
 /// Where and how to send: resolved once, shared by the workers.
 #[derive(Debug, Clone)]
@@ -111,21 +114,6 @@ impl Endpoint {
             timeout,
         })
     }
-}
-
-/// What came back for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// A status and the start of the body.
-    Status {
-        status: u16,
-        retry_after: Option<Duration>,
-        body: String,
-    },
-    /// Nothing could be sent: the store did not get this request.
-    Unreachable(String),
-    /// Sent (maybe partly) with no answer: the store may have it.
-    NoAnswer(String),
 }
 
 /// Longest part of an answer body kept (for the dead-letter reason, logs).
@@ -238,7 +226,7 @@ async fn read(response: hyper::Response<hyper::body::Incoming>) -> Answer {
         .headers()
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(super::retry::parse_retry_after);
+        .and_then(parse_retry_after);
     match response.into_body().collect().await {
         Ok(b) => {
             let bytes = b.to_bytes();

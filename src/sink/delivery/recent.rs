@@ -12,8 +12,8 @@
 
 use std::hash::Hasher;
 
-use super::Sample;
 use crate::hash::FxHasher;
+use crate::sink::Sample;
 
 pub struct Recent {
     ring: Vec<u64>,

@@ -5,7 +5,7 @@
 //! After a crash, or a request that got no answer, the records up to the
 //! mark may already be in the store, and a store such as Prometheus
 //! refuses a sample it already has as `out of order` (see
-//! [`super::remote_write`]). Such a refusal counts as delivered only for a
+//! [`crate::sink::store::remote_write`]). Such a refusal counts as delivered only for a
 //! sample at or below the mark it was uncertain about; above it, the
 //! sample was never sent before and is dead-lettered like any refusal.
 //!
