@@ -30,4 +30,4 @@ pub mod state;
 pub use connections::{fit_fd_limit, listen};
 pub use error::ApiError;
 pub use server::{run, ServerConfig};
-pub use state::{App, Limits};
+pub use state::{App, Settings};
