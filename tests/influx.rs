@@ -311,6 +311,38 @@ fn gzip_bodies_and_the_limit_after_gunzip() {
     assert_eq!(stored(dir.path()).len(), 2);
 }
 
+/// A gzip body may be several members one after the other (RFC 1952,
+/// `cat a.gz b.gz`): every member's lines are stored, not the first's only.
+#[test]
+fn every_member_of_a_gzip_body_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let gz = [("Content-Encoding", "gzip")];
+    let body = [
+        gzip(b"m,member=1 f=1 1700000000\n"),
+        gzip(b"m,member=2 f=2 1700000001\n"),
+    ]
+    .concat();
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v2/write?bucket=b&precision=s",
+        &gz,
+        &body,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    s.stop();
+    assert_eq!(
+        stored(dir.path()),
+        vec![
+            json!({"name": "m_f", "value": 1.0, "tags": {"db": "b", "member": "1"},
+                   "timestamp": 1_700_000_000_000u64}),
+            json!({"name": "m_f", "value": 2.0, "tags": {"db": "b", "member": "2"},
+                   "timestamp": 1_700_000_001_000u64}),
+        ]
+    );
+}
+
 #[test]
 fn refused_points_are_counted_per_protocol() {
     let dir = tempfile::tempdir().unwrap();

@@ -88,9 +88,14 @@ pub fn too_large(max: usize) -> ApiError {
 
 /// Undoes gzip, stopping one byte past `max` so a gzip bomb costs at most
 /// `max` bytes of memory: 400 if it is not gzip, 413 if it inflates past `max`.
+///
+/// Every member is undone: a gzip body may be several members one after
+/// the other (RFC 1952; `cat a.gz b.gz`), and reading only the first would
+/// store part of a body and answer 2xx. Anything after a member that is not
+/// another member is a 400, and the limit counts all of them together.
 pub fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
-    let mut decoder = flate2::read::GzDecoder::new(raw).take(max as u64 + 1);
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|e| {
         ApiError::bad_request(format!(
             "body: Content-Encoding is gzip but the body is not valid gzip: {e}"
@@ -131,6 +136,25 @@ mod tests {
         let e = gunzip(&bomb, 64 * 1024).unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(gunzip(&gzip(&[b' '; 100]), 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn gunzip_undoes_every_member_under_one_limit() {
+        let two = [gzip(b"m f=1\n"), gzip(b"m f=2\n")].concat();
+        assert_eq!(gunzip(&two, 100).unwrap(), b"m f=1\nm f=2\n");
+        // Something after a member that is not a member: refused, not cut off.
+        let e = gunzip(&[gzip(b"{}"), b"garbage".to_vec()].concat(), 100).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
+        // A second member cut short is as bad as a first one.
+        let second = gzip(&[b'x'; 1000]);
+        let cut = [gzip(b"{}"), second[..second.len() / 2].to_vec()].concat();
+        let e = gunzip(&cut, 10_000).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
+        // Each member is under the limit, the two together are not.
+        let halves = [gzip(&[b' '; 60]), gzip(&[b' '; 60])].concat();
+        assert_eq!(gunzip(&halves, 120).unwrap().len(), 120);
+        let e = gunzip(&halves, 100).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
