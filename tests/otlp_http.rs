@@ -17,7 +17,7 @@ use metricstream::auth::Auth;
 use metricstream::http::{self, connections, App, ServerConfig, Settings};
 use metricstream::otlp::Status;
 use metricstream::queue::{
-    AckMode, BoxFuture, Delivery, Message as QueueMessage, PartitionBy, Queue, QueueError,
+    AckMode, BoxFuture, Message as QueueMessage, PartitionBy, Queue, QueueError, Receipt,
     ShutdownReport,
 };
 use metricstream::telemetry::Telemetry;
@@ -372,7 +372,7 @@ fn twenty_thousand_refused_points_get_one_short_answer() {
 struct FullQueue;
 
 impl Queue for FullQueue {
-    fn send(&self, _msg: QueueMessage) -> BoxFuture<'_, Result<Delivery, QueueError>> {
+    fn send(&self, _msg: QueueMessage) -> BoxFuture<'_, Result<Receipt, QueueError>> {
         Box::pin(async { Err(QueueError::Full) })
     }
     fn ready(&self) -> bool {

@@ -18,6 +18,7 @@ use super::body::{check_headers, read_body};
 use super::error::{json_response, ApiError};
 use super::state::App;
 use crate::batch;
+use crate::queue::partitioner::partition_for;
 use crate::queue::Message;
 use crate::telemetry::Protocol;
 
@@ -50,12 +51,14 @@ async fn ingest(app: &App, req: Request) -> Result<Response, ApiError> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let value = batch::normalize(&admitted.client, now_ms, metrics);
+    // A batch stays whole, in its client's partition.
     let msg = Message {
+        partition: partition_for(admitted.client.as_bytes(), app.queue.partitions()),
         key: admitted.client,
         value,
         timestamp_ms: now_ms as i64,
     };
-    let delivery = app.queue.send(msg).await?;
+    let receipt = app.queue.send(msg).await?;
     app.telemetry.batches_processed.inc();
     app.telemetry
         .samples_received
@@ -64,9 +67,9 @@ async fn ingest(app: &App, req: Request) -> Result<Response, ApiError> {
 
     let mut body = format!(
         r#"{{"success":true,"metrics_processed":{count},"partition":{}"#,
-        delivery.partition
+        receipt.partition
     );
-    if let Some(offset) = delivery.offset {
+    if let Some(offset) = receipt.offset {
         body.push_str(&format!(r#","offset":{offset}"#));
     }
     body.push('}');

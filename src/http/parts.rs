@@ -2,11 +2,12 @@
 //! share after decoding: splitting a request's metrics into one queue
 //! message per partition key, and storing them all before the answer.
 //!
-//! With `--partition-by client` a request is one message keyed by its
-//! client. With `--partition-by series` every series goes to the partition
-//! its key hashes to, so a series' samples stay in one partition, in order;
-//! a message is keyed by its first series (which hashes to the message's
-//! partition like all the others in it).
+//! The partition is chosen here, once, and written into each message: the
+//! queue stores a message where it names. With `--partition-by client` a
+//! request is one message in its client's partition, keyed by its client.
+//! With `--partition-by series` every series goes to the partition its key
+//! hashes to, so a series' samples stay in one partition, in order; a
+//! message is keyed by its first series.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,21 +22,23 @@ use crate::telemetry::Protocol;
 pub struct Parts<'a> {
     by: PartitionBy,
     client: String,
+    /// The queue's partition count, which the series are hashed over.
+    partitions: u32,
     parts: Vec<(String, Vec<Metric<'a>>)>,
 }
 
 impl<'a> Parts<'a> {
     pub fn new(app: &App, client: &str) -> Parts<'a> {
-        let partitions = match app.partition_by {
+        let partitions = app.queue.partitions().max(1);
+        let parts = match app.partition_by {
             PartitionBy::Client => 1,
-            PartitionBy::Series => app.queue.partitions().max(1),
+            PartitionBy::Series => partitions,
         };
         Parts {
             by: app.partition_by,
             client: client.to_string(),
-            parts: (0..partitions)
-                .map(|_| (String::new(), Vec::new()))
-                .collect(),
+            partitions,
+            parts: (0..parts).map(|_| (String::new(), Vec::new())).collect(),
         }
     }
 
@@ -78,17 +81,30 @@ impl<'a> Parts<'a> {
         let Parts {
             by,
             client,
+            partitions,
             mut parts,
         } = self;
         if by == PartitionBy::Client {
             parts[0].0 = client.clone();
         }
-        parts.retain(|(_, metrics)| !metrics.is_empty());
-        let written: usize = parts.iter().map(|(_, m)| m.len()).sum();
+        // By client, the one part goes to the client's partition; by
+        // series, part i holds the series that hash to partition i.
+        let partition_of = |i: usize| match by {
+            PartitionBy::Client => partition_for(client.as_bytes(), partitions),
+            PartitionBy::Series => i as u32,
+        };
+        let parts: Vec<(u32, String, Vec<Metric<'a>>)> = parts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, metrics))| !metrics.is_empty())
+            .map(|(i, (key, metrics))| (partition_of(i), key, metrics))
+            .collect();
+        let written: usize = parts.iter().map(|(_, _, m)| m.len()).sum();
         let now_ms = now_ms();
-        let sends = parts.into_iter().map(|(key, metrics)| {
+        let sends = parts.into_iter().map(|(partition, key, metrics)| {
             let value = batch::normalize(&client, now_ms, metrics);
             app.queue.send(Message {
+                partition,
                 key,
                 value,
                 timestamp_ms: now_ms as i64,
