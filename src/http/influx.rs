@@ -25,7 +25,7 @@ use super::body::{check_headers, read_body};
 use super::error::{json_response, ApiError};
 use super::parts::{count_refused, Parts};
 use super::state::App;
-use crate::influx::{self, metrics_of, Precision};
+use crate::influx::{self, Precision};
 use crate::telemetry::Protocol;
 
 /// Reasons quoted in a 400, at most.
@@ -239,62 +239,37 @@ async fn write(app: &App, req: Request, api: Api) -> Result<(), ApiError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let parsed = influx::parse(&body);
+    let decoded = influx::decode(&body, db, precision, now_ns);
 
-    let mut stored_parts = Parts::new(app, &admitted.client);
-    let mut reasons: Vec<String> = Vec::new();
-    let mut note = |number: usize, why: &str| {
-        if reasons.len() < REASONS_SHOWN {
-            reasons.push(format!("line {number}: {why}"));
-        }
-    };
-    let mut lines_refused = 0usize;
-    let mut strings_refused = 0usize;
-    for (number, line) in parsed.numbered() {
-        let got = match line {
-            Ok(line) => metrics_of(line, db, precision, now_ns),
-            Err(e) => Err(e.message.clone()),
-        };
-        let got = match got {
-            Ok(got) => got,
-            Err(why) => {
-                lines_refused += 1;
-                note(number, &why);
-                continue;
-            }
-        };
-        if !got.string_fields.is_empty() {
-            strings_refused += got.string_fields.len();
-            let names: Vec<String> = got.string_fields.iter().map(|k| format!("{k:?}")).collect();
-            note(
-                number,
-                &format!(
-                    "string field {} refused (not a metric value)",
-                    names.join(", ")
-                ),
-            );
-        }
-        for m in got.metrics {
-            let labels = m.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-            let name = m.name.clone();
-            stored_parts.series(&name, labels).push(m);
-        }
+    let mut parts = Parts::new(app, &admitted.client);
+    for m in decoded.metrics {
+        let labels = m.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        let name = m.name.clone();
+        parts.series(&name, labels).push(m);
     }
-    let stored = stored_parts.store(app, Protocol::Influx).await?;
+    let stored = parts.store(app, Protocol::Influx).await?;
 
-    if lines_refused == 0 && strings_refused == 0 {
+    let refused = &decoded.refused;
+    if refused.points() == 0 {
         return Ok(());
     }
-    count_refused(app, Protocol::Influx, lines_refused + strings_refused);
+    count_refused(app, Protocol::Influx, refused.points());
     let head = if stored > 0 {
         "partial write"
     } else {
         "unable to parse"
     };
+    let reasons: Vec<&str> = refused
+        .reasons
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(String::as_str)
+        .collect();
     Err(ApiError::bad_request(format!(
-        "{head}: {lines_refused} of {} refused, {} refused; {} stored. {}",
-        plural(parsed.lines.len(), "line"),
-        plural(strings_refused, "string field"),
+        "{head}: {} of {} refused, {} refused; {} stored. {}",
+        refused.lines_refused,
+        plural(refused.lines, "line"),
+        plural(refused.strings_refused, "string field"),
         plural(stored, "point"),
         reasons.join("; ")
     )))

@@ -8,7 +8,6 @@
 //! series are stored and the 400 says how many were refused and why. A 429
 //! or 503 means nothing was stored: the sender retries the whole request.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +20,7 @@ use super::body::{check_headers, read_raw};
 use super::error::ApiError;
 use super::parts::{count_refused, Parts};
 use super::state::App;
-use crate::batch::{Metric, MetricType};
-use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
+use crate::remote_write::{self, Decompress, Version};
 use crate::telemetry::Protocol;
 
 const SAMPLES_WRITTEN: HeaderName =
@@ -91,12 +89,13 @@ async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
         app.telemetry.validation_errors.inc();
         ApiError::bad_request(format!("body: {m}"))
     })?;
-    app.remote_write_types
-        .remember(&admitted.client, &decoded.metadata);
-
-    let written = parts_of(app, &admitted.client, &decoded)
-        .store(app, Protocol::RemoteWrite)
-        .await?;
+    let mut parts = Parts::new(app, &admitted.client);
+    for m in remote_write::metrics_of(&decoded, &admitted.client, &app.remote_write_types) {
+        let labels = m.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        let name = m.name.clone();
+        parts.series(&name, labels).push(m);
+    }
+    let written = parts.store(app, Protocol::RemoteWrite).await?;
 
     let refused = &decoded.refused;
     let mut response = if refused.is_empty() {
@@ -135,55 +134,5 @@ fn check_snappy(headers: &HeaderMap) -> Result<(), ApiError> {
                 other.map(String::from_utf8_lossy).unwrap_or_default()
             ),
         )),
-    }
-}
-
-/// One stored metric per sample: name, labels as tags, value and timestamp
-/// exactly as sent, and the type the sender gave (in this request or in an
-/// earlier metadata request), else `unknown`.
-fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Parts<'a> {
-    let unknown: Vec<&str> = decoded
-        .series
-        .iter()
-        .filter(|s| s.kind.is_none())
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut remembered = app.remote_write_types.kinds(client, &unknown).into_iter();
-    let mut parts = Parts::new(app, client);
-    for series in &decoded.series {
-        let kind = match series.kind {
-            Some(k) => Some(k),
-            None => remembered.next().flatten(),
-        };
-        let labels = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let part = parts.series(&series.name, labels);
-        let kind = metric_type(kind);
-        let tags: BTreeMap<_, _> = series
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-            .collect();
-        for &(value, ts) in &series.samples {
-            part.push(Metric {
-                name: series.name.as_str().into(),
-                value: value.into(),
-                kind,
-                tags: tags.clone(),
-                timestamp: Some(ts.max(0) as u64),
-                created_timestamp: series.created_timestamp_ms.map(|t| t.max(0) as u64),
-                timestamp_ns: None,
-            });
-        }
-    }
-    parts
-}
-
-fn metric_type(kind: Option<Kind>) -> MetricType {
-    match kind {
-        Some(Kind::Counter) => MetricType::Counter,
-        Some(Kind::Gauge) => MetricType::Gauge,
-        Some(Kind::Histogram) => MetricType::Histogram,
-        Some(Kind::Summary) => MetricType::Summary,
-        None => MetricType::Unknown,
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::auth::Auth;
 use crate::queue::{PartitionBy, Queue};
 use crate::rate_limit::ClientLimiter;
-use crate::remote_write::types::TypeCache;
+use crate::remote_write::TypeCache;
 use crate::telemetry::Telemetry;
 
 /// The settings every ingest endpoint shares (`--partition-by`,
