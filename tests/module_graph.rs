@@ -123,7 +123,7 @@ fn library_modules_import_downward_only() {
     }
     assert!(
         edges
-            .get("http::json")
+            .get("http::ingest")
             .is_some_and(|e| e.contains("http::admit")),
         "the reader found no imports at all: {edges:?}"
     );

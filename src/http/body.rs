@@ -1,5 +1,6 @@
 //! Request framing every ingest endpoint shares: header limits, the body
-//! read under `--max-body`, and gzip undone under the same limit.
+//! read under `--max-body`, and its coding (gzip, or remote_write's snappy)
+//! undone under the same limit.
 
 use std::io::Read;
 
@@ -9,6 +10,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
 use super::error::ApiError;
+use crate::remote_write::{self, Decompress};
+
+/// How a protocol's bodies are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    /// As `Content-Encoding` says: none, or gzip.
+    Gzip,
+    /// Snappy's block format, always (remote_write; the protocol checks the
+    /// header with its others).
+    Snappy,
+}
 
 /// Header bytes a request may carry. hyper alone takes up to about
 /// 400 KiB of headers; no metrics client needs more than a few hundred bytes.
@@ -41,6 +53,23 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Reads the body under the size limit and undoes its coding, also under
+/// the limit.
+pub async fn read(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    coding: Coding,
+) -> Result<Bytes, ApiError> {
+    match coding {
+        Coding::Gzip => read_body(body, headers, max).await,
+        Coding::Snappy => {
+            let raw = read_raw(body, headers, max).await?;
+            unsnappy(&raw, max).map(Bytes::from)
+        }
+    }
 }
 
 /// Reads the body under the size limit and undoes gzip, also under the
@@ -105,6 +134,18 @@ pub fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
         return Err(too_large(max));
     }
     Ok(out)
+}
+
+/// Undoes snappy's block format: 413 when it declares more than `max`
+/// (checked before anything is allocated), 400 when it is not snappy.
+fn unsnappy(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    remote_write::decompress(raw, max).map_err(|e| match e {
+        Decompress::TooLarge { declared, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body: snappy declares {declared} bytes uncompressed, over the limit of {max} bytes"),
+        ),
+        Decompress::Invalid(m) => ApiError::bad_request(format!("body: not valid snappy: {m}")),
+    })
 }
 
 #[cfg(test)]
