@@ -460,6 +460,40 @@ fn influx_credentials_map_to_api_keys() {
     assert!(lines.iter().all(|l| l["client_id"] == "telegraf"));
 }
 
+/// `/query` is admitted as every write is: with API keys configured, a
+/// request without one is a 401 (in 1.x's error shape), and it is counted
+/// with the other InfluxDB requests.
+#[test]
+fn query_is_admitted_like_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--api-key", "telegraf:s3cret"]);
+    let create = "/query?q=CREATE+DATABASE+%22d%22";
+    let r = request(server.addr, "POST", create, &[], b"");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("an API key is required"), "{error}");
+    assert!(r.header("x-influxdb-version").is_some(), "{r:?}");
+    let wrong = [("Authorization", "Token wrong")];
+    let r = request(server.addr, "GET", create, &wrong, b"");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("unknown API key"), "{}", r.body);
+
+    let with_query = format!("{create}&u=telegraf&p=s3cret");
+    let r = request(server.addr, "POST", &with_query, &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = [("Authorization", "Token s3cret")];
+    let r = request(server.addr, "GET", create, &token, b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(r#""results""#), "{}", r.body);
+
+    let text = request(server.addr, "GET", "/metrics", &[], b"").body;
+    for status in ["401", "200"] {
+        let line =
+            format!(r#"metricstream_http_requests_total{{protocol="influx",status="{status}"}} 2"#);
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
+}
+
 /// 1.x-style writes as a shell script would make them: curl, `-u`, a file.
 #[test]
 fn curl_writes_in_the_1x_style() {
@@ -504,6 +538,8 @@ fn curl_writes_in_the_1x_style() {
     // Telegraf's influxdb output and the 1.x clients create their database first.
     let (code, body) = curl(&[
         "-XPOST",
+        "-u",
+        "ops:k3y",
         &format!("{base}/query"),
         "--data-urlencode",
         "q=CREATE DATABASE \"mydb\"",
@@ -512,6 +548,8 @@ fn curl_writes_in_the_1x_style() {
     let (code, body) = curl(&[
         "-G",
         "-XPOST",
+        "-u",
+        "ops:k3y",
         &format!("{base}/query"),
         "--data-urlencode",
         "q=CREATE DATABASE \"mydb\"",
@@ -520,7 +558,7 @@ fn curl_writes_in_the_1x_style() {
     assert!(body.contains(r#""results""#), "{body}");
     let (code, body) = curl(&[
         "-G",
-        &format!("{base}/query"),
+        &format!("{base}/query?u=ops&p=k3y"),
         "--data-urlencode",
         "q=SELECT * FROM x",
     ]);

@@ -15,13 +15,15 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, request, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::body::Coding;
+use super::admit::{admit, record};
+use super::body::{check_headers, Coding};
 use super::error::{json_response, ApiError};
 use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
 use super::state::App;
@@ -147,14 +149,29 @@ fn partial(stored: &Stored<Refused>) -> ApiError {
 /// `/query`: only `CREATE DATABASE` is answered (with success: a database
 /// is just the `db` tag here), for Telegraf's `influxdb` output and 1.x
 /// clients that create their database before writing. Anything else is a
-/// 400 saying this is a write-only endpoint.
-pub async fn query(req: Request) -> Response {
+/// 400 saying this is a write-only endpoint. Admitted as every write is
+/// (API key, rate limit, slot) and counted with them.
+pub async fn query(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    let mut response = match answer_query(&app, req).await {
+        Ok(response) => response,
+        Err(e) => refusal(e, Api::V1),
+    };
+    stamp(&mut response);
+    record(&app, Protocol::Influx, started, &response);
+    response
+}
+
+async fn answer_query(app: &App, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    check_headers(&parts.headers)?;
+    let query = query_of(parts.uri.query(), Api::V1)?;
+    let _admitted = admit(app, &credentials(&parts.headers, &query))?;
     // InfluxDB reads `q` from the URL or, in a POST, from a form body.
-    let mut q = query_of_query(parts.uri.query());
+    let mut q = query.q;
     if q.is_none() {
         if let Ok(form) = axum::body::to_bytes(body, 64 * 1024).await {
-            q = query_of_query(std::str::from_utf8(&form).ok());
+            q = query_of_form(std::str::from_utf8(&form).ok());
         }
     }
     let create = q
@@ -165,26 +182,20 @@ pub async fn query(req: Request) -> Response {
                 .starts_with("CREATE DATABASE")
         })
         .unwrap_or(false);
-    let mut response = if create {
-        json_response(
-            StatusCode::OK,
-            r#"{"results":[{"statement_id":0}]}"#.to_string(),
-        )
-    } else {
-        refusal(
-            ApiError::bad_request(
-                "metricstream takes writes only: /query answers CREATE DATABASE and nothing else",
-            ),
-            Api::V1,
-        )
-    };
-    stamp(&mut response);
-    response
+    if !create {
+        return Err(ApiError::bad_request(
+            "metricstream takes writes only: /query answers CREATE DATABASE and nothing else",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        r#"{"results":[{"statement_id":0}]}"#.to_string(),
+    ))
 }
 
-/// The `q` parameter of a `/query` URL.
-fn query_of_query(query: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).ok()?;
+/// The `q` parameter of a `/query` form body.
+fn query_of_form(form: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(form.unwrap_or("")).ok()?;
     pairs.into_iter().find(|(k, _)| k == "q").map(|(_, v)| v)
 }
 
@@ -236,13 +247,14 @@ fn v2_code(status: StatusCode) -> &'static str {
     }
 }
 
-/// The parts of the query string a write reads.
+/// The parts of the query string a write (or a 1.x `/query`) reads.
 #[derive(Default, Debug)]
 struct Query {
     db: Option<String>,
     precision: Option<String>,
     user: Option<String>,
     password: Option<String>,
+    q: Option<String>,
 }
 
 fn query_of(query: Option<&str>, api: Api) -> Result<Query, ApiError> {
@@ -255,6 +267,7 @@ fn query_of(query: Option<&str>, api: Api) -> Result<Query, ApiError> {
             (_, "precision") => &mut q.precision,
             (Api::V1, "u") => &mut q.user,
             (Api::V1, "p") => &mut q.password,
+            (Api::V1, "q") => &mut q.q,
             // org, orgID, rp, consistency: accepted, not used.
             _ => continue,
         };
