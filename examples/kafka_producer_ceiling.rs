@@ -51,12 +51,18 @@ fn message(client: &str, seq: u64) -> anyhow::Result<Vec<u8>> {
             {{"name":"memory_usage","value":4000000000,"type":"gauge","tags":{{"host":"{client}"}}}},
             {{"name":"requests_total","value":17,"type":"counter","tags":{{"service":"api","host":"{client}"}}}}]}}"#
     );
-    let metrics = metricstream::batch::decode(body.as_bytes()).map_err(|e| anyhow::anyhow!(e.0))?;
-    Ok(metricstream::batch::normalize(
+    let mut metrics =
+        metricstream::batch::decode(body.as_bytes()).map_err(|e| anyhow::anyhow!(e.0))?;
+    // As `serve` stores it on Kafka by default: one standalone compact record.
+    let mut records = metricstream::record::records(
+        metricstream::record::Format::Compact,
         client,
         1_732_646_400_000,
-        metrics,
-    ))
+        &mut metrics,
+        metricstream::queue::DEFAULT_MAX_RECORD_BYTES,
+    )?;
+    let record = records.pop().ok_or_else(|| anyhow::anyhow!("no record"))?;
+    Ok(record.into_bytes()?)
 }
 
 fn main() -> anyhow::Result<()> {

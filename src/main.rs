@@ -16,7 +16,7 @@ use anyhow::Context;
 use cli::{Command, QueueKind, ServeArgs};
 use metricstream::auth::Auth;
 use metricstream::consumer;
-use metricstream::http::{self, App, Limits, ServerConfig};
+use metricstream::http::{self, App, ServerConfig, Settings};
 use metricstream::queue::file::FileQueue;
 use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
@@ -74,7 +74,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let app = App::new(
             queue,
             Auth::new(keys),
-            Limits {
+            Settings {
                 partition_by: a.partition_by,
                 rate_limit: a.rate_limit,
                 max_body: a.max_body,

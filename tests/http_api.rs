@@ -5,7 +5,9 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use common::in_process::InProcess;
 use common::{consume_all, cpp_body, request, Server};
+use metricstream::queue::AckMode;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
@@ -144,6 +146,51 @@ fn status_table() {
     assert!(lines
         .iter()
         .all(|l| l["timestamp"].as_u64().unwrap() > 1_700_000_000_000));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Whatever follows a gzip member is read too: a second member that is
+/// not JSON, or bytes that are not gzip, make the body a 400 and nothing
+/// of it is stored (reading the first member alone answered 200).
+#[test]
+fn a_gzip_body_is_judged_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let gz = [JSON, ("Content-Encoding", "gzip")];
+    let json = gzip(cpp_body("web1", 1).as_bytes());
+    let bodies = [
+        (
+            "a second member of garbage",
+            [json.clone(), gzip(b"garbage")].concat(),
+        ),
+        (
+            "bytes that are not gzip",
+            [json.clone(), b"garbage".to_vec()].concat(),
+        ),
+    ];
+    for (what, body) in &bodies {
+        let r = request(s.addr, "POST", "/metrics", &gz, body);
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+    }
+    // Two members that make one valid batch together are one batch.
+    let batch = cpp_body("web2", 2);
+    let (head, tail) = batch.split_at(40);
+    let split = [gzip(head.as_bytes()), gzip(tail.as_bytes())].concat();
+    let r = request(s.addr, "POST", "/metrics", &gz, &split);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["metrics_processed"], 3);
+    s.stop();
+    let lines = consume_all(dir.path(), "check");
+    assert_eq!(lines.len(), 3, "only the valid batch: {lines:?}");
+    assert!(
+        lines.iter().all(|l| l["tags"]["host"] == "web2"),
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -310,6 +310,38 @@ fn gzip_bodies_and_the_limit_after_gunzip() {
     assert_eq!(stored(dir.path()).len(), 2);
 }
 
+/// A gzip body may be several members one after the other (RFC 1952,
+/// `cat a.gz b.gz`): every member's lines are stored, not the first's only.
+#[test]
+fn every_member_of_a_gzip_body_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let gz = [("Content-Encoding", "gzip")];
+    let body = [
+        gzip(b"m,member=1 f=1 1700000000\n"),
+        gzip(b"m,member=2 f=2 1700000001\n"),
+    ]
+    .concat();
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/v2/write?bucket=b&precision=s",
+        &gz,
+        &body,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    s.stop();
+    assert_eq!(
+        stored(dir.path()),
+        vec![
+            json!({"name": "m_f", "value": 1.0, "tags": {"db": "b", "member": "1"},
+                   "timestamp": 1_700_000_000_000u64}),
+            json!({"name": "m_f", "value": 2.0, "tags": {"db": "b", "member": "2"},
+                   "timestamp": 1_700_000_001_000u64}),
+        ]
+    );
+}
+
 #[test]
 fn refused_points_are_counted_per_protocol() {
     let dir = tempfile::tempdir().unwrap();
@@ -427,6 +459,40 @@ fn influx_credentials_map_to_api_keys() {
     assert!(lines.iter().all(|l| l["client_id"] == "telegraf"));
 }
 
+/// `/query` is admitted as every write is: with API keys configured, a
+/// request without one is a 401 (in 1.x's error shape), and it is counted
+/// with the other InfluxDB requests.
+#[test]
+fn query_is_admitted_like_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--api-key", "telegraf:s3cret"]);
+    let create = "/query?q=CREATE+DATABASE+%22d%22";
+    let r = request(server.addr, "POST", create, &[], b"");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("an API key is required"), "{error}");
+    assert!(r.header("x-influxdb-version").is_some(), "{r:?}");
+    let wrong = [("Authorization", "Token wrong")];
+    let r = request(server.addr, "GET", create, &wrong, b"");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("unknown API key"), "{}", r.body);
+
+    let with_query = format!("{create}&u=telegraf&p=s3cret");
+    let r = request(server.addr, "POST", &with_query, &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = [("Authorization", "Token s3cret")];
+    let r = request(server.addr, "GET", create, &token, b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(r#""results""#), "{}", r.body);
+
+    let text = request(server.addr, "GET", "/metrics", &[], b"").body;
+    for status in ["401", "200"] {
+        let line =
+            format!(r#"metricstream_http_requests_total{{protocol="influx",status="{status}"}} 2"#);
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
+}
+
 /// 1.x-style writes as a shell script would make them: curl, `-u`, a file.
 /// Runs curl, so it is behind the `external` feature.
 #[cfg(feature = "external")]
@@ -473,6 +539,8 @@ fn curl_writes_in_the_1x_style() {
     // Telegraf's influxdb output and the 1.x clients create their database first.
     let (code, body) = curl(&[
         "-XPOST",
+        "-u",
+        "ops:k3y",
         &format!("{base}/query"),
         "--data-urlencode",
         "q=CREATE DATABASE \"mydb\"",
@@ -481,6 +549,8 @@ fn curl_writes_in_the_1x_style() {
     let (code, body) = curl(&[
         "-G",
         "-XPOST",
+        "-u",
+        "ops:k3y",
         &format!("{base}/query"),
         "--data-urlencode",
         "q=CREATE DATABASE \"mydb\"",
@@ -489,7 +559,7 @@ fn curl_writes_in_the_1x_style() {
     assert!(body.contains(r#""results""#), "{body}");
     let (code, body) = curl(&[
         "-G",
-        &format!("{base}/query"),
+        &format!("{base}/query?u=ops&p=k3y"),
         "--data-urlencode",
         "q=SELECT * FROM x",
     ]);

@@ -123,7 +123,7 @@ fn library_modules_import_downward_only() {
     }
     assert!(
         edges
-            .get("http::json")
+            .get("http::ingest")
             .is_some_and(|e| e.contains("http::admit")),
         "the reader found no imports at all: {edges:?}"
     );
@@ -151,4 +151,68 @@ fn library_modules_import_downward_only() {
     for node in &modules {
         visit(node, &edges, &mut Vec::new(), &mut done);
     }
+}
+
+/// The modules whose insides the HTTP layer must not reach: each decodes
+/// and maps its protocol behind what it exports at its root.
+const PROTOCOLS: [&str; 4] = ["batch", "remote_write", "influx", "otlp"];
+
+/// An HTTP handler uses a protocol only through what the protocol's module
+/// exports at its root (its decode entry point and its types), never a
+/// module inside it (`remote_write::decode`, `remote_write::labels`,
+/// `influx::line`, `otlp::convert`, …): decoding and mapping stay the
+/// protocol's. Caught in `crate::`/`super::` paths and in paths through an
+/// imported module name (`remote_write::types::TypeCache`). A function the
+/// root re-exports under its module's name (`decode`) is called through
+/// the root: `remote_write::decode(…)`.
+#[test]
+fn http_uses_protocols_through_their_entry_points() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    library_files(&src, &mut all);
+    let modules: BTreeSet<String> = all.iter().map(|f| module_of(&src, f)).collect();
+    let inside: Vec<&String> = modules
+        .iter()
+        .filter(|m| PROTOCOLS.iter().any(|p| m.starts_with(&format!("{p}::"))))
+        .collect();
+    assert!(
+        inside.iter().any(|m| *m == "remote_write::decode"),
+        "the reader found no protocol internals: {inside:?}"
+    );
+    let mut http = Vec::new();
+    library_files(&src.join("http"), &mut http);
+    let mut roots = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for file in &http {
+        let from = module_of(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        for path in paths(&text) {
+            match resolve(&path, &from, &modules) {
+                Some(to) if inside.contains(&&to) => {
+                    wrong.push(format!("{}: {path}", file.display()))
+                }
+                Some(to) if PROTOCOLS.contains(&to.as_str()) => {
+                    roots.insert(to);
+                }
+                _ => {}
+            }
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for module in &inside {
+            for (i, _) in code.match_indices(&format!("{module}::")) {
+                let prev = code[..i].chars().last();
+                if !prev.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                    wrong.push(format!("{}: {module}::…", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the HTTP layer reaches inside a protocol module; use what the module \
+         exports at its root:\n{}",
+        wrong.join("\n")
+    );
+    // The check saw the HTTP layer use every protocol, through its root.
+    assert_eq!(roots.len(), PROTOCOLS.len(), "{roots:?}");
 }

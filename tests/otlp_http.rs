@@ -14,10 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::in_process::InProcess;
 use common::{consume_all, request, Server};
 use metricstream::auth::Auth;
-use metricstream::http::{self, connections, App, Limits, ServerConfig};
+use metricstream::http::{self, connections, App, ServerConfig, Settings};
 use metricstream::otlp::Status;
 use metricstream::queue::{
-    AckMode, BoxFuture, Delivery, Message as QueueMessage, PartitionBy, Queue, QueueError,
+    AckMode, BoxFuture, Message as QueueMessage, PartitionBy, Queue, QueueError, Receipt,
     ShutdownReport,
 };
 use metricstream::telemetry::Telemetry;
@@ -372,7 +372,7 @@ fn twenty_thousand_refused_points_get_one_short_answer() {
 struct FullQueue;
 
 impl Queue for FullQueue {
-    fn send(&self, _msg: QueueMessage) -> BoxFuture<'_, Result<Delivery, QueueError>> {
+    fn send(&self, _msg: QueueMessage) -> BoxFuture<'_, Result<Receipt, QueueError>> {
         Box::pin(async { Err(QueueError::Full) })
     }
     fn ready(&self) -> bool {
@@ -394,13 +394,13 @@ fn a_full_queue_is_a_503_with_retry_after_in_the_request_encoding() {
         .build()
         .unwrap();
     let telemetry = Arc::new(Telemetry::new().unwrap());
-    let limits = Limits {
+    let settings = Settings {
         partition_by: PartitionBy::Client,
         rate_limit: 0,
         max_body: 1 << 20,
         max_inflight: 16,
     };
-    let app = App::new(Arc::new(FullQueue), Auth::new(vec![]), limits, telemetry);
+    let app = App::new(Arc::new(FullQueue), Auth::new(vec![]), settings, telemetry);
     let config = ServerConfig {
         request_timeout: Duration::from_secs(30),
         shutdown_timeout: Duration::from_secs(5),

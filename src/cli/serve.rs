@@ -30,10 +30,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "durable", env = "METRICSTREAM_ACK",
           value_parser = EnumValueParser::<AckChoice>::new().map(AckMode::from))]
     pub ack: AckMode,
-    /// What picks a message's partition for remote_write: the client id, or
-    /// each series (name and sorted labels), which keeps a series in order in
-    /// one partition while one big sender spreads over all of them.
-    /// `POST /metrics` batches always stay whole in the client's partition.
+    /// What picks a message's partition (remote_write, line protocol, OTLP):
+    /// the client id, or each series (name and sorted labels), which keeps a
+    /// series in order in one partition while one big sender spreads over
+    /// all of them. `POST /metrics` batches always stay whole in the
+    /// client's partition.
     #[arg(long, default_value = "client", env = "METRICSTREAM_PARTITION_BY",
           value_parser = EnumValueParser::<PartitionChoice>::new().map(PartitionBy::from))]
     pub partition_by: PartitionBy,

@@ -1,5 +1,6 @@
 //! Request framing every ingest endpoint shares: header limits, the body
-//! read under `--max-body`, and gzip undone under the same limit.
+//! read under `--max-body`, and its coding (gzip, or remote_write's snappy)
+//! undone under the same limit.
 
 use std::io::Read;
 
@@ -9,6 +10,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
 use super::error::ApiError;
+use crate::remote_write::{self, Decompress};
+
+/// How a protocol's bodies are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    /// As `Content-Encoding` says: none, or gzip.
+    Gzip,
+    /// Snappy's block format, always (remote_write; the protocol checks the
+    /// header with its others).
+    Snappy,
+}
 
 /// Header bytes a request may carry. hyper alone takes up to about
 /// 400 KiB of headers; no metrics client needs more than a few hundred bytes.
@@ -41,6 +53,23 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Reads the body under the size limit and undoes its coding, also under
+/// the limit.
+pub async fn read(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    coding: Coding,
+) -> Result<Bytes, ApiError> {
+    match coding {
+        Coding::Gzip => read_body(body, headers, max).await,
+        Coding::Snappy => {
+            let raw = read_raw(body, headers, max).await?;
+            unsnappy(&raw, max).map(Bytes::from)
+        }
+    }
 }
 
 /// Reads the body under the size limit and undoes gzip, also under the
@@ -88,9 +117,14 @@ pub fn too_large(max: usize) -> ApiError {
 
 /// Undoes gzip, stopping one byte past `max` so a gzip bomb costs at most
 /// `max` bytes of memory: 400 if it is not gzip, 413 if it inflates past `max`.
+///
+/// Every member is undone: a gzip body may be several members one after
+/// the other (RFC 1952; `cat a.gz b.gz`), and reading only the first would
+/// store part of a body and answer 2xx. Anything after a member that is not
+/// another member is a 400, and the limit counts all of them together.
 pub fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
-    let mut decoder = flate2::read::GzDecoder::new(raw).take(max as u64 + 1);
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|e| {
         ApiError::bad_request(format!(
             "body: Content-Encoding is gzip but the body is not valid gzip: {e}"
@@ -100,6 +134,18 @@ pub fn gunzip(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
         return Err(too_large(max));
     }
     Ok(out)
+}
+
+/// Undoes snappy's block format: 413 when it declares more than `max`
+/// (checked before anything is allocated), 400 when it is not snappy.
+fn unsnappy(raw: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    remote_write::decompress(raw, max).map_err(|e| match e {
+        Decompress::TooLarge { declared, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body: snappy declares {declared} bytes uncompressed, over the limit of {max} bytes"),
+        ),
+        Decompress::Invalid(m) => ApiError::bad_request(format!("body: not valid snappy: {m}")),
+    })
 }
 
 #[cfg(test)]
@@ -131,6 +177,25 @@ mod tests {
         let e = gunzip(&bomb, 64 * 1024).unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(gunzip(&gzip(&[b' '; 100]), 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn gunzip_undoes_every_member_under_one_limit() {
+        let two = [gzip(b"m f=1\n"), gzip(b"m f=2\n")].concat();
+        assert_eq!(gunzip(&two, 100).unwrap(), b"m f=1\nm f=2\n");
+        // Something after a member that is not a member: refused, not cut off.
+        let e = gunzip(&[gzip(b"{}"), b"garbage".to_vec()].concat(), 100).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
+        // A second member cut short is as bad as a first one.
+        let second = gzip(&[b'x'; 1000]);
+        let cut = [gzip(b"{}"), second[..second.len() / 2].to_vec()].concat();
+        let e = gunzip(&cut, 10_000).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
+        // Each member is under the limit, the two together are not.
+        let halves = [gzip(&[b' '; 60]), gzip(&[b' '; 60])].concat();
+        assert_eq!(gunzip(&halves, 120).unwrap().len(), 120);
+        let e = gunzip(&halves, 100).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -33,12 +33,16 @@ impl ApiError {
     }
 }
 
-/// A queue that cannot take the batch now: always "try again later".
+/// A queue that cannot take the batch now: "try again later" (503); a
+/// message it could never take is our fault, which no retry fixes (500).
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> ApiError {
         let secs = match e {
             QueueError::Full => 1,
             QueueError::Unavailable(_) | QueueError::Closed => 5,
+            QueueError::NoSuchPartition { .. } => {
+                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry(secs)
     }

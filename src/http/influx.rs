@@ -1,10 +1,11 @@
 //! InfluxDB line protocol: `POST /api/v2/write?org=&bucket=&precision=`
 //! (2.x clients, Telegraf's `influxdb_v2` output) and `POST
-//! /write?db=&precision=` (1.x clients, Telegraf's `influxdb` output), top
-//! to bottom: query (bucket or db, precision, 1.x `u`/`p` credentials) →
-//! admission → body (gzip, limit after decompression) → parse each line →
-//! metrics → queue → ack. `GET|HEAD /ping` answers as InfluxDB does, for
-//! the clients and proxies that check it first.
+//! /write?db=&precision=` (1.x clients, Telegraf's `influxdb` output): the
+//! query string (bucket or db, precision, 1.x `u`/`p` credentials), the
+//! decoder (`crate::influx`, which maps lines to metrics) and InfluxDB's
+//! answers. The path is [`super::ingest`]'s. `GET|HEAD /ping` answers as
+//! InfluxDB does, for the clients and proxies that check it first; `/query`
+//! only what Telegraf and the 1.x clients ask before writing.
 //!
 //! Partial writes, as InfluxDB 1.x: the valid lines are stored, and the 400
 //! says how many lines and string fields were refused and why. The answers
@@ -12,24 +13,22 @@
 //! (`{"code":"invalid","message":…}`) on the 2.x route and as 1.x gives them
 //! (`{"error":…}`) on the 1.x route. A 429 or 503 means nothing was stored.
 
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, request, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::admit::{admit, record};
-use super::body::{check_headers, read_body};
+use super::body::{check_headers, Coding};
 use super::error::{json_response, ApiError};
-use super::parts::{count_refused, Parts};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
 use super::state::App;
-use crate::influx::{self, metrics_of, Precision};
+use crate::influx::{self, Precision, Refused};
 use crate::telemetry::Protocol;
-
-/// Reasons quoted in a 400, at most.
-const REASONS_SHOWN: usize = 5;
 
 const VERSION: HeaderName = HeaderName::from_static("x-influxdb-version");
 const BUILD: HeaderName = HeaderName::from_static("x-influxdb-build");
@@ -44,24 +43,135 @@ enum Api {
 }
 
 pub async fn post_v2_write(State(app): State<Arc<App>>, req: Request) -> Response {
-    answer(&app, req, Api::V2).await
+    ingest::handle(&app, &Influx(Api::V2), req).await
 }
 
 pub async fn post_v1_write(State(app): State<Arc<App>>, req: Request) -> Response {
-    answer(&app, req, Api::V1).await
+    ingest::handle(&app, &Influx(Api::V1), req).await
+}
+
+/// A write on one of the two APIs.
+struct Influx(Api);
+
+/// What a write's query string asks for.
+struct Asked {
+    db: String,
+    precision: Precision,
+    query: Query,
+}
+
+impl Ingest for Influx {
+    const PROTOCOL: Protocol = Protocol::Influx;
+    const CODING: Coding = Coding::Gzip;
+    type Asked = Asked;
+    type Kept = ();
+    type Refused = Refused;
+
+    fn asked(&self, head: &request::Parts) -> Result<Asked, ApiError> {
+        let api = self.0;
+        let query = query_of(head.uri.query(), api)?;
+        let db = match (&query.db, api) {
+            (Some(db), _) if !db.is_empty() => db.clone(),
+            (_, Api::V1) => return Err(ApiError::bad_request("database is required (?db=)")),
+            (_, Api::V2) => return Err(ApiError::bad_request("bucket is required (?bucket=)")),
+        };
+        let precision = precision_of(&query, api)?;
+        Ok(Asked {
+            db,
+            precision,
+            query,
+        })
+    }
+
+    fn credentials<'h>(&self, asked: &Asked, headers: &'h HeaderMap) -> Cow<'h, HeaderMap> {
+        credentials(headers, &asked.query)
+    }
+
+    fn decode<'s>(
+        &self,
+        _app: &App,
+        request: Incoming<'s, Asked>,
+        _kept: &'s mut Option<()>,
+    ) -> Result<Decoded<'s, Refused>, String> {
+        let asked = request.asked;
+        let decoded = influx::decode(
+            request.body,
+            &asked.db,
+            asked.precision,
+            request.received.ns(),
+        );
+        Ok(Decoded {
+            metrics: decoded.metrics,
+            refused_points: decoded.refused.points(),
+            refused: decoded.refused,
+        })
+    }
+
+    fn answer(
+        &self,
+        _head: &request::Parts,
+        outcome: Result<Stored<Refused>, ApiError>,
+    ) -> Response {
+        let mut response = match outcome {
+            Ok(stored) if stored.refused.points() == 0 => StatusCode::NO_CONTENT.into_response(),
+            Ok(stored) => refusal(partial(&stored), self.0),
+            Err(e) => refusal(e, self.0),
+        };
+        stamp(&mut response);
+        response
+    }
+}
+
+/// The 400 of a request stored in part, or not at all.
+fn partial(stored: &Stored<Refused>) -> ApiError {
+    let refused = &stored.refused;
+    let head = if stored.metrics > 0 {
+        "partial write"
+    } else {
+        "unable to parse"
+    };
+    let reasons: Vec<&str> = refused
+        .reasons
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(String::as_str)
+        .collect();
+    ApiError::bad_request(format!(
+        "{head}: {} of {} refused, {} refused; {} stored. {}",
+        refused.lines_refused,
+        plural(refused.lines, "line"),
+        plural(refused.strings_refused, "string field"),
+        plural(stored.metrics, "point"),
+        reasons.join("; ")
+    ))
 }
 
 /// `/query`: only `CREATE DATABASE` is answered (with success: a database
 /// is just the `db` tag here), for Telegraf's `influxdb` output and 1.x
 /// clients that create their database before writing. Anything else is a
-/// 400 saying this is a write-only endpoint.
-pub async fn query(req: Request) -> Response {
+/// 400 saying this is a write-only endpoint. Admitted as every write is
+/// (API key, rate limit, slot) and counted with them.
+pub async fn query(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    let mut response = match answer_query(&app, req).await {
+        Ok(response) => response,
+        Err(e) => refusal(e, Api::V1),
+    };
+    stamp(&mut response);
+    record(&app, Protocol::Influx, started, &response);
+    response
+}
+
+async fn answer_query(app: &App, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    check_headers(&parts.headers)?;
+    let query = query_of(parts.uri.query(), Api::V1)?;
+    let _admitted = admit(app, &credentials(&parts.headers, &query))?;
     // InfluxDB reads `q` from the URL or, in a POST, from a form body.
-    let mut q = query_of_query(parts.uri.query());
+    let mut q = query.q;
     if q.is_none() {
         if let Ok(form) = axum::body::to_bytes(body, 64 * 1024).await {
-            q = query_of_query(std::str::from_utf8(&form).ok());
+            q = query_of_form(std::str::from_utf8(&form).ok());
         }
     }
     let create = q
@@ -72,26 +182,20 @@ pub async fn query(req: Request) -> Response {
                 .starts_with("CREATE DATABASE")
         })
         .unwrap_or(false);
-    let mut response = if create {
-        json_response(
-            StatusCode::OK,
-            r#"{"results":[{"statement_id":0}]}"#.to_string(),
-        )
-    } else {
-        refusal(
-            ApiError::bad_request(
-                "metricstream takes writes only: /query answers CREATE DATABASE and nothing else",
-            ),
-            Api::V1,
-        )
-    };
-    stamp(&mut response);
-    response
+    if !create {
+        return Err(ApiError::bad_request(
+            "metricstream takes writes only: /query answers CREATE DATABASE and nothing else",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        r#"{"results":[{"statement_id":0}]}"#.to_string(),
+    ))
 }
 
-/// The `q` parameter of a `/query` URL.
-fn query_of_query(query: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).ok()?;
+/// The `q` parameter of a `/query` form body.
+fn query_of_form(form: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(form.unwrap_or("")).ok()?;
     pairs.into_iter().find(|(k, _)| k == "q").map(|(_, v)| v)
 }
 
@@ -100,17 +204,6 @@ fn query_of_query(query: Option<&str>) -> Option<String> {
 pub async fn ping() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     stamp(&mut response);
-    response
-}
-
-async fn answer(app: &App, req: Request, api: Api) -> Response {
-    let started = Instant::now();
-    let mut response = match write(app, req, api).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => refusal(e, api),
-    };
-    stamp(&mut response);
-    record(app, Protocol::Influx, started, &response);
     response
 }
 
@@ -154,13 +247,14 @@ fn v2_code(status: StatusCode) -> &'static str {
     }
 }
 
-/// The parts of the query string a write reads.
+/// The parts of the query string a write (or a 1.x `/query`) reads.
 #[derive(Default, Debug)]
 struct Query {
     db: Option<String>,
     precision: Option<String>,
     user: Option<String>,
     password: Option<String>,
+    q: Option<String>,
 }
 
 fn query_of(query: Option<&str>, api: Api) -> Result<Query, ApiError> {
@@ -173,6 +267,7 @@ fn query_of(query: Option<&str>, api: Api) -> Result<Query, ApiError> {
             (_, "precision") => &mut q.precision,
             (Api::V1, "u") => &mut q.user,
             (Api::V1, "p") => &mut q.password,
+            (Api::V1, "q") => &mut q.q,
             // org, orgID, rp, consistency: accepted, not used.
             _ => continue,
         };
@@ -203,101 +298,19 @@ fn precision_of(q: &Query, api: Api) -> Result<Precision, ApiError> {
 /// 1.x's `?u=&p=` as the Basic header it stands for, so the keys are
 /// checked in one place. Sent beside an `Authorization` header it makes two,
 /// which `admit` refuses (which one counts would be a guess).
-fn credentials(headers: &HeaderMap, q: &Query) -> HeaderMap {
+fn credentials<'h>(headers: &'h HeaderMap, q: &Query) -> Cow<'h, HeaderMap> {
+    if q.user.is_none() && q.password.is_none() {
+        return Cow::Borrowed(headers);
+    }
     let mut headers = headers.clone();
-    if q.user.is_some() || q.password.is_some() {
-        let user = q.user.as_deref().unwrap_or("");
-        let password = q.password.as_deref().unwrap_or("");
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        if let Ok(v) = HeaderValue::from_str(&format!("Basic {encoded}")) {
-            headers.append(header::AUTHORIZATION, v);
-        }
+    let user = q.user.as_deref().unwrap_or("");
+    let password = q.password.as_deref().unwrap_or("");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    // Base64 and "Basic " are always a valid header value.
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic {encoded}")) {
+        headers.append(header::AUTHORIZATION, v);
     }
-    headers
-}
-
-async fn write(app: &App, req: Request, api: Api) -> Result<(), ApiError> {
-    let (parts, body) = req.into_parts();
-    check_headers(&parts.headers)?;
-    let q = query_of(parts.uri.query(), api)?;
-    let headers = if api == Api::V1 {
-        credentials(&parts.headers, &q)
-    } else {
-        parts.headers.clone()
-    };
-    let admitted = admit(app, &headers)?;
-    let db = match (&q.db, api) {
-        (Some(db), _) if !db.is_empty() => db.as_str(),
-        (_, Api::V1) => return Err(ApiError::bad_request("database is required (?db=)")),
-        (_, Api::V2) => return Err(ApiError::bad_request("bucket is required (?bucket=)")),
-    };
-    let precision = precision_of(&q, api)?;
-
-    let body = read_body(body, &parts.headers, app.max_body).await?;
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    let parsed = influx::parse(&body);
-
-    let mut stored_parts = Parts::new(app, &admitted.client);
-    let mut reasons: Vec<String> = Vec::new();
-    let mut note = |number: usize, why: &str| {
-        if reasons.len() < REASONS_SHOWN {
-            reasons.push(format!("line {number}: {why}"));
-        }
-    };
-    let mut lines_refused = 0usize;
-    let mut strings_refused = 0usize;
-    for (number, line) in parsed.numbered() {
-        let got = match line {
-            Ok(line) => metrics_of(line, db, precision, now_ns),
-            Err(e) => Err(e.message.clone()),
-        };
-        let got = match got {
-            Ok(got) => got,
-            Err(why) => {
-                lines_refused += 1;
-                note(number, &why);
-                continue;
-            }
-        };
-        if !got.string_fields.is_empty() {
-            strings_refused += got.string_fields.len();
-            let names: Vec<String> = got.string_fields.iter().map(|k| format!("{k:?}")).collect();
-            note(
-                number,
-                &format!(
-                    "string field {} refused (not a metric value)",
-                    names.join(", ")
-                ),
-            );
-        }
-        for m in got.metrics {
-            let labels = m.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-            let name = m.name.clone();
-            stored_parts.series(&name, labels).push(m);
-        }
-    }
-    let stored = stored_parts.store(app, Protocol::Influx).await?;
-
-    if lines_refused == 0 && strings_refused == 0 {
-        return Ok(());
-    }
-    count_refused(app, Protocol::Influx, lines_refused + strings_refused);
-    let head = if stored > 0 {
-        "partial write"
-    } else {
-        "unable to parse"
-    };
-    Err(ApiError::bad_request(format!(
-        "{head}: {lines_refused} of {} refused, {} refused; {} stored. {}",
-        plural(parsed.lines.len(), "line"),
-        plural(strings_refused, "string field"),
-        plural(stored, "point"),
-        reasons.join("; ")
-    )))
+    Cow::Owned(headers)
 }
 
 fn plural(n: usize, what: &str) -> String {

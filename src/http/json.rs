@@ -1,95 +1,83 @@
-//! `POST /metrics`, the C++ system's JSON, top to bottom: framing →
-//! content type → admission (client, rate, slot) → body → decode + validate
-//! → queue → ack.
+//! `POST /metrics`, the C++ system's JSON: its content type, its decoder
+//! (`batch::decode`) and its answer. The path is [`super::ingest`]'s.
 //!
-//! Every refusal happens before the queue sees the batch, and the queue
-//! stores a batch whole or not at all, so a non-200 answer always means
-//! "nothing stored, safe to retry".
+//! All or nothing: every refusal happens before the queue sees the batch,
+//! and the batch is stored whole, in its client's partition, so a non-200
+//! answer always means "nothing stored, safe to retry".
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, request, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::admit::{admit, record};
-use super::body::{check_headers, read_body};
+use super::body::Coding;
 use super::error::{json_response, ApiError};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored};
 use super::state::App;
 use crate::batch;
-use crate::queue::Message;
-use crate::record;
 use crate::telemetry::Protocol;
 
 pub async fn post_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
-    let started = Instant::now();
-    let response = match ingest(&app, req).await {
-        Ok(ok) => ok,
-        Err(e) => e.into_response(),
-    };
-    record(&app, Protocol::Json, started, &response);
-    response
+    ingest::handle(&app, &Json, req).await
 }
 
-async fn ingest(app: &App, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    check_headers(&parts.headers)?;
-    check_content_type(&parts.headers)?;
-    let admitted = admit(app, &parts.headers)?;
+struct Json;
 
-    let body = read_body(body, &parts.headers, app.max_body).await?;
-    let metrics = batch::decode(&body).map_err(|e| {
-        app.telemetry.validation_errors.inc();
-        ApiError::bad_request(e.0)
-    })?;
-    let count = metrics.len();
-    app.telemetry.metrics_received.inc_by(count as u64);
+impl Ingest for Json {
+    const PROTOCOL: Protocol = Protocol::Json;
+    const CODING: Coding = Coding::Gzip;
+    const WHOLE: bool = true;
+    type Asked = ();
+    type Kept = ();
+    type Refused = ();
 
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let mut metrics = metrics;
-    let payloads = record::records(
-        app.queue.format(),
-        &admitted.client,
-        now_ms,
-        &mut metrics,
-        app.queue.max_record_bytes(),
-    )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut delivery = None;
-    for value in payloads {
-        let msg = Message {
-            key: admitted.client.clone(),
-            value,
-            timestamp_ms: now_ms as i64,
+    fn asked(&self, head: &request::Parts) -> Result<(), ApiError> {
+        check_content_type(&head.headers)
+    }
+
+    fn decode<'s>(
+        &self,
+        _app: &App,
+        request: Incoming<'s, ()>,
+        _kept: &'s mut Option<()>,
+    ) -> Result<Decoded<'s, ()>, String> {
+        let metrics = batch::decode(request.body).map_err(|e| e.0)?;
+        Ok(Decoded {
+            metrics,
+            refused_points: 0,
+            refused: (),
+        })
+    }
+
+    /// `{"success":true,"metrics_processed":N,"partition":P,"offset":O}`,
+    /// the offset (of the batch's first record) only once it is durable.
+    fn answer(&self, _head: &request::Parts, outcome: Result<Stored<()>, ApiError>) -> Response {
+        let stored = match outcome {
+            Ok(stored) => stored,
+            Err(e) => return e.into_response(),
         };
-        let d = app.queue.send(msg).await?;
-        delivery.get_or_insert(d);
+        // A whole batch is one message in its client's partition, or
+        // (over --max-record-bytes) several in a row there: the answer
+        // names the first. None at all would be a queue that broke its
+        // promise, and nothing stored.
+        let Some(&receipt) = stored.receipts.first() else {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the batch was stored as no message at all",
+            )
+            .into_response();
+        };
+        let mut body = format!(
+            r#"{{"success":true,"metrics_processed":{},"partition":{}"#,
+            stored.metrics, receipt.partition
+        );
+        if let Some(offset) = receipt.offset {
+            body.push_str(&format!(r#","offset":{offset}"#));
+        }
+        body.push('}');
+        json_response(StatusCode::OK, body)
     }
-    let delivery = delivery.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no record was made of the batch",
-        )
-    })?;
-    app.telemetry.batches_processed.inc();
-    app.telemetry
-        .samples_received
-        .with_label_values(&[Protocol::Json.as_str()])
-        .inc_by(count as u64);
-
-    let mut body = format!(
-        r#"{{"success":true,"metrics_processed":{count},"partition":{}"#,
-        delivery.partition
-    );
-    if let Some(offset) = delivery.offset {
-        body.push_str(&format!(r#","offset":{offset}"#));
-    }
-    body.push('}');
-    Ok(json_response(StatusCode::OK, body))
 }
 
 /// JSON, `+json` types, or no Content-Type at all (the C++ clients' habit).

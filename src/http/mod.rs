@@ -4,14 +4,18 @@
 //! - [`server`]: the routes and one server's life (serve, ordered shutdown);
 //! - [`connections`]: the accept loop (idle timeout, write timeout,
 //!   connection cap);
-//! - one module per endpoint family: [`json`] (`POST /metrics`),
+//! - [`ingest`]: how a request is ingested, the one path every protocol
+//!   takes (framing → the protocol's header checks → admission → body → one
+//!   clock read → decode → parts → store → count → answer), over the small
+//!   [`ingest::Ingest`] trait a protocol implements;
+//! - one module per protocol, each its header checks, the call into its
+//!   decoder and its answer's shape: [`json`] (`POST /metrics`),
 //!   [`remote_write`] (`POST /api/v1/write`), [`influx`] (`POST
-//!   /api/v2/write`, `POST /write`, `/ping`), [`admin`] (health, readiness,
-//!   counters);
-//! - [`otlp`] (`POST /v1/metrics`, OTLP/HTTP metrics);
-//! - what every ingest endpoint shares: [`admit`] (client, rate, in-flight
-//!   slot), [`body`] (framing, size limit, gzip), [`error`] (the refusal),
-//!   [`parts`] (split by partition key, store, count);
+//!   /api/v2/write`, `POST /write`, `/ping`, `/query`), [`otlp`] (`POST
+//!   /v1/metrics`); and [`admin`] (health, readiness, counters);
+//! - the steps of the path: [`admit`] (client, rate, in-flight slot),
+//!   [`body`] (framing, size limit, gzip, snappy), [`parts`] (one message
+//!   per partition, stored together), [`error`] (the refusal);
 //! - [`state`]: the shared [`App`] every handler reads.
 
 pub mod admin;
@@ -20,6 +24,7 @@ pub mod body;
 pub mod connections;
 pub mod error;
 pub mod influx;
+pub mod ingest;
 pub mod json;
 pub mod otlp;
 pub mod parts;
@@ -30,4 +35,4 @@ pub mod state;
 pub use connections::{fit_fd_limit, listen};
 pub use error::ApiError;
 pub use server::{run, ServerConfig};
-pub use state::{App, Limits};
+pub use state::{App, Settings};

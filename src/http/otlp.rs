@@ -1,6 +1,6 @@
-//! `POST /v1/metrics`, OTLP/HTTP metrics, top to bottom: framing → content
-//! type (protobuf or JSON) → admission → body (gzip, the limit measured
-//! after decompression) → decode + validate each data point → queue → ack.
+//! `POST /v1/metrics`, OTLP/HTTP metrics: the content type (protobuf or
+//! JSON), the decoder (`crate::otlp`, which maps points to metrics) and the
+//! answers. The path is [`super::ingest`]'s.
 //!
 //! Answers as the OTLP/HTTP spec gives them, in the request's encoding:
 //! 200 with an `ExportMetricsServiceResponse`, whose `partial_success` says
@@ -11,29 +11,71 @@
 //! nothing was stored: the exporter retries the whole request.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, request, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::admit::{admit, record};
-use super::body::{check_headers, read_body};
+use super::body::Coding;
 use super::error::ApiError;
-use super::parts::{count_refused, now_ms, Parts};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored};
 use super::state::App;
-use crate::otlp::{self, Encoding};
+use crate::otlp::{self, Encoding, Refused};
 use crate::telemetry::Protocol;
 
 pub async fn post_metrics(State(app): State<Arc<App>>, req: Request) -> Response {
-    let started = Instant::now();
-    let encoding = encoding(req.headers()).ok();
-    let response = match export(&app, req).await {
-        Ok(ok) => ok,
-        Err(e) => failure(e, encoding.unwrap_or(Encoding::Json)),
-    };
-    record(&app, Protocol::Otlp, started, &response);
-    response
+    ingest::handle(&app, &Otlp, req).await
+}
+
+struct Otlp;
+
+impl Ingest for Otlp {
+    const PROTOCOL: Protocol = Protocol::Otlp;
+    const CODING: Coding = Coding::Gzip;
+    type Asked = Encoding;
+    type Kept = ();
+    type Refused = Refused;
+
+    fn asked(&self, head: &request::Parts) -> Result<Encoding, ApiError> {
+        encoding(&head.headers).map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))
+    }
+
+    fn decode<'s>(
+        &self,
+        _app: &App,
+        request: Incoming<'s, Encoding>,
+        _kept: &'s mut Option<()>,
+    ) -> Result<Decoded<'s, Refused>, String> {
+        let decoded = otlp::decode(*request.asked, request.body, request.received.ms())
+            .map_err(|m| format!("body: {m}"))?;
+        Ok(Decoded {
+            metrics: decoded.metrics,
+            refused_points: decoded.refused.points,
+            refused: decoded.refused,
+        })
+    }
+
+    fn answer(
+        &self,
+        head: &request::Parts,
+        outcome: Result<Stored<Refused>, ApiError>,
+    ) -> Response {
+        let encoding = encoding(&head.headers).unwrap_or(Encoding::Json);
+        let stored = match outcome {
+            Ok(stored) => stored,
+            Err(e) => return failure(e, encoding),
+        };
+        // Nothing stored and points refused: not a partial success but bad
+        // data, which the spec answers with a 400 (that exporters log, too).
+        if stored.metrics == 0 && stored.refused.points > 0 {
+            return failure(ApiError::bad_request(stored.refused.message()), encoding);
+        }
+        answer(
+            StatusCode::OK,
+            encoding,
+            otlp::export_response(encoding, &stored.refused),
+        )
+    }
 }
 
 fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
@@ -41,39 +83,6 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?"));
     otlp::encoding_of(content_type)
-}
-
-async fn export(app: &App, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    check_headers(&parts.headers)?;
-    let encoding = encoding(&parts.headers)
-        .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
-    let admitted = admit(app, &parts.headers)?;
-    let bytes = read_body(body, &parts.headers, app.max_body).await?;
-    let decoded = otlp::decode(encoding, &bytes, now_ms()).map_err(|m| {
-        app.telemetry.validation_errors.inc();
-        ApiError::bad_request(format!("body: {m}"))
-    })?;
-
-    // Nothing stored and points refused: not a partial success but bad data,
-    // which the spec answers with a 400 (that exporters log, too).
-    if decoded.metrics.is_empty() && decoded.refused.points > 0 {
-        count_refused(app, Protocol::Otlp, decoded.refused.points);
-        return Err(ApiError::bad_request(decoded.refused.message()));
-    }
-    let mut stored = Parts::new(app, &admitted.client);
-    for metric in decoded.metrics {
-        let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-        let part = stored.series(&metric.name, tags);
-        part.push(metric);
-    }
-    stored.store(app, Protocol::Otlp).await?;
-    count_refused(app, Protocol::Otlp, decoded.refused.points);
-    Ok(answer(
-        StatusCode::OK,
-        encoding,
-        otlp::export_response(encoding, &decoded.refused),
-    ))
 }
 
 fn failure(e: ApiError, encoding: Encoding) -> Response {

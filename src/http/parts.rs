@@ -1,142 +1,145 @@
-//! What the partial-accept protocols (remote_write, line protocol, OTLP)
-//! share after decoding: splitting a request's metrics into one queue
-//! message per partition key, and storing them all before the answer.
+//! A request's metrics split into one queue message per partition, and
+//! stored together before the answer.
 //!
-//! With `--partition-by client` a request is one message keyed by its
-//! client. With `--partition-by series` every series goes to the partition
-//! its key hashes to, so a series' samples stay in one partition, in order;
-//! a message is keyed by its first series (which hashes to the message's
-//! partition like all the others in it).
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The partition is chosen here, once, and written into each message: the
+//! queue stores a message where it names. With `--partition-by client` (and
+//! always for `POST /metrics`, whose batches stay whole) a request is one
+//! message in its client's partition, keyed by the client. With
+//! `--partition-by series` every series goes to the partition its series
+//! key hashes to, so a series' samples stay in one partition, in order; a
+//! message is keyed by its first series.
 
 use super::error::ApiError;
 use super::state::App;
 use crate::queue::partitioner::{partition_for, series_key};
-use crate::queue::{Message, PartitionBy};
+use crate::queue::{Message, PartitionBy, Receipt};
 use crate::record::{self, Metric};
-use crate::telemetry::Protocol;
 
 /// One request's metrics, grouped by the message they go into.
 pub struct Parts<'a> {
-    by: PartitionBy,
+    by_series: bool,
     client: String,
-    parts: Vec<(String, Vec<Metric<'a>>)>,
+    parts: Vec<Part<'a>>,
+    /// The part the last metric went to: the next one, of the same series
+    /// more often than not (a series' samples come together), goes there
+    /// without building and hashing its key again.
+    last: Option<usize>,
+}
+
+/// The metrics that go into one message.
+struct Part<'a> {
+    partition: u32,
+    /// The client, or the series key of the part's first series.
+    key: String,
+    metrics: Vec<Metric<'a>>,
+}
+
+/// What storing a request's parts did.
+#[derive(Debug, Default)]
+pub struct Placed {
+    /// Metrics stored, over all parts.
+    pub metrics: usize,
+    /// Where each part went, one per message stored.
+    pub receipts: Vec<Receipt>,
 }
 
 impl<'a> Parts<'a> {
-    pub fn new(app: &App, client: &str) -> Parts<'a> {
-        let partitions = match app.partition_by {
-            PartitionBy::Client => 1,
-            PartitionBy::Series => app.queue.partitions().max(1),
+    /// Parts for a request of `client`. `whole` keeps it one message in the
+    /// client's partition whatever `--partition-by` says.
+    pub fn new(app: &App, client: &str, whole: bool) -> Parts<'a> {
+        let partitions = app.queue.partitions().max(1);
+        let by_series = app.partition_by == PartitionBy::Series && !whole;
+        let parts = if by_series {
+            (0..partitions)
+                .map(|partition| Part {
+                    partition,
+                    key: String::new(),
+                    metrics: Vec::new(),
+                })
+                .collect()
+        } else {
+            vec![Part {
+                partition: partition_for(client.as_bytes(), partitions),
+                key: client.to_string(),
+                metrics: Vec::new(),
+            }]
         };
         Parts {
-            by: app.partition_by,
+            by_series,
             client: client.to_string(),
-            parts: (0..partitions)
-                .map(|_| (String::new(), Vec::new()))
-                .collect(),
+            parts,
+            last: None,
         }
     }
 
-    /// Where the samples of one series go: the series is its name and its
-    /// labels sorted by name (the key is only built under `series`).
-    pub fn series<'l>(
-        &mut self,
-        name: &str,
-        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
-    ) -> &mut Vec<Metric<'a>> {
-        let part = match self.by {
-            PartitionBy::Client => &mut self.parts[0],
-            PartitionBy::Series => {
-                let key = series_key(name, labels);
-                let n = self.parts.len() as u32;
-                let part = &mut self.parts[partition_for(key.as_bytes(), n) as usize];
-                if part.0.is_empty() {
-                    part.0 = key;
-                }
-                part
-            }
+    /// Adds a metric to the part of its series: its name and tags (sorted
+    /// by key, as a `BTreeMap` keeps them).
+    pub fn push(&mut self, metric: Metric<'a>) {
+        let i = if self.by_series {
+            self.part_of(&metric)
+        } else {
+            0
         };
-        &mut part.1
+        self.last = Some(i);
+        self.parts[i].metrics.push(metric);
     }
 
-    /// Metrics in all parts.
-    pub fn len(&self) -> usize {
-        self.parts.iter().map(|(_, m)| m.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Stores every part and counts what was stored under `protocol`.
-    /// Every part must be durable (or accepted) before the 2xx. If one
-    /// fails, the sender retries the whole request: parts already stored
-    /// are stored twice, never lost. Returns the metrics stored.
-    pub async fn store(self, app: &App, protocol: Protocol) -> Result<usize, ApiError> {
-        let Parts {
-            by,
-            client,
-            mut parts,
-        } = self;
-        if by == PartitionBy::Client {
-            parts[0].0 = client.clone();
+    fn part_of(&mut self, metric: &Metric<'a>) -> usize {
+        if let Some(i) = self.last {
+            let same = self.parts[i]
+                .metrics
+                .last()
+                .is_some_and(|prev| prev.name == metric.name && prev.tags == metric.tags);
+            if same {
+                return i;
+            }
         }
-        parts.retain(|(_, metrics)| !metrics.is_empty());
-        let written: usize = parts.iter().map(|(_, m)| m.len()).sum();
-        let now_ms = now_ms();
+        let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        let key = series_key(&metric.name, tags);
+        let i = partition_for(key.as_bytes(), self.parts.len() as u32) as usize;
+        let part = &mut self.parts[i];
+        if part.key.is_empty() {
+            part.key = key;
+        }
+        i
+    }
+
+    /// Stores every part, each stamped with `received_ms`, as the records
+    /// the queue takes (its format; as many as `--max-record-bytes` makes
+    /// of it, in order). Every record must be durable (or accepted) before
+    /// the 2xx. If one fails, the sender retries the whole request:
+    /// records already stored are stored twice, never lost. A part that
+    /// cannot be made into a record is refused before anything is stored.
+    pub async fn store(self, app: &App, received_ms: u64) -> Result<Placed, ApiError> {
+        let Parts {
+            client, mut parts, ..
+        } = self;
+        parts.retain(|p| !p.metrics.is_empty());
+        let metrics = parts.iter().map(|p| p.metrics.len()).sum();
         let mut messages = Vec::new();
-        for (key, mut metrics) in parts {
-            let payloads = record::records(
+        for mut part in parts {
+            let values = record::records(
                 app.queue.format(),
                 &client,
-                now_ms,
-                &mut metrics,
+                received_ms,
+                &mut part.metrics,
                 app.queue.max_record_bytes(),
             )
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            for value in payloads {
+            for value in values {
                 messages.push(Message {
-                    key: key.clone(),
+                    partition: part.partition,
+                    key: part.key.clone(),
                     value,
-                    timestamp_ms: now_ms as i64,
+                    timestamp_ms: received_ms as i64,
                 });
             }
         }
         let sends = messages.into_iter().map(|m| app.queue.send(m));
-        let stored = futures_util::future::join_all(sends).await;
-        let batches = stored.len();
-        for result in stored {
-            result?;
+        let mut receipts = Vec::new();
+        for result in futures_util::future::join_all(sends).await {
+            receipts.push(result?);
         }
-        if written > 0 {
-            let t = &app.telemetry;
-            t.batches_processed.inc_by(batches as u64);
-            t.metrics_received.inc_by(written as u64);
-            t.samples_received
-                .with_label_values(&[protocol.as_str()])
-                .inc_by(written as u64);
-        }
-        Ok(written)
-    }
-}
-
-/// Milliseconds since the epoch (0 on a clock before 1970).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Counts data points refused while the rest of their request was stored.
-pub fn count_refused(app: &App, protocol: Protocol, refused: usize) {
-    if refused > 0 {
-        app.telemetry.validation_errors.inc();
-        app.telemetry
-            .samples_refused
-            .with_label_values(&[protocol.as_str()])
-            .inc_by(refused as u64);
+        Ok(Placed { metrics, receipts })
     }
 }

@@ -1,28 +1,24 @@
-//! `POST /api/v1/write`, Prometheus remote_write 1.0 and 2.0, top to bottom:
-//! framing → content type (which version) and encoding → admission → body
-//! (snappy, its declared length checked before anything is allocated) →
-//! decode + validate each series → queue → ack.
+//! `POST /api/v1/write`, Prometheus remote_write 1.0 and 2.0: the content
+//! type (which version) and encoding (snappy), the decoder and the mapping
+//! to metrics (`crate::remote_write`), and the answer. The path is
+//! [`super::ingest`]'s.
 //!
 //! Not all-or-nothing, unlike `POST /metrics`: remote_write senders never
 //! retry a 4xx, so one bad series must not cost the good ones. The valid
 //! series are stored and the 400 says how many were refused and why. A 429
 //! or 503 means nothing was stored: the sender retries the whole request.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, request, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::admit::{admit, record};
-use super::body::{check_headers, read_raw};
+use super::body::Coding;
 use super::error::ApiError;
-use super::parts::{count_refused, Parts};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
 use super::state::App;
-use crate::record::{Metric, MetricType};
-use crate::remote_write::{self, Decoded, Decompress, Kind, Version};
+use crate::remote_write::{self, Refused, Version};
 use crate::telemetry::Protocol;
 
 const SAMPLES_WRITTEN: HeaderName =
@@ -32,22 +28,89 @@ const HISTOGRAMS_WRITTEN: HeaderName =
 const EXEMPLARS_WRITTEN: HeaderName =
     HeaderName::from_static("x-prometheus-remote-write-exemplars-written");
 
-/// Reasons quoted in a 400, at most.
-const REASONS_SHOWN: usize = 5;
-
 pub async fn post_write(State(app): State<Arc<App>>, req: Request) -> Response {
-    let started = Instant::now();
-    let v2 = version_asked(req.headers()) == Ok(Version::V2);
-    let mut response = match write(&app, req).await {
-        Ok(ok) => ok,
-        Err(e) => e.into_response(),
-    };
-    // 2.0 senders read these on every answer; a refused request wrote nothing.
-    if v2 && !response.headers().contains_key(SAMPLES_WRITTEN) {
-        written_headers(&mut response, 0);
+    ingest::handle(&app, &RemoteWrite, req).await
+}
+
+struct RemoteWrite;
+
+impl Ingest for RemoteWrite {
+    const PROTOCOL: Protocol = Protocol::RemoteWrite;
+    const CODING: Coding = Coding::Snappy;
+    type Asked = Version;
+    type Kept = remote_write::Decoded;
+    type Refused = Refused;
+
+    fn asked(&self, head: &request::Parts) -> Result<Version, ApiError> {
+        let version = version_asked(&head.headers)
+            .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
+        check_snappy(&head.headers)?;
+        Ok(version)
     }
-    record(&app, Protocol::RemoteWrite, started, &response);
-    response
+
+    fn decode<'s>(
+        &self,
+        app: &App,
+        request: Incoming<'s, Version>,
+        kept: &'s mut Option<remote_write::Decoded>,
+    ) -> Result<Decoded<'s, Refused>, String> {
+        let now_ms = request.received.ms() as i64;
+        let decoded = remote_write::decode(*request.asked, request.body, now_ms)
+            .map_err(|m| format!("body: {m}"))?;
+        let decoded = kept.insert(decoded);
+        let refused = std::mem::take(&mut decoded.refused);
+        let decoded: &'s remote_write::Decoded = decoded;
+        Ok(Decoded {
+            metrics: remote_write::metrics_of(decoded, request.client, &app.remote_write_types),
+            refused_points: refused.samples + refused.histograms + refused.exemplars,
+            refused,
+        })
+    }
+
+    /// 204 when everything was stored; a 400 that counts what was refused
+    /// and quotes the first reasons. 2.0 senders read the written headers
+    /// on every answer (a refused request wrote nothing).
+    fn answer(
+        &self,
+        head: &request::Parts,
+        outcome: Result<Stored<Refused>, ApiError>,
+    ) -> Response {
+        let (mut response, written) = match outcome {
+            Ok(stored) if stored.refused.is_empty() => {
+                (StatusCode::NO_CONTENT.into_response(), stored.metrics)
+            }
+            Ok(stored) => (partial(&stored).into_response(), stored.metrics),
+            Err(e) => (e.into_response(), 0),
+        };
+        if version_asked(&head.headers) == Ok(Version::V2) {
+            let h = response.headers_mut();
+            h.insert(SAMPLES_WRITTEN, HeaderValue::from(written));
+            h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
+            h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
+        }
+        response
+    }
+}
+
+/// The 400 of a request stored in part.
+fn partial(stored: &Stored<Refused>) -> ApiError {
+    let refused = &stored.refused;
+    let reasons: Vec<&str> = refused
+        .reasons
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(String::as_str)
+        .collect();
+    ApiError::bad_request(format!(
+        "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
+         {} samples stored. First reasons: {}",
+        refused.series,
+        refused.samples,
+        refused.histograms,
+        refused.exemplars,
+        stored.metrics,
+        reasons.join("; ")
+    ))
 }
 
 fn version_asked(headers: &HeaderMap) -> Result<Version, String> {
@@ -55,72 +118,6 @@ fn version_asked(headers: &HeaderMap) -> Result<Version, String> {
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?"));
     remote_write::version_of(content_type)
-}
-
-fn written_headers(response: &mut Response, samples: usize) {
-    let h = response.headers_mut();
-    h.insert(SAMPLES_WRITTEN, HeaderValue::from(samples));
-    h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
-    h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
-}
-
-async fn write(app: &App, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    check_headers(&parts.headers)?;
-    let version = version_asked(&parts.headers)
-        .map_err(|m| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m))?;
-    check_snappy(&parts.headers)?;
-    let admitted = admit(app, &parts.headers)?;
-
-    let raw = read_raw(body, &parts.headers, app.max_body).await?;
-    let bytes = remote_write::decompress(&raw, app.max_body).map_err(|e| match e {
-        Decompress::TooLarge { declared, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body: snappy declares {declared} bytes uncompressed, over the limit of {} bytes",
-                app.max_body
-            ),
-        ),
-        Decompress::Invalid(m) => ApiError::bad_request(format!("body: not valid snappy: {m}")),
-    })?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let decoded = remote_write::decode(version, &bytes, now_ms).map_err(|m| {
-        app.telemetry.validation_errors.inc();
-        ApiError::bad_request(format!("body: {m}"))
-    })?;
-    app.remote_write_types
-        .remember(&admitted.client, &decoded.metadata);
-
-    let written = parts_of(app, &admitted.client, &decoded)
-        .store(app, Protocol::RemoteWrite)
-        .await?;
-
-    let refused = &decoded.refused;
-    let mut response = if refused.is_empty() {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        let points = refused.samples + refused.histograms + refused.exemplars;
-        count_refused(app, Protocol::RemoteWrite, points);
-        let reasons = refused.reasons.iter().take(REASONS_SHOWN);
-        let reasons: Vec<&str> = reasons.map(String::as_str).collect();
-        ApiError::bad_request(format!(
-            "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
-             {written} samples stored. First reasons: {}",
-            refused.series,
-            refused.samples,
-            refused.histograms,
-            refused.exemplars,
-            reasons.join("; ")
-        ))
-        .into_response()
-    };
-    if version == Version::V2 {
-        written_headers(&mut response, written);
-    }
-    Ok(response)
 }
 
 /// remote_write bodies are snappy, always (both versions of the spec).
@@ -135,59 +132,5 @@ fn check_snappy(headers: &HeaderMap) -> Result<(), ApiError> {
                 other.map(String::from_utf8_lossy).unwrap_or_default()
             ),
         )),
-    }
-}
-
-/// One stored metric per sample: name, labels as tags, value and timestamp
-/// exactly as sent, and the type the sender gave (in this request or in an
-/// earlier metadata request), else `unknown`.
-fn parts_of<'a>(app: &App, client: &str, decoded: &'a Decoded) -> Parts<'a> {
-    let unknown: Vec<&str> = decoded
-        .series
-        .iter()
-        .filter(|s| s.kind.is_none())
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut remembered = app.remote_write_types.kinds(client, &unknown).into_iter();
-    let mut parts = Parts::new(app, client);
-    for series in &decoded.series {
-        let kind = match series.kind {
-            Some(k) => Some(k),
-            None => remembered.next().flatten(),
-        };
-        let labels = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let part = parts.series(&series.name, labels);
-        let kind = metric_type(kind);
-        let tags: BTreeMap<_, _> = series
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-            .collect();
-        for &(value, ts) in &series.samples {
-            part.push(Metric {
-                name: series.name.as_str().into(),
-                value: value.into(),
-                kind,
-                tags: tags.clone(),
-                timestamp: Some(ts.max(0) as u64),
-                created_timestamp: series.created_timestamp_ms.map(|t| t.max(0) as u64),
-                timestamp_ns: None,
-                unit: None,
-                help: None,
-                histogram: None,
-                exemplar: None,
-            });
-        }
-    }
-    parts
-}
-
-fn metric_type(kind: Option<Kind>) -> MetricType {
-    match kind {
-        Some(Kind::Counter) => MetricType::Counter,
-        Some(Kind::Gauge) => MetricType::Gauge,
-        Some(Kind::Histogram) => MetricType::Histogram,
-        Some(Kind::Summary) => MetricType::Summary,
-        None => MetricType::Unknown,
     }
 }

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
-use crate::limits::ClientLimiter;
 use crate::queue::{PartitionBy, Queue};
-use crate::remote_write::types::TypeCache;
+use crate::rate_limit::ClientLimiter;
+use crate::remote_write::TypeCache;
 use crate::telemetry::Telemetry;
 
-/// Per-request settings shared by every ingest endpoint.
+/// The settings every ingest endpoint shares (`--partition-by`,
+/// `--rate-limit`, `--max-body`, `--max-inflight`).
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// What decides a message's partition (remote_write; `POST /metrics`
-    /// batches stay whole, in their client's partition).
+pub struct Settings {
+    /// What decides a message's partition (every protocol but `POST
+    /// /metrics`, whose batches stay whole in their client's partition).
     pub partition_by: PartitionBy,
     /// Requests per second per client; 0 = off.
     pub rate_limit: u32,
@@ -44,18 +45,18 @@ impl App {
     pub fn new(
         queue: Arc<dyn Queue>,
         auth: Auth,
-        limits: Limits,
+        settings: Settings,
         telemetry: Arc<Telemetry>,
     ) -> Arc<App> {
         Arc::new(App {
             queue,
             auth,
-            limiter: ClientLimiter::new(limits.rate_limit),
-            rate_limit: limits.rate_limit,
+            limiter: ClientLimiter::new(settings.rate_limit),
+            rate_limit: settings.rate_limit,
             telemetry,
-            max_body: limits.max_body,
-            partition_by: limits.partition_by,
-            inflight: Semaphore::new(limits.max_inflight.max(1)),
+            max_body: settings.max_body,
+            partition_by: settings.partition_by,
+            inflight: Semaphore::new(settings.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
             remote_write_types: TypeCache::default(),
         })

@@ -1,7 +1,8 @@
 //! InfluxDB line protocol (Telegraf, InfluxDB client libraries): a pure
 //! parser, no HTTP. [`parse`] takes a whole request body and answers each
-//! line on its own, so the caller can store the good lines and refuse the
-//! bad ones as InfluxDB 1.x does (partial writes).
+//! line on its own; [`decode`] maps each good line to its metrics
+//! (`metrics.rs`) and counts the bad ones, so the caller can store the good
+//! lines and refuse the bad ones as InfluxDB 1.x does (partial writes).
 //!
 //! Rules, after InfluxDB: floats must start with a digit, '-' or '.'
 //! (so inf, NaN and +1 are refused) and be finite; `12i` is i64 and `12u`
@@ -29,9 +30,13 @@ pub use line::parse_line;
 pub use metrics::metrics_of;
 pub use precision::{timestamp_ns, Precision};
 
+use crate::record::Metric;
+
 /// Longest accepted line, in bytes (without its line end). Bounds the work
 /// and memory one line can cost; Telegraf lines are a few hundred bytes.
 pub const MAX_LINE: usize = 64 * 1024;
+/// How many reasons [`Refused::reasons`] keeps.
+pub const MAX_REASONS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line<'a> {
@@ -152,6 +157,80 @@ pub fn parse(body: &[u8]) -> Parsed<'_> {
             message,
         }));
         out.numbers.push(line_number);
+    }
+    out
+}
+
+/// A request body as stored metrics, and what was refused: the valid lines
+/// are kept, the others counted with their reasons.
+#[derive(Debug, Default)]
+pub struct Decoded<'a> {
+    /// The metrics of every line kept, in body order.
+    pub metrics: Vec<Metric<'a>>,
+    pub refused: Refused,
+}
+
+/// What was refused, with the first reasons.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// Lines that are neither blank nor a comment, refused or not.
+    pub lines: usize,
+    /// Lines refused whole: unparseable, or a metric they make is invalid.
+    pub lines_refused: usize,
+    /// String fields refused (not metric values); the rest of their line
+    /// is kept.
+    pub strings_refused: usize,
+    /// The first [`MAX_REASONS`], each naming its line: `line 3: …`.
+    pub reasons: Vec<String>,
+}
+
+impl Refused {
+    /// Points refused: whole lines and string fields.
+    pub fn points(&self) -> usize {
+        self.lines_refused + self.strings_refused
+    }
+
+    /// Formats the reason only while there is room for it.
+    fn note(&mut self, number: usize, why: impl FnOnce() -> String) {
+        if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(format!("line {number}: {}", why()));
+        }
+    }
+}
+
+/// Parses `body` and maps each valid line to its metrics ([`metrics_of`]):
+/// `db` is the request's database or bucket, `precision` its timestamps',
+/// and `now_ns` (the time of receipt) stands in for a missing timestamp.
+pub fn decode<'a>(body: &'a [u8], db: &'a str, precision: Precision, now_ns: i64) -> Decoded<'a> {
+    let parsed = parse(body);
+    let mut out = Decoded::default();
+    let refused = &mut out.refused;
+    refused.lines = parsed.lines.len();
+    for (number, line) in parsed.numbered() {
+        let got = match line {
+            Ok(line) => metrics_of(line, db, precision, now_ns),
+            Err(e) => Err(e.message.clone()),
+        };
+        let got = match got {
+            Ok(got) => got,
+            Err(why) => {
+                refused.lines_refused += 1;
+                refused.note(number, || why);
+                continue;
+            }
+        };
+        if !got.string_fields.is_empty() {
+            refused.strings_refused += got.string_fields.len();
+            refused.note(number, || {
+                let names: Vec<String> =
+                    got.string_fields.iter().map(|k| format!("{k:?}")).collect();
+                format!(
+                    "string field {} refused (not a metric value)",
+                    names.join(", ")
+                )
+            });
+        }
+        out.metrics.extend(got.metrics);
     }
     out
 }

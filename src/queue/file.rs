@@ -23,8 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::group_commit::{next_group, next_group_paced, Took, MAX_GROUP, RETRY_PAUSE};
-use super::partitioner::partition_for;
-use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
+use super::{AckMode, BoxFuture, Message, Queue, QueueError, Receipt, ShutdownReport};
 use crate::data_dir;
 use crate::log::{LogConfig, NewRecord, PartitionLog, SyncMode};
 use crate::record::epoch::SeriesIds;
@@ -250,12 +249,13 @@ impl Queue for FileQueue {
         self.max_record_bytes
     }
 
-    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Receipt, QueueError>> {
         Box::pin(async move {
             if self.shared.closing.load(Ordering::Acquire) {
                 return Err(QueueError::Closed);
             }
-            let partition = partition_for(msg.key.as_bytes(), self.partitions);
+            let partition = msg.partition;
+            QueueError::check_partition(partition, self.partitions)?;
             let (reply, answer) = match self.ack {
                 AckMode::Durable => {
                     let (tx, rx) = oneshot::channel();
@@ -296,12 +296,12 @@ impl Queue for FileQueue {
                 return Err(e);
             }
             match answer {
-                None => Ok(Delivery {
+                None => Ok(Receipt {
                     partition,
                     offset: None,
                 }),
                 Some(rx) => match rx.await {
-                    Ok(Ok(offset)) => Ok(Delivery {
+                    Ok(Ok(offset)) => Ok(Receipt {
                         partition,
                         offset: Some(offset),
                     }),

@@ -49,17 +49,22 @@ pub enum AckMode {
 /// part of one that goes to one partition).
 #[derive(Debug)]
 pub struct Message {
-    /// The partition key: the client id, or with `--partition-by series` the
-    /// series key of the part's first series.
+    /// Where it goes, chosen once where the request was split (by client,
+    /// or by series). Both backends store it there as named, so the
+    /// partition never depends on a second hash agreeing with the first; a
+    /// partition the queue does not have is refused, never remapped.
+    pub partition: u32,
+    /// The key stored with it: the client id, or with `--partition-by
+    /// series` the series key of the part's first series.
     pub key: String,
     /// The record (see [`crate::record`]).
     pub value: Payload,
     pub timestamp_ms: i64,
 }
 
-/// Where a message went. The offset is known only in durable mode.
+/// Where a stored message is. The offset is known only in durable mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Receipt {
     pub partition: u32,
     pub offset: Option<u64>,
 }
@@ -75,6 +80,24 @@ pub enum QueueError {
     /// Shutting down; nothing more is taken.
     #[error("the server is shutting down")]
     Closed,
+    /// The message names a partition the queue does not have: a fault where
+    /// the request was split, which no retry fixes.
+    #[error("no partition {partition}: the queue has {partitions}")]
+    NoSuchPartition { partition: u32, partitions: u32 },
+}
+
+impl QueueError {
+    /// `Err` unless `partition` is one of the queue's `partitions`.
+    pub fn check_partition(partition: u32, partitions: u32) -> Result<(), QueueError> {
+        if partition < partitions {
+            Ok(())
+        } else {
+            Err(QueueError::NoSuchPartition {
+                partition,
+                partitions,
+            })
+        }
+    }
 }
 
 /// What shutdown managed to do.
@@ -90,8 +113,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A queue backend. Implementations are shared by every worker thread.
 pub trait Queue: Send + Sync + 'static {
-    /// Stores one batch; resolves when the ack mode's promise holds.
-    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>>;
+    /// Stores one batch in the partition it names; resolves when the ack
+    /// mode's promise holds.
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Receipt, QueueError>>;
     /// The record format this queue stores (the embedded log: always
     /// compact; Kafka: `--kafka-format`).
     fn format(&self) -> Format {
@@ -104,8 +128,7 @@ pub trait Queue: Send + Sync + 'static {
     }
     /// True when a write would be taken now (`/ready`).
     fn ready(&self) -> bool;
-    /// Partitions now: a message goes to `partition_for(key, partitions())`,
-    /// so a caller can choose keys that spread a request over them.
+    /// Partitions now: a message names one of `0..partitions()`.
     fn partitions(&self) -> u32;
     /// The server stopped taking requests and calls [`shutdown`](Self::shutdown)
     /// by `deadline`: requests still waiting in `send` should get their

@@ -28,10 +28,13 @@ pub const MAX_IDS: u64 = 1 << 20;
 /// per partition); past them a new epoch starts.
 pub const MAX_DEF_BYTES: usize = 64 << 20;
 
+/// Definitions with one hash, each with its id.
+type SameHash = Vec<(Box<[u8]>, u64)>;
+
 #[derive(Default)]
 pub struct SeriesIds {
     /// By definition hash: the definitions with that hash and their ids.
-    known: HashMap<u64, Vec<(Box<[u8]>, u64)>, Fx>,
+    known: HashMap<u64, SameHash, Fx>,
     /// The last id handed out (ids start at 1).
     last_id: u64,
     def_bytes: usize,

@@ -185,14 +185,18 @@ fn hist() -> impl Strategy<Value = Histogram> {
 #[derive(Debug, Clone)]
 enum Kind {
     Sample(Value),
-    Histogram(Histogram),
+    Histogram(Box<Histogram>),
     Exemplar(f64, BTreeMap<String, String>),
 }
 
-fn metric() -> impl Strategy<Value = (usize, usize, Kind, Option<u64>, u32, u64, usize)> {
+/// Series name, tag count, what the point is, timestamp, sub-ms nanos,
+/// created timestamp, unused.
+type Pick = (usize, usize, Kind, Option<u64>, u32, u64, usize);
+
+fn metric() -> impl Strategy<Value = Pick> {
     let kind = prop_oneof![
         6 => value().prop_map(Kind::Sample),
-        2 => hist().prop_map(Kind::Histogram),
+        2 => hist().prop_map(|h| Kind::Histogram(Box::new(h))),
         1 => (float(), prop::collection::btree_map(text(), text(), 0..3))
             .prop_map(|(v, l)| Kind::Exemplar(v, l)),
     ];
@@ -209,10 +213,7 @@ fn metric() -> impl Strategy<Value = (usize, usize, Kind, Option<u64>, u32, u64,
 
 /// Metrics from picks: a few series (name × tag set) so that runs of one
 /// series and repeats across records both happen.
-fn metrics_of(
-    picks: &[(usize, usize, Kind, Option<u64>, u32, u64, usize)],
-    names: &[String],
-) -> Vec<Metric<'static>> {
+fn metrics_of(picks: &[Pick], names: &[String]) -> Vec<Metric<'static>> {
     let types = [
         MetricType::Gauge,
         MetricType::Counter,
@@ -248,7 +249,7 @@ fn metrics_of(
                         None => Value::UInt(0),
                     };
                     m.created_timestamp = (*created != 0).then_some(*created);
-                    m.histogram = Some(Box::new(HistogramPoint(h.clone())));
+                    m.histogram = Some(Box::new(HistogramPoint((**h).clone())));
                 }
                 Kind::Exemplar(v, labels) => {
                     m.value = Value::Float(*v);
@@ -259,7 +260,7 @@ fn metrics_of(
             }
             // A series' unit and help are the same on all its points.
             let _ = meta;
-            if (n % names.len() + t) % 2 == 0 && m.exemplar.is_none() {
+            if (n % names.len() + t).is_multiple_of(2) && m.exemplar.is_none() {
                 let n = n % names.len();
                 m.unit = Some(Cow::Owned(format!("u{n}")));
                 m.help = Some(Cow::Owned(format!("help of {n} ✓")));

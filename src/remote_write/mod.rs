@@ -1,5 +1,6 @@
 //! Prometheus remote_write 1.0 and 2.0 bodies: which version a request is,
-//! snappy, protobuf, and validation. Pure functions; the HTTP handler maps
+//! snappy, protobuf, validation ([`decode`]), and the stored metrics of a
+//! decoded request ([`metrics_of`], `metrics.rs`). The HTTP handler maps
 //! the errors to statuses (415, 413, 400).
 //!
 //! # Versions
@@ -61,11 +62,14 @@ use std::collections::HashMap;
 
 mod decode;
 mod labels;
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 pub mod types;
 
 pub use decode::decode;
+pub use metrics::metrics_of;
+pub use types::TypeCache;
 
 /// Most labels a series may have besides `__name__`.
 pub const MAX_LABELS: usize = 64;

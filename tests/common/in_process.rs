@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metricstream::auth::Auth;
-use metricstream::http::{self, connections, App, Limits, ServerConfig};
+use metricstream::http::{self, connections, App, ServerConfig, Settings};
 use metricstream::log::{LogConfig, SyncMode};
 use metricstream::queue::file::{FileQueue, FileQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy, Queue, ShutdownReport};
@@ -58,13 +58,13 @@ impl InProcess {
                 .expect("open the embedded log"),
             )
         };
-        let limits = Limits {
+        let settings = Settings {
             partition_by,
             rate_limit: 0,
             max_body: 1 << 20,
             max_inflight: 1024,
         };
-        let app = App::new(queue, Auth::new(vec![]), limits, telemetry);
+        let app = App::new(queue, Auth::new(vec![]), settings, telemetry);
         let config = ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),

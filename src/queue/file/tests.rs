@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::log::{LogReader, Record};
+use crate::queue::partitioner::partition_for;
 
 const PARTITIONS: u32 = 4;
 
@@ -27,8 +28,10 @@ fn open(dir: &Path, ack: AckMode) -> (FileQueue, Arc<Telemetry>) {
     (FileQueue::open(config(dir, ack), t.clone()).unwrap(), t)
 }
 
+/// A message to the partition its key hashes to, as a client-keyed request's.
 fn message(key: &str, value: String) -> Message {
     Message {
+        partition: partition_for(key.as_bytes(), PARTITIONS),
         key: key.into(),
         value: crate::record::Payload::Ready(value.into_bytes()),
         timestamp_ms: 1_700_000_000_000,
@@ -84,6 +87,40 @@ async fn durable_answers_carry_the_offset_of_a_readable_record() {
     assert_eq!(t.queue_depth.get(), 0);
     let late = q.send(message("sensor-1", "late".into())).await;
     assert_eq!(late, Err(QueueError::Closed));
+}
+
+/// The partition is the one the message names, whatever its key hashes to
+/// (the two agree only while both sides hash alike over the same count);
+/// one the queue does not have is refused, not remapped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_goes_to_the_partition_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, _t) = open(dir.path(), AckMode::Durable);
+    let hashed = partition_for(b"sensor-1", PARTITIONS);
+    let named = (hashed + 1) % PARTITIONS;
+    let mut msg = message("sensor-1", "named".into());
+    msg.partition = named;
+    let d = q.send(msg).await.unwrap();
+    assert_eq!((d.partition, d.offset), (named, Some(0)));
+    let stored = read_partition(dir.path(), named);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (&stored[0].key[..], &stored[0].value[..]),
+        (&b"sensor-1"[..], &b"named"[..])
+    );
+    assert!(read_partition(dir.path(), hashed).is_empty());
+
+    let mut msg = message("sensor-1", "nowhere".into());
+    msg.partition = PARTITIONS;
+    assert_eq!(
+        q.send(msg).await,
+        Err(QueueError::NoSuchPartition {
+            partition: PARTITIONS,
+            partitions: PARTITIONS
+        })
+    );
+    let report = q.shutdown(shutdown_timeout()).await;
+    assert_eq!((report.delivered, report.lost), (1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,8 +38,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, 
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 
-use super::partitioner::partition_for;
-use super::{AckMode, BoxFuture, Delivery, Message, Queue, QueueError, ShutdownReport};
+use super::{AckMode, BoxFuture, Message, Queue, QueueError, Receipt, ShutdownReport};
 use crate::record::Format;
 use crate::telemetry::Telemetry;
 pub use config::KafkaProperty;
@@ -253,16 +252,28 @@ enum Placed {
 }
 
 impl Inner {
+    /// Produces a request's batch to the partition the request was split
+    /// for, as named: librdkafka's partitioner is not asked.
+    fn produce_to(&self, b: &SpillItem, partition: i32) -> Result<DeliveryFuture, KafkaError> {
+        let record = FutureRecord::to(&self.topic)
+            .key(&b.key[..])
+            .payload(&b.value[..])
+            .timestamp(b.timestamp_ms)
+            .partition(partition);
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// Produces a batch by its key: what the re-sender does with the spill
+    /// log, whose records keep key and value but not the partition. The
+    /// partitioner (murmur2, `config.rs`) hashes the key to the partition
+    /// the batch was split for while the topic's partition count is the
+    /// one it was split over.
     fn produce(&self, b: &SpillItem) -> Result<DeliveryFuture, KafkaError> {
         let record = FutureRecord::to(&self.topic)
             .key(&b.key[..])
             .payload(&b.value[..])
             .timestamp(b.timestamp_ms);
         self.producer.send_result(record).map_err(|(e, _)| e)
-    }
-
-    fn partition_of(&self, key: &[u8]) -> u32 {
-        partition_for(key, self.partitions.load(Ordering::Acquire))
     }
 
     fn unreachable(&self) -> QueueError {
@@ -282,7 +293,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn send_durable(&self, batch: SpillItem) -> Result<Delivery, QueueError> {
+    async fn send_durable(&self, batch: SpillItem, partition: i32) -> Result<Receipt, QueueError> {
         if !self.link.reachable() {
             return Err(self.unreachable());
         }
@@ -290,7 +301,7 @@ impl Inner {
         let deadline = started + self.enqueue_timeout;
         let mut pause = MIN_PAUSE;
         let future = loop {
-            match self.produce(&batch) {
+            match self.produce_to(&batch, partition) {
                 Ok(f) => break f,
                 Err(e) if is_queue_full(&e) => self.pause(&mut pause, deadline).await?,
                 Err(e) => return Err(QueueError::Unavailable(format!("Kafka producer: {e}"))),
@@ -312,7 +323,7 @@ impl Inner {
         match answered {
             Ok(Ok(d)) => {
                 self.delivered(started);
-                Ok(Delivery {
+                Ok(Receipt {
                     partition: d.partition.max(0) as u32,
                     offset: u64::try_from(d.offset).ok(),
                 })
@@ -327,18 +338,21 @@ impl Inner {
         }
     }
 
-    async fn send_accepted(self: &Arc<Self>, mut batch: SpillItem) -> Result<Delivery, QueueError> {
-        let partition = self.partition_of(&batch.key);
+    async fn send_accepted(
+        self: &Arc<Self>,
+        mut batch: SpillItem,
+        partition: i32,
+    ) -> Result<Receipt, QueueError> {
         let deadline = Instant::now() + self.enqueue_timeout;
         let mut pause = MIN_PAUSE;
         loop {
             if self.closing.load(Ordering::Acquire) {
                 return Err(QueueError::Closed);
             }
-            match self.place(batch)? {
+            match self.place(batch, partition)? {
                 Placed::Done => {
-                    return Ok(Delivery {
-                        partition,
+                    return Ok(Receipt {
+                        partition: partition as u32,
                         offset: None,
                     })
                 }
@@ -349,8 +363,8 @@ impl Inner {
     }
 
     /// One try: into the spill log while diverting (or no broker answers),
-    /// else into the producer. Never waits.
-    fn place(self: &Arc<Self>, batch: SpillItem) -> Result<Placed, QueueError> {
+    /// else into the producer, to `partition`. Never waits.
+    fn place(self: &Arc<Self>, batch: SpillItem, partition: i32) -> Result<Placed, QueueError> {
         let _decide = crate::sync::read(&self.switch);
         if self.diverting.load(Ordering::Acquire) || !self.link.reachable() {
             self.diverting.store(true, Ordering::Release);
@@ -363,7 +377,7 @@ impl Inner {
                 Err(PushError::Closed) => Err(QueueError::Closed),
             };
         }
-        match self.produce(&batch) {
+        match self.produce_to(&batch, partition) {
             Ok(future) => {
                 self.track(future);
                 Ok(Placed::Done)
@@ -484,12 +498,21 @@ impl Queue for KafkaQueue {
         self.inner.max_record_bytes
     }
 
-    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Delivery, QueueError>> {
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<Receipt, QueueError>> {
         Box::pin(async move {
             let inner = &self.inner;
             if inner.closing.load(Ordering::Acquire) {
                 return Err(QueueError::Closed);
             }
+            // The topic's partitions only grow, so one named when the
+            // request was split is still there.
+            let partitions = inner.partitions.load(Ordering::Acquire);
+            QueueError::check_partition(msg.partition, partitions)?;
+            let partition =
+                i32::try_from(msg.partition).map_err(|_| QueueError::NoSuchPartition {
+                    partition: msg.partition,
+                    partitions,
+                })?;
             // A Kafka topic holds standalone records: a consumer may start
             // anywhere in it (see the record module).
             let value = msg
@@ -502,8 +525,8 @@ impl Queue for KafkaQueue {
                 timestamp_ms: msg.timestamp_ms,
             };
             match inner.ack {
-                AckMode::Durable => inner.send_durable(batch).await,
-                AckMode::Accepted => inner.send_accepted(batch).await,
+                AckMode::Durable => inner.send_durable(batch, partition).await,
+                AckMode::Accepted => inner.send_accepted(batch, partition).await,
             }
         })
     }

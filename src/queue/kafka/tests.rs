@@ -9,6 +9,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tempfile::TempDir;
 
 use super::*;
+use crate::queue::partitioner::partition_for;
 
 const TOPIC: &str = "metrics";
 const PARTITIONS: u32 = 4;
@@ -55,8 +56,10 @@ async fn start(ack: AckMode) -> Setup {
     }
 }
 
+/// A message to the partition its key hashes to, as a client-keyed request's.
 fn message(key: &str, value: &str) -> Message {
     Message {
+        partition: partition_for(key.as_bytes(), PARTITIONS),
         key: key.into(),
         value: crate::record::Payload::Ready(value.as_bytes().to_vec()),
         timestamp_ms: now_ms(),
@@ -94,7 +97,7 @@ async fn durable_sends_are_acknowledged_with_partition_and_offset() {
         let d = s.queue.send(message(key, "batch")).await.unwrap();
         assert_eq!(
             d,
-            Delivery {
+            Receipt {
                 partition: partition_for(key.as_bytes(), PARTITIONS),
                 offset: Some(offset),
             }
@@ -102,6 +105,31 @@ async fn durable_sends_are_acknowledged_with_partition_and_offset() {
     }
     let report = shutdown(&s).await;
     assert_eq!((report.delivered, report.spilled, report.lost), (3, 0, 0));
+}
+
+/// Produced to the partition the message names (the broker's report says
+/// where it went), not where librdkafka's partitioner would hash its key;
+/// a partition the topic does not have is refused, not remapped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_goes_to_the_partition_it_names() {
+    let s = start(AckMode::Durable).await;
+    let hashed = partition_for(b"sensor-1", PARTITIONS);
+    let named = (hashed + 1) % PARTITIONS;
+    let mut msg = message("sensor-1", "batch");
+    msg.partition = named;
+    let d = s.queue.send(msg).await.unwrap();
+    assert_eq!((d.partition, d.offset), (named, Some(0)));
+    let mut msg = message("sensor-1", "batch");
+    msg.partition = PARTITIONS;
+    assert_eq!(
+        s.queue.send(msg).await,
+        Err(QueueError::NoSuchPartition {
+            partition: PARTITIONS,
+            partitions: PARTITIONS
+        })
+    );
+    let report = shutdown(&s).await;
+    assert_eq!((report.delivered, report.spilled, report.lost), (1, 0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
