@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::Coding;
 use super::error::ApiError;
-use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored};
 use super::state::App;
 use crate::remote_write::{self, Refused, Version};
 use crate::telemetry::Protocol;
@@ -95,12 +95,6 @@ impl Ingest for RemoteWrite {
 /// The 400 of a request stored in part.
 fn partial(stored: &Stored<Refused>) -> ApiError {
     let refused = &stored.refused;
-    let reasons: Vec<&str> = refused
-        .reasons
-        .iter()
-        .take(REASONS_SHOWN)
-        .map(String::as_str)
-        .collect();
     ApiError::bad_request(format!(
         "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
          {} samples stored. First reasons: {}",
@@ -109,7 +103,7 @@ fn partial(stored: &Stored<Refused>) -> ApiError {
         refused.histograms,
         refused.exemplars,
         stored.metrics,
-        reasons.join("; ")
+        ingest::first_reasons(&refused.reasons)
     ))
 }
 

@@ -21,7 +21,7 @@ use std::hash::Hasher;
 use prompb::record as pb;
 use prost::Message;
 
-use super::metric::{Metric, MetricType};
+use super::metric::{Metric, MetricType, Overheads};
 use super::value::Value;
 use super::RecordError;
 use crate::hash::FxHasher;
@@ -405,24 +405,10 @@ pub fn encode(
 /// The bytes a metric adds to an uncompressed record, about: what a
 /// request is cut into records by, before any is encoded.
 pub fn size_of(m: &Metric<'_>) -> usize {
-    let tags: usize = m.tags.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    let extra = m.histogram.as_ref().map_or(0, |h| {
-        let h = &h.0;
-        64 + 8
-            * (h.positive_deltas.len()
-                + h.negative_deltas.len()
-                + h.positive_counts.len()
-                + h.negative_counts.len()
-                + h.custom_values.len()
-                + h.positive_spans.len()
-                + h.negative_spans.len())
-    }) + m.exemplar.as_ref().map_or(0, |e| {
-        e.labels
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-            + 24
-    }) + m.unit.as_ref().map_or(0, |u| u.len())
-        + m.help.as_ref().map_or(0, |h| h.len());
-    m.name.len() + tags + 24 + extra
+    m.size(Overheads {
+        per_string: 4,
+        per_number: 8,
+        per_point: 24,
+        per_histogram: 64,
+    })
 }
