@@ -425,3 +425,19 @@ pub fn epoch_start(offset: u64, value: &[u8]) -> Option<u64> {
     let back = layout(offset, value).ok()?.epoch?;
     (back > 0).then(|| offset.saturating_sub(back))
 }
+
+/// A compact record's series table and body, unpacked (for measuring
+/// codecs on real records: `examples/record_codecs.rs`); None for a
+/// record of another version.
+pub fn unpacked_parts(
+    offset: u64,
+    value: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, RecordError> {
+    if super::format_of(offset, value)? != Format::Compact {
+        return Ok(None);
+    }
+    let l = layout(offset, value)?;
+    let table = unpack(offset, l.table, l.flags & TABLE_ZSTD != 0)?.into_owned();
+    let body = unpack(offset, l.body, l.flags & BODY_ZSTD != 0)?.into_owned();
+    Ok(Some((table, body)))
+}
