@@ -46,9 +46,11 @@ fn main() -> anyhow::Result<()> {
     type Pack = Box<dyn Fn(&[u8]) -> anyhow::Result<usize>>;
     let mut codecs: Vec<(String, Pack)> = vec![("none".into(), Box::new(|b: &[u8]| Ok(b.len())))];
     for level in [-3, 1, 3, 6, 9] {
+        // One context per level, reused, as the record writer does.
+        let packer = std::cell::RefCell::new(zstd::bulk::Compressor::new(level)?);
         codecs.push((
             format!("zstd {level}"),
-            Box::new(move |b: &[u8]| Ok(zstd::bulk::compress(b, level)?.len())),
+            Box::new(move |b: &[u8]| Ok(packer.borrow_mut().compress(b)?.len())),
         ));
     }
     codecs.push((

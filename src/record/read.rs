@@ -95,6 +95,12 @@ fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
+thread_local! {
+    /// One zstd context per thread (see `compact::PACKER`).
+    static UNPACKER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn unpack(
     offset: u64,
     bytes: &[u8],
@@ -111,7 +117,16 @@ fn unpack(
         .ok()
         .filter(|&n| n <= MAX_UNPACKED)
         .ok_or_else(|| bad(format!("unpacks to {size} bytes, over {MAX_UNPACKED}")))?;
-    let out = zstd::bulk::decompress(bytes, size).map_err(|e| bad(format!("zstd: {e}")))?;
+    let out = UNPACKER
+        .with(|cell| -> std::io::Result<Vec<u8>> {
+            let mut slot = cell.borrow_mut();
+            let unpacker = match &mut *slot {
+                Some(u) => u,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            unpacker.decompress(bytes, size)
+        })
+        .map_err(|e| bad(format!("zstd: {e}")))?;
     Ok(std::borrow::Cow::Owned(out))
 }
 
