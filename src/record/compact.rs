@@ -8,7 +8,7 @@
 //!    timestamps, values, histograms, exemplars, client, receive time),
 //!    compressed.
 //! 2. [`Encoded::standalone`] (Kafka, and anything that cannot share ids
-//!    between records) or [`super::epoch::SeriesIds::assemble`] (the
+//!    between records) or `epoch::SeriesIds::assemble` (the
 //!    embedded log's writer thread) put the series table in front: the
 //!    definitions of the series new to the partition's epoch, the ids of
 //!    all of them.

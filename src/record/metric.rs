@@ -2,7 +2,7 @@
 //! float (or exact integer) sample, a native histogram sample, or an
 //! exemplar, with its series (name and tags), type and, where the sender
 //! gave them, unit and help. Protocols map what they decode into these;
-//! the record writers ([`super::json`], [`super::compact`]) store them.
+//! the record writers (`json.rs`, `compact.rs`) store them.
 //!
 //! Its serde form is version 1 of the stored record (the JSON batch), and
 //! also what `POST /metrics` sends (the C++ system's format).

@@ -19,18 +19,11 @@ use super::epoch::MAX_IDS;
 use super::json_read;
 use super::sample::{Extra, Interner, Sample, Series};
 use super::value::Value;
-use super::{Format, RecordError};
+use super::{Format, Head, RecordError};
 
 /// Largest part a record may unpack to: a damaged length cannot make a
 /// reader allocate more.
 pub const MAX_UNPACKED: usize = 256 << 20;
-
-/// Who sent a record, and when it was received (ms).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Head {
-    pub received_at: u64,
-    pub client_id: String,
-}
 
 #[derive(Default)]
 pub struct PartitionReader {
