@@ -609,7 +609,8 @@ mod tests {
     #[test]
     fn an_untyped_family_has_metadata_only_with_unit_or_help() {
         let plain = sample("x", &[], 1.0, 1, MetricType::Unknown);
-        let req = WriteRequest::decode(encode_request(&[plain.clone()]).as_slice()).unwrap();
+        let req =
+            WriteRequest::decode(encode_request(std::slice::from_ref(&plain)).as_slice()).unwrap();
         assert!(req.metadata.is_empty());
         let helped = super::super::test_points::with(
             plain,
