@@ -1,8 +1,11 @@
 //! Prometheus remote_write 1.0 out: a snappy-compressed (block format)
 //! `prometheus.WriteRequest`, with a `MetricMetadata` per family the batch
-//! has a type for, so Prometheus 2.x, VictoriaMetrics, Mimir and Thanos
-//! receive it. A tag becomes a label, the name `__name__`; integers are
-//! sent as the nearest f64 (remote_write has only floats).
+//! has a type (or a unit or help) for, so Prometheus 2.x, VictoriaMetrics,
+//! Mimir and Thanos receive it. A tag becomes a label, the name `__name__`;
+//! integers are sent as the nearest f64 (remote_write has only floats).
+//! A native histogram point goes in its series' `histograms` (1.0's
+//! message has no start timestamp: 2.0 added it), an exemplar in its
+//! `exemplars`: never as a float sample of the count or value they carry.
 //!
 //! # How Prometheus 2.42 answers what it already has (found by experiment)
 //! It appends a request in one transaction and rolls it all back on the
