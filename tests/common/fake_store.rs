@@ -233,7 +233,7 @@ fn decode_v2(req: &prompb::v2::Request) -> Decoded {
             .unwrap_or_else(|| panic!("symbol {i} of {}", req.symbols.len()))
     };
     let pairs = |refs: &[u32]| -> Vec<(String, String)> {
-        assert!(refs.len() % 2 == 0, "odd label refs {refs:?}");
+        assert!(refs.len().is_multiple_of(2), "odd label refs {refs:?}");
         refs.chunks(2)
             .map(|p| (symbol(p[0]), symbol(p[1])))
             .collect()
