@@ -205,7 +205,7 @@ fn validate(metrics: &[Metric<'_>]) -> Result<(), BatchError> {
                 format!("at most {MAX_TAGS} tags, got {}", m.tags.len()),
             ));
         }
-        for (k, v) in &m.tags {
+        for (k, v) in m.tags.iter() {
             if k.is_empty() || k.len() > MAX_TAG_LEN || v.len() > MAX_TAG_LEN {
                 return Err(err(
                     &format!("tags.{k}"),

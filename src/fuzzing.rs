@@ -60,7 +60,7 @@ fn check_body(body: &[u8]) {
         assert!(!m.name.chars().any(char::is_control), "{:?}", m.name);
         assert!(m.value.is_finite());
         assert!(m.tags.len() <= batch::MAX_TAGS);
-        for (k, v) in &m.tags {
+        for (k, v) in m.tags.iter() {
             assert!(
                 !k.is_empty() && k.len() <= batch::MAX_TAG_LEN && v.len() <= batch::MAX_TAG_LEN
             );

@@ -47,7 +47,7 @@ pub fn check_otlp(data: &[u8]) {
         assert!(!m.name.chars().any(char::is_control), "{:?}", m.name);
         // Attributes, then `le`/`quantile` and `otel_temporality`.
         assert!(m.tags.len() <= otlp::MAX_TAGS + 2, "{:?}", m.tags);
-        for (k, v) in &m.tags {
+        for (k, v) in m.tags.iter() {
             assert!(!k.is_empty() && k.len() <= otlp::MAX_KEY_LEN, "{k:?}");
             assert!(v.len() <= otlp::MAX_VALUE_LEN);
         }

@@ -89,7 +89,7 @@ impl<'a> Parts<'a> {
             let same = self.parts[i]
                 .metrics
                 .last()
-                .is_some_and(|prev| prev.name == metric.name && prev.tags == metric.tags);
+                .is_some_and(|prev| prev.same_series(metric));
             if same {
                 return i;
             }

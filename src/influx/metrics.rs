@@ -53,7 +53,7 @@ pub fn metrics_of<'a>(
         None => now_ns,
     };
     let ns = u64::try_from(ns).map_err(|_| format!("timestamp {ns} ns is before 1970"))?;
-    let tags = tags_of(line, db)?;
+    let tags = std::sync::Arc::new(tags_of(line, db)?);
     let mut out = LineMetrics {
         metrics: Vec::with_capacity(line.fields.len()),
         string_fields: Vec::new(),

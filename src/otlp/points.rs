@@ -110,7 +110,7 @@ impl<'a> Point<'a> {
                 value
             },
             kind: self.family.kind,
-            tags,
+            tags: std::sync::Arc::new(tags),
             timestamp: self.timestamp,
             timestamp_ns: self.timestamp_ns,
             created_timestamp: self.created,

@@ -298,9 +298,8 @@ impl<'m> Symbols<'m> {
 /// Whether `m` belongs to the same series entry as `first`: same series,
 /// same type, and (for samples) the same kind of value.
 fn same_entry(first: &Metric<'_>, m: &Metric<'_>, kind: pb::ValueKind) -> bool {
-    first.name == m.name
-        && first.kind == m.kind
-        && first.tags == m.tags
+    first.kind == m.kind
+        && first.same_series(m)
         && (m.histogram.is_some() || m.exemplar.is_some() || value_kind(m.value) == kind)
 }
 
@@ -336,7 +335,7 @@ pub fn encode(
         // The value kind of the entry: its first float sample's.
         let kind = metrics[i..]
             .iter()
-            .take_while(|m| m.name == first.name && m.tags == first.tags)
+            .take_while(|m| first.same_series(m))
             .find(|m| m.histogram.is_none() && m.exemplar.is_none())
             .map_or(pb::ValueKind::Float, |m| value_kind(m.value));
         let end = i + metrics[i..]

@@ -421,7 +421,7 @@ mod tests {
                 name: "cpu".into(),
                 value: Value::Float(f64::from_bits(value::STALE_NAN)),
                 kind: MetricType::Gauge,
-                tags,
+                tags: Arc::new(tags),
                 timestamp: Some(5),
                 timestamp_ns: Some(5_000_001),
                 created_timestamp: Some(1),
@@ -434,7 +434,7 @@ mod tests {
                 name: "n".into(),
                 value: Value::UInt(u64::MAX),
                 kind: MetricType::Unknown,
-                tags: BTreeMap::new(),
+                tags: Arc::default(),
                 timestamp: None,
                 timestamp_ns: None,
                 created_timestamp: None,
@@ -556,10 +556,11 @@ mod tests {
                     name: Cow::Borrowed(name.as_str()),
                     value: *value,
                     kind: MetricType::Histogram,
-                    tags: tags
-                        .iter()
-                        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
-                        .collect(),
+                    tags: Arc::new(
+                        tags.iter()
+                            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                            .collect(),
+                    ),
                     timestamp: *ts,
                     timestamp_ns: *ns,
                     created_timestamp: None,
@@ -602,10 +603,12 @@ mod tests {
                     name: Cow::Borrowed(names[n]),
                     value: Value::Int(v),
                     kind: MetricType::Gauge,
-                    tags: tag_sets[t]
-                        .iter()
-                        .map(|&(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
-                        .collect(),
+                    tags: Arc::new(
+                        tag_sets[t]
+                            .iter()
+                            .map(|&(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+                            .collect(),
+                    ),
                     timestamp: Some(1),
                     timestamp_ns: None,
                     created_timestamp: None,

@@ -10,11 +10,15 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::value::Value;
+
+/// A metric's tags (labels), sorted by key.
+pub type Tags<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
 pub use prompb::record::{histogram, BucketSpan, Histogram};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -100,8 +104,10 @@ pub struct Metric<'a> {
     pub value: Value,
     #[serde(rename = "type")]
     pub kind: MetricType,
+    /// Shared by the points of one series (a request's samples of a
+    /// series are one map, not one copy each).
     #[serde(default, borrow)]
-    pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    pub tags: Arc<Tags<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
     /// The same instant in nanoseconds since the epoch, only where the
@@ -184,19 +190,26 @@ impl Metric<'_> {
         self.name.len() + tags + o.per_point + histogram + exemplar + meta
     }
 
+    /// Whether `other` is of the same series (name and tags): a pointer
+    /// comparison where the two share their tags, as a series' points do.
+    pub fn same_series(&self, other: &Metric<'_>) -> bool {
+        self.name == other.name
+            && (Arc::ptr_eq(&self.tags, &other.tags) || *self.tags == *other.tags)
+    }
+
     /// A float sample (the common case) with nothing else set.
     pub fn sample<'a>(
         name: impl Into<Cow<'a, str>>,
         value: Value,
         kind: MetricType,
-        tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+        tags: Tags<'a>,
         timestamp: Option<u64>,
     ) -> Metric<'a> {
         Metric {
             name: name.into(),
             value,
             kind,
-            tags,
+            tags: Arc::new(tags),
             timestamp,
             timestamp_ns: None,
             created_timestamp: None,

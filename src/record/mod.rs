@@ -145,12 +145,20 @@ pub fn records(
     while start < metrics.len() {
         let mut size = 0;
         let mut end = start;
+        let mut last: Option<(usize, usize)> = None;
         while end < metrics.len() {
             let m = &metrics[end];
-            let s = match format {
-                Format::Compact => compact::size_of(m),
-                Format::Json => json::size_of(m),
+            // A series' plain samples come together and cost the same: the
+            // size of the first is the size of the others.
+            let plain = m.histogram.is_none() && m.exemplar.is_none();
+            let s = match last {
+                Some((i, s)) if plain && metrics[i].same_series(m) => s,
+                _ => match format {
+                    Format::Compact => compact::size_of(m),
+                    Format::Json => json::size_of(m),
+                },
             };
+            last = plain.then_some((end, s));
             if end > start && size + s > max_bytes {
                 break;
             }

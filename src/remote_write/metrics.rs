@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use prompb::v2::histogram::Count;
 use prompb::v2::Histogram;
@@ -35,11 +36,13 @@ pub fn metrics_of<'a>(
             None if !series.histograms.is_empty() => Some(Kind::Histogram),
             None => None,
         };
-        let tags: BTreeMap<_, _> = series
-            .labels
-            .iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
-            .collect();
+        let tags: Arc<BTreeMap<_, _>> = Arc::new(
+            series
+                .labels
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                .collect(),
+        );
         // Every point of the series, its value and times still to set.
         let point = |value: Value, timestamp: Option<i64>| Metric {
             name: series.name.as_str().into(),

@@ -168,6 +168,13 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
 
     let mut out = Vec::with_capacity(samples.len() * 24 + series.len() * 128);
     let mut group = grouped.as_slice();
+    // Exemplars of series that also carry histograms, in series of their
+    // own after all the others: Prometheus (2.42 at least) adds a series'
+    // exemplars before its histograms, so an exemplar of a series whose
+    // first histograms are in the same TimeSeries finds no series yet and
+    // is dropped (with a 204). In a later TimeSeries of the same labels it
+    // finds the series the histograms made.
+    let mut after: Vec<(std::borrow::Cow<'_, [u8]>, Vec<u8>)> = Vec::new();
     for (first, n) in &series {
         let (these, rest) = group.split_at(*n);
         group = rest;
@@ -182,7 +189,14 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
         // Exemplars and histograms are rare: encoded apart, after the
         // float samples (fields 3 and 4 follow field 2).
         let others = if floats < these.len() {
-            exemplars_and_histograms(these)
+            let histograms = histograms(these);
+            let exemplars = exemplars(these);
+            if histograms.is_empty() || exemplars.is_empty() {
+                [exemplars, histograms].concat()
+            } else {
+                after.push((labels.clone(), exemplars));
+                histograms
+            }
         } else {
             Vec::new()
         };
@@ -194,6 +208,12 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
             encode_sample(s, &mut out);
         }
         out.extend_from_slice(&others);
+    }
+    for (labels, exemplars) in after {
+        encode_key(1, WireType::LengthDelimited, &mut out);
+        encode_varint((labels.len() + exemplars.len()) as u64, &mut out);
+        out.extend_from_slice(&labels);
+        out.extend_from_slice(&exemplars);
     }
     for (name, f) in families {
         if let Some(meta) = f.encoded(name) {
@@ -283,11 +303,9 @@ fn encode_sample(s: &Sample, out: &mut Vec<u8>) {
     }
 }
 
-/// `TimeSeries.exemplars` (field 3) then `TimeSeries.histograms` (field
-/// 4) of a series' points, each in the points' order. A histogram's count
-/// (the sample's value) is in the histogram; an exemplar's value and time
-/// are the sample's.
-fn exemplars_and_histograms(points: &[&Sample]) -> Vec<u8> {
+/// `TimeSeries.exemplars` (field 3) of a series' points, in their order:
+/// an exemplar's value and time are the sample's.
+fn exemplars(points: &[&Sample]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut body = Vec::new();
     for s in points.iter().filter(|s| s.histogram().is_none()) {
@@ -304,6 +322,14 @@ fn exemplars_and_histograms(points: &[&Sample]) -> Vec<u8> {
         wire::int64(3, s.timestamp, &mut body);
         wire::message(3, &body, &mut out);
     }
+    out
+}
+
+/// `TimeSeries.histograms` (field 4) of a series' points, in their order:
+/// a histogram's count (the sample's value) is in the histogram.
+fn histograms(points: &[&Sample]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut body = Vec::new();
     for s in points {
         let Some(h) = s.histogram() else { continue };
         body.clear();
@@ -597,11 +623,7 @@ mod tests {
                         label("zoné", "ö☃"),
                     ],
                     samples: vec![],
-                    exemplars: vec![prompb::v1::Exemplar {
-                        labels: vec![label("trace_id", "ü-1")],
-                        value: 0.031,
-                        timestamp: T + 12,
-                    }],
+                    exemplars: vec![],
                     histograms: vec![
                         v1_histogram(&p::int_histogram(T)),
                         v1_histogram(&p::float_histogram(T + 10)),
@@ -610,6 +632,21 @@ mod tests {
                 TimeSeries {
                     labels: vec![label("__name__", "temperature"), label("room", "kitchen")],
                     samples: vec![float(21.5, T)],
+                    ..TimeSeries::default()
+                },
+                // The exemplars of a series with histograms come after all
+                // the series (see `encode_request`).
+                TimeSeries {
+                    labels: vec![
+                        label("__name__", p::DURATION),
+                        label("service.name", "checkout"),
+                        label("zoné", "ö☃"),
+                    ],
+                    exemplars: vec![prompb::v1::Exemplar {
+                        labels: vec![label("trace_id", "ü-1")],
+                        value: 0.031,
+                        timestamp: T + 12,
+                    }],
                     ..TimeSeries::default()
                 },
             ],

@@ -154,11 +154,12 @@ fn write_samples(
             name: s.name().into(),
             value: s.value,
             kind: s.kind,
-            tags: s
-                .labels()
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                .collect(),
+            tags: std::sync::Arc::new(
+                s.labels()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect(),
+            ),
             timestamp: Some(s.timestamp as u64),
             timestamp_ns: extra.and_then(|e| e.timestamp_ns),
             created_timestamp: extra.and_then(|e| e.start_timestamp),
