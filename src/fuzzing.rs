@@ -434,26 +434,69 @@ pub fn check_remote_write(data: &[u8]) {
 
 fn check_remote_write_decoded(d: &crate::remote_write::Decoded, now_ms: i64) {
     use crate::remote_write as rw;
+    use prompb::v2::histogram::{Count, ZeroCount};
 
-    let mut samples = 0;
+    let name_ok =
+        |n: &str| !n.is_empty() && n.len() <= rw::MAX_NAME_LEN && !n.chars().any(char::is_control);
+    let in_range = |ts: i64| (0..=now_ms + rw::MAX_FUTURE_MS).contains(&ts);
+    let (mut samples, mut histograms, mut exemplars) = (0, 0, 0);
     for s in &d.series {
-        assert!(!s.name.is_empty() && s.name.len() <= rw::MAX_NAME_LEN);
-        assert!(!s.name.chars().any(char::is_control), "{:?}", s.name);
+        assert!(name_ok(&s.name), "{:?}", s.name);
         assert!(s.labels.len() <= rw::MAX_LABELS);
         for pair in s.labels.windows(2) {
             assert!(pair[0].0 < pair[1].0, "{:?}", s.labels);
         }
         for (name, value) in &s.labels {
-            assert!(name != "__name__" && !name.is_empty() && name.len() <= rw::MAX_NAME_LEN);
+            assert!(name != "__name__" && name_ok(name), "{name:?}");
             assert!(!value.is_empty() && value.len() <= rw::MAX_VALUE_LEN);
         }
-        assert!(!s.samples.is_empty());
-        for &(_, ts) in &s.samples {
-            assert!((0..=now_ms + rw::MAX_FUTURE_MS).contains(&ts), "{ts}");
+        assert!(!(s.samples.is_empty() && s.histograms.is_empty() && s.exemplars.is_empty()));
+        for sample in &s.samples {
+            assert!(in_range(sample.timestamp_ms), "{sample:?}");
+        }
+        for h in &s.histograms {
+            assert!(in_range(h.timestamp), "{h:?}");
+            assert!(h.schema == -53 || (-4..=8).contains(&h.schema), "{h:?}");
+            // Count and zero count are set, and of one kind.
+            assert!(
+                matches!(
+                    (h.count, h.zero_count),
+                    (Some(Count::CountInt(_)), Some(ZeroCount::ZeroCountInt(_)))
+                        | (
+                            Some(Count::CountFloat(_)),
+                            Some(ZeroCount::ZeroCountFloat(_))
+                        )
+                ),
+                "{h:?}"
+            );
+        }
+        for e in &s.exemplars {
+            assert!(e.timestamp_ms.is_none_or(in_range), "{e:?}");
+            let runes: usize = e
+                .labels
+                .iter()
+                .map(|(n, v)| n.chars().count() + v.chars().count())
+                .sum();
+            assert!(runes <= rw::MAX_EXEMPLAR_RUNES, "{e:?}");
+            for pair in e.labels.windows(2) {
+                assert!(pair[0].0 < pair[1].0, "{:?}", e.labels);
+            }
         }
         samples += s.samples.len();
+        histograms += s.histograms.len();
+        exemplars += s.exemplars.len();
     }
-    assert_eq!(samples, d.samples);
+    assert_eq!(
+        (samples, histograms, exemplars),
+        (d.samples, d.histograms, d.exemplars)
+    );
+    for (_, family) in &d.metadata {
+        assert!(!family.is_empty());
+        assert!(family
+            .help
+            .as_ref()
+            .is_none_or(|h| h.len() <= rw::MAX_HELP_LEN));
+    }
     assert!(d.refused.reasons.len() <= rw::MAX_REASONS);
     assert!(d
         .refused

@@ -142,6 +142,9 @@ fn v1_samples_are_read_back_exactly_with_their_types() {
     );
     assert_eq!(first["timestamp"], t - 2000);
     assert_eq!(first["value"], 1.0);
+    // The help of the remembered metadata comes with the type.
+    assert_eq!(first["help"], "help");
+    assert!(first.get("unit").is_none(), "{first}");
     let up: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "up").collect();
     assert_eq!(up[0]["type"], "unknown", "no metadata was sent for up");
     assert_eq!(up[0]["value"], "StaleNaN");
@@ -466,16 +469,29 @@ fn hostile_requests_get_their_documented_answers() {
     );
     assert_eq!(r.status, 415, "{r:?}");
     assert!(error_of(&r).contains("snappy"), "{r:?}");
-    // Native histograms and exemplars are refused, counted; float samples stay.
+    // Native histograms and exemplars are stored (they were refused before
+    // issue 20): all-default ones are an empty integer histogram at 1970
+    // and an exemplar without labels or timestamp, both valid. One that
+    // breaks a rule is refused alone, counted, with its reason.
     let mut with_extras = series(&[("__name__", "h")], &[(1.0, t)]);
     with_extras.histograms = vec![v1::Histogram::default(); 3];
     with_extras.exemplars = vec![v1::Exemplar::default(); 2];
+    let r = post(&s, V1, &v1_body(vec![with_extras.clone()], vec![]));
+    assert_eq!(r.status, 204, "{r:?}");
+    with_extras.histograms[1].schema = 9;
+    with_extras.exemplars[0].timestamp = -1;
     let r = post(&s, V1, &v1_body(vec![with_extras], vec![]));
     assert_eq!(r.status, 400, "{r:?}");
+    let e = error_of(&r);
     assert!(
-        error_of(&r).contains("3 native histogram samples, 2 exemplars"),
-        "{r:?}"
+        e.contains(
+            "0 series refused (0 samples, 1 native histogram samples, 1 exemplars); \
+             1 samples stored, 2 native histogram samples stored, 1 exemplars stored"
+        ),
+        "{e}"
     );
+    assert!(e.contains("the first: schema 9"), "{e}");
+    assert!(e.contains("the first: timestamp -1 ms, before 1970"), "{e}");
     assert_eq!(s.stop().lost, 0);
 }
 
@@ -543,4 +559,217 @@ fn series_partitioning_spreads_a_sender_and_keeps_each_series_in_order() {
         );
     }
     assert!(lines.iter().all(|l| l["client_id"] == "prom-a"));
+}
+
+fn span(offset: i32, length: u32) -> v2::BucketSpan {
+    v2::BucketSpan { offset, length }
+}
+
+/// Native histograms (integer and float, exponential and custom buckets),
+/// exemplars, UTF-8 names, unit and help, from both versions: the answers
+/// count them, and `consume` prints each back as it was sent.
+#[test]
+fn native_histograms_exemplars_and_utf8_names_are_stored() {
+    use v2::histogram::{Count, ResetHint, ZeroCount};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = InProcess::start(dir.path(), AckMode::Durable);
+    let t = now_ms();
+
+    // 1.0: the family's unit and help in a metadata request of their own,
+    // then a histogram and an exemplar under dotted OpenTelemetry names.
+    let metadata = v1::MetricMetadata {
+        r#type: v1::metric_metadata::MetricType::Histogram as i32,
+        metric_family_name: "http.server.duration".into(),
+        help: "Duration of HTTP server requests.".into(),
+        unit: "s".into(),
+    };
+    let r = post(&s, V1, &v1_body(vec![], vec![metadata]));
+    assert_eq!(r.status, 204, "{r:?}");
+    let mut h1 = series(
+        &[
+            ("__name__", "http.server.duration"),
+            ("service.name", "api"),
+        ],
+        &[],
+    );
+    h1.histograms = vec![v1::Histogram {
+        count: Some(v1::histogram::Count::CountInt(3)),
+        sum: 1.5,
+        schema: 3,
+        zero_count: Some(v1::histogram::ZeroCount::ZeroCountInt(0)),
+        positive_spans: vec![v1::BucketSpan {
+            offset: -1,
+            length: 2,
+        }],
+        positive_deltas: vec![1, 1],
+        timestamp: t - 1000,
+        ..Default::default()
+    }];
+    h1.exemplars = vec![v1::Exemplar {
+        labels: labels(&[("trace_id", "4bf92f3577b34da6")]),
+        value: 0.25,
+        timestamp: t - 1000,
+    }];
+    let r = post(&s, V1, &v1_body(vec![h1], vec![]));
+    assert_eq!(r.status, 204, "{r:?}");
+
+    // 2.0: a float histogram of custom buckets with its start time, unit
+    // and help by reference, an exemplar without a timestamp, and a float
+    // sample with UTF-8 label names.
+    let req = v2::Request {
+        symbols: [
+            "",
+            "__name__",
+            "queue.wait",
+            "région",
+            "Zürich",
+            "seconds",
+            "Time spent queued.",
+            "trace_id",
+            "abc",
+            "température_°C",
+            "🦀",
+        ]
+        .map(String::from)
+        .to_vec(),
+        timeseries: vec![
+            v2::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4],
+                histograms: vec![v2::Histogram {
+                    count: Some(Count::CountFloat(2.5)),
+                    sum: f64::from_bits(STALE_NAN),
+                    schema: -53,
+                    zero_count: Some(ZeroCount::ZeroCountFloat(0.0)),
+                    positive_spans: vec![span(0, 1), span(1, 1)],
+                    positive_counts: vec![1.5, 1.0],
+                    custom_values: vec![0.5, 1.0],
+                    reset_hint: ResetHint::No as i32,
+                    timestamp: t,
+                    start_timestamp: t - 60_000,
+                    ..Default::default()
+                }],
+                exemplars: vec![v2::Exemplar {
+                    labels_refs: vec![7, 8],
+                    value: 0.75,
+                    timestamp: 0,
+                }],
+                metadata: Some(v2::Metadata {
+                    r#type: v2::metadata::MetricType::Gaugehistogram as i32,
+                    help_ref: 6,
+                    unit_ref: 5,
+                }),
+                ..Default::default()
+            },
+            v2::TimeSeries {
+                labels_refs: vec![1, 9, 3, 4, 10, 4],
+                samples: vec![v2::Sample {
+                    value: 21.5,
+                    timestamp: t,
+                    start_timestamp: 0,
+                }],
+                ..Default::default()
+            },
+        ],
+    };
+    let r = post(&s, V2, &snappy(&req.encode_to_vec()));
+    assert_eq!(r.status, 204, "{r:?}");
+    let written = |r: &Response| {
+        [
+            "x-prometheus-remote-write-samples-written",
+            "x-prometheus-remote-write-histograms-written",
+            "x-prometheus-remote-write-exemplars-written",
+        ]
+        .map(|h| r.header(h).unwrap_or("absent").to_string())
+    };
+    assert_eq!(written(&r), ["1", "1", "1"]);
+    // A histogram that breaks a rule: refused alone, the headers count
+    // what was written.
+    let mut bad = req.clone();
+    bad.timeseries[0].histograms.push(v2::Histogram {
+        schema: 9,
+        timestamp: t,
+        ..Default::default()
+    });
+    let r = post(&s, V2, &snappy(&bad.encode_to_vec()));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(written(&r), ["1", "1", "1"]);
+    assert!(
+        error_of(&r).contains("1 native histogram samples refused"),
+        "{r:?}"
+    );
+    assert_eq!(s.stop().lost, 0);
+
+    let lines = consume_all(dir.path(), "check");
+    assert_eq!(lines.len(), 2 + 3 + 3, "{lines:#?}");
+    // 1.0: the histogram, then its exemplar; unit and help remembered.
+    let h = &lines[0];
+    assert_eq!(h["name"], "http.server.duration");
+    assert_eq!(h["tags"], serde_json::json!({"service.name": "api"}));
+    assert_eq!(h["type"], "histogram");
+    assert_eq!(h["value"], 3);
+    assert_eq!(h["timestamp"], t - 1000);
+    assert_eq!(h["unit"], "s");
+    assert_eq!(h["help"], "Duration of HTTP server requests.");
+    assert_eq!(
+        h["histogram"],
+        serde_json::json!({
+            "count": 3, "sum": 1.5, "schema": 3, "zero_threshold": 0.0,
+            "zero_count": 0, "positive_spans": [[-1, 2]],
+            "positive_deltas": [1, 1], "reset_hint": "unknown",
+        })
+    );
+    let e = &lines[1];
+    assert_eq!(e["name"], "http.server.duration");
+    assert_eq!(
+        e["exemplar"],
+        serde_json::json!({"labels": {"trace_id": "4bf92f3577b34da6"}})
+    );
+    assert_eq!(
+        (e["value"].as_f64(), e["timestamp"].as_i64()),
+        (Some(0.25), Some(t - 1000))
+    );
+    // 2.0: the float histogram, its staleness-marker sum kept.
+    let h = &lines[2];
+    assert_eq!(h["name"], "queue.wait");
+    assert_eq!(h["tags"], serde_json::json!({"région": "Zürich"}));
+    assert_eq!(h["type"], "gaugehistogram");
+    assert_eq!(
+        (h["unit"].as_str(), h["help"].as_str()),
+        (Some("seconds"), Some("Time spent queued."))
+    );
+    assert_eq!(h["created_timestamp"], t - 60_000);
+    assert_eq!(
+        h["histogram"],
+        serde_json::json!({
+            "float": true, "count": 2.5, "sum": "StaleNaN", "schema": -53,
+            "zero_threshold": 0.0, "zero_count": 0.0,
+            "positive_spans": [[0, 1], [1, 1]], "positive_counts": [1.5, 1.0],
+            "reset_hint": "no", "custom_values": [0.5, 1.0],
+            "start_timestamp": t - 60_000,
+        })
+    );
+    // An exemplar sent without a timestamp gets the receive time.
+    let e = &lines[3];
+    assert_eq!(
+        e["exemplar"],
+        serde_json::json!({"labels": {"trace_id": "abc"}})
+    );
+    assert_eq!(e["value"], 0.75);
+    let received = e["received_at"].as_i64().unwrap();
+    assert_eq!(e["timestamp"], received);
+    let sample = &lines[4];
+    assert_eq!(sample["name"], "température_°C");
+    assert_eq!(
+        sample["tags"],
+        serde_json::json!({"région": "Zürich", "🦀": "Zürich"})
+    );
+    assert_eq!(sample["value"], 21.5);
+    assert!(sample.get("histogram").is_none() && sample.get("exemplar").is_none());
+    // The partly refused request stored its good points again.
+    let names: Vec<&str> = lines[5..]
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["queue.wait", "queue.wait", "température_°C"]);
 }

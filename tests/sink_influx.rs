@@ -3,7 +3,10 @@
 //! `/query` reads it back; NaN and ±Inf, which InfluxDB cannot store, and
 //! the points InfluxDB refuses (a tag named `time`) are in the dead-letter
 //! file and nothing else is. A second group delivering everything again
-//! (a replay: InfluxDB overwrites the same points) changes nothing.
+//! (a replay: InfluxDB overwrites the same points) changes nothing. Native
+//! histograms and exemplars, which line protocol has no form for, are
+//! dead-lettered whole with a reason that says so, never written as a
+//! float, and their offsets are committed all the same.
 
 mod common;
 
@@ -12,7 +15,9 @@ use std::time::Duration;
 
 use common::influxdb::{InfluxDb, Points};
 use common::prometheus::now_ms;
-use common::sink::{dead_letters, ends, post_rw, wait_committed, Consumer, Series};
+use common::sink::{
+    dead_letters, ends, native_requests, post_rw, store_requests, wait_committed, Consumer, Series,
+};
 use common::{consume_all, Server};
 
 fn is_refused(line: &serde_json::Value) -> bool {
@@ -167,4 +172,89 @@ fn influx_gets_every_storable_sample_and_refusals_are_dead_lettered() {
         "{total} points checked in InfluxDB, {} refusals dead-lettered",
         refused.len()
     );
+}
+
+#[test]
+fn native_histograms_and_exemplars_are_dead_lettered_whole_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut requests = native_requests(10, now_ms() - 60_000);
+    // Only the floats that InfluxDB takes beside them: its own refusals
+    // (NaN, a field type conflict) are the test above's.
+    for (_, _, metrics) in &mut requests {
+        metrics.retain(|m| m.name != "temperature.celsius");
+    }
+    store_requests(dir.path(), 2, &mut requests);
+    let lines = consume_all(dir.path(), "reference");
+    let ends = ends(&lines);
+    let db = InfluxDb::start("metrics");
+    let c = deliver(dir.path(), &db, "to-influx");
+    wait_committed(
+        dir.path(),
+        "to-influx",
+        &ends,
+        Duration::from_secs(1),
+        &|| c.log_text(),
+    );
+
+    let is_float =
+        |l: &serde_json::Value| l.get("histogram").is_none() && l.get("exemplar").is_none();
+    // InfluxDB holds the float samples, and nothing else (values by
+    // their bits: it reads 0.0 back as 0).
+    type Bits = BTreeMap<(String, BTreeMap<String, String>), BTreeMap<i64, u64>>;
+    let bits = |v: &serde_json::Value| v.as_f64().expect("a number").to_bits();
+    let mut expected = Bits::new();
+    for l in lines.iter().filter(|l| is_float(l)) {
+        let tags: BTreeMap<String, String> = serde_json::from_value(l["tags"].clone()).unwrap();
+        let name = l["name"].as_str().unwrap().to_string();
+        expected
+            .entry((name, tags))
+            .or_default()
+            .insert(l["timestamp"].as_i64().unwrap(), bits(&l["value"]));
+    }
+    assert_eq!(expected.values().map(|p| p.len()).sum::<usize>(), 10);
+    let got: Bits = db
+        .points("metrics")
+        .into_iter()
+        .map(|(series, points)| (series, points.iter().map(|(t, v)| (*t, bits(v))).collect()))
+        .collect();
+    assert_eq!(got, expected, "InfluxDB holds what it should not");
+
+    // Each histogram and exemplar is in the dead-letter file once, as
+    // `consume` prints it (the histogram in the record's JSON shape, the
+    // exemplar's labels), with the reason.
+    let key = |l: &serde_json::Value| {
+        (
+            l["partition"].as_u64(),
+            l["offset"].as_u64(),
+            l["name"].to_string(),
+            l["timestamp"].as_i64(),
+            l["histogram"].to_string(),
+            l["exemplar"].to_string(),
+        )
+    };
+    let dead = dead_letters(dir.path(), "to-influx");
+    for d in &dead {
+        let why = d["reason"].as_str().unwrap();
+        if d.get("histogram").is_some() {
+            assert!(why.contains("no native histograms"), "{d}");
+        } else {
+            assert!(why.contains("no exemplars"), "{d}");
+        }
+        assert!(d["status"].is_null(), "refused before sending: {d}");
+        let printed = lines.iter().find(|l| key(l) == key(d)).unwrap_or_else(|| {
+            panic!("dead letter {d} is not a queued point as consume prints it")
+        });
+        assert_eq!(d["value"], printed["value"], "{d}");
+        assert_eq!(d["tags"], printed["tags"], "{d}");
+    }
+    let mut got: Vec<_> = dead.iter().map(key).collect();
+    let mut want: Vec<_> = lines.iter().filter(|l| !is_float(l)).map(key).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(
+        want.len(),
+        10 * 4,
+        "two histograms and two exemplars a request"
+    );
+    assert_eq!(got, want, "the dead-letter file must hold exactly them");
 }

@@ -4,18 +4,22 @@
 //! restarted mid-stream, with the consumer SIGKILLed and restarted, and
 //! with a few samples the store refuses for good (those, and only those,
 //! in the dead-letter file). After each, the committed offsets are at the
-//! end of every partition.
+//! end of every partition. And at a scripted store that decodes what it
+//! gets: native histograms and exemplars (UTF-8 names, unit, help) arrive
+//! in their own lists, once each, none as a float.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::fake_store::FakeStore;
 use common::prometheus::{
     consumed_samples, missing_from, now_ms, Prometheus, PrometheusConfig, Samples,
 };
 use common::sink::{
-    dead_letters, ends, post_rw, remote_write_args, wait_committed, Consumer, Series,
+    assert_delivered, dead_letters, ends, expected_metadata, expected_points, native_requests,
+    post_rw, remote_write_args, store_requests, wait_committed, Consumer, Series,
 };
 use common::{consume_all, Server};
 
@@ -359,4 +363,39 @@ fn two_group_members_split_the_partitions_into_one_store() {
     let log = format!("{}\n---\n{}", a.log_text(), b.log_text());
     assert_store_has(&prom, &expected, &log);
     assert!(dead_letters(dir.path(), "pair").is_empty());
+}
+
+/// Native histograms (integer, float with custom buckets) and exemplars,
+/// with UTF-8 names, unit and help, stored as `serve` stores them, reach a
+/// remote_write 1.0 store each in its series' `histograms` or `exemplars`,
+/// once, in order, nothing as a float that was not one; the families'
+/// metadata carries unit and help; every offset is committed.
+#[test]
+fn native_histograms_and_exemplars_reach_a_1_0_store_as_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut requests = native_requests(30, now_ms() - 60_000);
+    store_requests(dir.path(), 2, &mut requests);
+    let store = FakeStore::start(Box::new(|_| Some((204, vec![]))));
+    let mut args = remote_write_args(&store.url());
+    // Small batches: points of one record go out in several requests.
+    args.extend(["--batch-samples", "7", "--exit-at-end"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut consumer = Consumer::start(dir.path(), "g", &args);
+    let status = consumer.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", consumer.log_text());
+    let (_, ends) = queued(dir.path());
+    wait_committed(dir.path(), "g", &ends, Duration::from_secs(1), &|| {
+        consumer.log_text()
+    });
+    let received = store.received.lock().unwrap();
+    assert!(received.len() >= 20, "{} requests", received.len());
+    assert!(received
+        .iter()
+        .all(|r| r.content_type == "application/x-protobuf"));
+    assert_delivered(
+        &received,
+        &expected_points(&requests, 1),
+        &expected_metadata(),
+    );
+    assert!(dead_letters(dir.path(), "g").is_empty());
 }

@@ -39,7 +39,7 @@ impl Ingest for RemoteWrite {
     const CODING: Coding = Coding::Snappy;
     type Asked = Version;
     type Kept = remote_write::Decoded;
-    type Refused = Refused;
+    type Refused = Account;
 
     fn asked(&self, head: &request::Parts) -> Result<Version, ApiError> {
         let version = version_asked(&head.headers)
@@ -53,17 +53,21 @@ impl Ingest for RemoteWrite {
         app: &App,
         request: Incoming<'s, Version>,
         kept: &'s mut Option<remote_write::Decoded>,
-    ) -> Result<Decoded<'s, Refused>, String> {
+    ) -> Result<Decoded<'s, Account>, String> {
         let now_ms = request.received.ms() as i64;
         let decoded = remote_write::decode(*request.asked, request.body, now_ms)
             .map_err(|m| format!("body: {m}"))?;
         let decoded = kept.insert(decoded);
         let refused = std::mem::take(&mut decoded.refused);
-        let decoded: &'s remote_write::Decoded = decoded;
+        let kept = Written {
+            samples: decoded.samples,
+            histograms: decoded.histograms,
+            exemplars: decoded.exemplars,
+        };
         Ok(Decoded {
             metrics: remote_write::metrics_of(decoded, request.client, &app.remote_write_types),
             refused_points: refused.samples + refused.histograms + refused.exemplars,
-            refused,
+            refused: Account { refused, kept },
         })
     }
 
@@ -73,28 +77,45 @@ impl Ingest for RemoteWrite {
     fn answer(
         &self,
         head: &request::Parts,
-        outcome: Result<Stored<Refused>, ApiError>,
+        outcome: Result<Stored<Account>, ApiError>,
     ) -> Response {
         let (mut response, written) = match outcome {
-            Ok(stored) if stored.refused.is_empty() => {
-                (StatusCode::NO_CONTENT.into_response(), stored.metrics)
+            Ok(stored) if stored.refused.refused.is_empty() => {
+                (StatusCode::NO_CONTENT.into_response(), stored.refused.kept)
             }
-            Ok(stored) => (partial(&stored).into_response(), stored.metrics),
-            Err(e) => (e.into_response(), 0),
+            Ok(stored) => (partial(&stored).into_response(), stored.refused.kept),
+            Err(e) => (e.into_response(), Written::default()),
         };
         if version_asked(&head.headers) == Ok(Version::V2) {
             let h = response.headers_mut();
-            h.insert(SAMPLES_WRITTEN, HeaderValue::from(written));
-            h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0));
-            h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0));
+            h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
+            h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(written.histograms));
+            h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(written.exemplars));
         }
         response
     }
 }
 
+/// What a request kept and refused, for its answer.
+#[derive(Debug)]
+struct Account {
+    refused: Refused,
+    /// Written once the request is stored (a stored request is stored
+    /// whole: every part, or none and an error).
+    kept: Written,
+}
+
+/// Points of each kind, as the 2.0 written headers count them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    samples: usize,
+    histograms: usize,
+    exemplars: usize,
+}
+
 /// The 400 of a request stored in part.
-fn partial(stored: &Stored<Refused>) -> ApiError {
-    let refused = &stored.refused;
+fn partial(stored: &Stored<Account>) -> ApiError {
+    let Account { refused, kept } = &stored.refused;
     let reasons: Vec<&str> = refused
         .reasons
         .iter()
@@ -103,12 +124,15 @@ fn partial(stored: &Stored<Refused>) -> ApiError {
         .collect();
     ApiError::bad_request(format!(
         "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
-         {} samples stored. First reasons: {}",
+         {} samples stored, {} native histogram samples stored, {} exemplars stored. \
+         First reasons: {}",
         refused.series,
         refused.samples,
         refused.histograms,
         refused.exemplars,
-        stored.metrics,
+        kept.samples,
+        kept.histograms,
+        kept.exemplars,
         reasons.join("; ")
     ))
 }

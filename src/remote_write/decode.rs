@@ -1,20 +1,23 @@
 //! Protobuf to [`Decoded`], one function per version, sharing the label
-//! and sample rules.
+//! and point rules (in the module doc).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prompb::v1::metric_metadata::MetricType as TypeV1;
 use prompb::v2::metadata::MetricType as TypeV2;
+use prompb::v2::Histogram;
 use prompb::{v1, v2};
 use prost::Message;
 
 use super::labels::{self, NAME};
 use super::{
-    kind_for, Decoded, Kind, Refused, Series, Version, MAX_FUTURE_MS, PROTOBUF, PROTO_V1, PROTO_V2,
+    exemplar, family_for, histogram, Decoded, Exemplar, Family, Kind, Refused, Sample, Series,
+    Version, MAX_FUTURE_MS, MAX_HELP_LEN, MAX_NAME_LEN, PROTOBUF, PROTO_V1, PROTO_V2,
 };
 
 /// Decodes and validates a decompressed body (rules in the module doc).
-/// `Err` only when the body as a whole is unusable; `now_ms` bounds sample
+/// `Err` only when the body as a whole is unusable; `now_ms` bounds
 /// timestamps.
 pub fn decode(version: Version, bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
     match version {
@@ -32,12 +35,14 @@ fn decode_v1(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
     let mut out = Decoded::default();
     let mut families = HashMap::with_capacity(request.metadata.len());
     for m in request.metadata {
-        let Some(kind) = TypeV1::try_from(m.r#type).ok().and_then(kind_of_v1) else {
-            continue;
+        let family = Family {
+            kind: TypeV1::try_from(m.r#type).ok().and_then(kind_of_v1),
+            unit: text(&m.unit, MAX_NAME_LEN),
+            help: text(&m.help, MAX_HELP_LEN),
         };
-        if labels::metric_name_ok(&m.metric_family_name) {
-            families.insert(m.metric_family_name.clone(), kind);
-            out.metadata.push((m.metric_family_name, kind));
+        if !family.is_empty() && labels::metric_name_ok(&m.metric_family_name) {
+            families.insert(m.metric_family_name.clone(), family.clone());
+            out.metadata.push((m.metric_family_name, family));
         }
     }
     out.series.reserve(request.timeseries.len());
@@ -50,27 +55,32 @@ fn decode_v1(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
         } = series;
         let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
         let describe = || labels::describe(pairs());
-        let counts = Counts {
+        let carried = Carried {
             samples: samples.len(),
             histograms: histograms.len(),
             exemplars: exemplars.len(),
         };
-        if let Err(problem) = labels::check(pairs()) {
-            counts.refuse_series(&mut out.refused, || {
-                format!("series {}: {problem}", describe())
-            });
-            continue;
-        }
-        let (kept, _) = keep(
-            samples.iter().map(|s| (s.value, s.timestamp, 0)),
-            &counts,
-            now_ms,
-            &mut out.refused,
-            describe,
-        );
-        if kept.is_empty() {
-            continue;
-        }
+        let name = match labels::check(pairs()) {
+            Ok(name) => name,
+            Err(problem) => {
+                carried.refuse_series(&mut out.refused, || {
+                    format!("series {}: {problem}", describe())
+                });
+                continue;
+            }
+        };
+        let family = family_for(name, &families).cloned().unwrap_or_default();
+        let mut points = Points::new(now_ms, &mut out.refused, describe);
+        let samples = points.samples(samples.iter().map(|s| Sample {
+            value: s.value,
+            timestamp_ms: s.timestamp,
+            start_timestamp_ms: None,
+        }));
+        let histograms = points.histograms(histograms.into_iter().map(histogram::from_v1));
+        let exemplars = points.exemplars(exemplars.iter().map(|e| {
+            let pairs = e.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+            (exemplar::labels(pairs), e.value, e.timestamp)
+        }));
         let mut name = String::new();
         let labels = labels
             .into_iter()
@@ -83,25 +93,42 @@ fn decode_v1(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
                 }
             })
             .collect();
-        out.samples += kept.len();
-        out.series.push(Series {
-            kind: kind_for(&name, &families),
-            name,
-            labels,
-            samples: kept,
-            created_timestamp_ms: None,
-        });
+        out.keep(
+            Series {
+                name,
+                labels,
+                kind: family.kind,
+                unit: family.unit,
+                help: family.help,
+                samples,
+                histograms,
+                exemplars,
+            },
+            &carried,
+        );
     }
     Ok(out)
 }
 
+/// A unit or help text as remembered: None for the empty string, cut to
+/// `max` bytes on a character boundary.
+fn text(s: &str, max: usize) -> Option<Arc<str>> {
+    (!s.is_empty()).then(|| Arc::from(&s[..labels::boundary(s, max)]))
+}
+
 fn decode_v2(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
-    let request = request_v2(bytes)?;
-    let symbols = &request.symbols;
+    let v2::Request {
+        symbols,
+        timeseries,
+    } = request_v2(bytes)?;
     let mut out = Decoded::default();
-    out.series.reserve(request.timeseries.len());
-    for series in &request.timeseries {
-        series_v2(series, symbols, now_ms, &mut out);
+    let mut texts = Texts {
+        symbols: &symbols,
+        made: HashMap::new(),
+    };
+    out.series.reserve(timeseries.len());
+    for series in timeseries {
+        series_v2(series, &mut texts, now_ms, &mut out);
     }
     Ok(out)
 }
@@ -126,9 +153,30 @@ fn request_v2(bytes: &[u8]) -> Result<v2::Request, String> {
     }
 }
 
-/// One 2.0 series into `out`: its metadata, and its samples if its labels
+/// 2.0's unit and help symbols as shared strings, each made once per
+/// request (every series of a family refers to the same ones).
+struct Texts<'s> {
+    symbols: &'s [String],
+    made: HashMap<u32, Arc<str>>,
+}
+
+impl Texts<'_> {
+    /// The symbol `r` (checked to be in the table); None for an empty one.
+    fn get(&mut self, r: u32) -> Option<Arc<str>> {
+        let s = self.symbols.get(r as usize).filter(|s| !s.is_empty())?;
+        Some(
+            self.made
+                .entry(r)
+                .or_insert_with(|| Arc::from(s.as_str()))
+                .clone(),
+        )
+    }
+}
+
+/// One 2.0 series into `out`: its metadata, and its points if its labels
 /// pass; refused and counted otherwise.
-fn series_v2(series: &v2::TimeSeries, symbols: &[String], now_ms: i64, out: &mut Decoded) {
+fn series_v2(series: v2::TimeSeries, texts: &mut Texts<'_>, now_ms: i64, out: &mut Decoded) {
+    let symbols = texts.symbols;
     let symbol = |r: u32| symbols.get(r as usize).map(String::as_str);
     // A ref past the table prints as "?" (only in a reason).
     let pairs = || {
@@ -138,52 +186,100 @@ fn series_v2(series: &v2::TimeSeries, symbols: &[String], now_ms: i64, out: &mut
             .map(|p| (symbol(p[0]).unwrap_or("?"), symbol(p[1]).unwrap_or("?")))
     };
     let describe = || labels::describe(pairs());
-    let counts = Counts {
+    let carried = Carried {
         samples: series.samples.len(),
         histograms: series.histograms.len(),
         exemplars: series.exemplars.len(),
     };
     let metadata = series.metadata.unwrap_or_default();
-    let name = match refs_v2(series, &metadata, symbols).and_then(|()| labels::check(pairs())) {
+    let name = match refs_v2(&series, &metadata, symbols).and_then(|()| labels::check(pairs())) {
         Ok(name) => name,
         Err(problem) => {
-            counts.refuse_series(&mut out.refused, || {
+            carried.refuse_series(&mut out.refused, || {
                 format!("series {}: {problem}", describe())
             });
             return;
         }
     };
     let kind = TypeV2::try_from(metadata.r#type).ok().and_then(kind_of_v2);
-    if let Some(kind) = kind {
-        // Series of one family usually come together: one entry for them.
-        if out.metadata.last().is_none_or(|(last, _)| last != name) {
-            out.metadata.push((name.to_owned(), kind));
-        }
-    }
-    let (kept, start) = keep(
-        series
-            .samples
-            .iter()
-            .map(|s| (s.value, s.timestamp, s.start_timestamp)),
-        &counts,
-        now_ms,
-        &mut out.refused,
-        describe,
-    );
-    if kept.is_empty() {
-        return;
-    }
-    out.samples += kept.len();
-    out.series.push(Series {
-        name: name.to_owned(),
-        labels: pairs()
-            .filter(|(n, _)| *n != NAME)
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
+    let unit = texts.get(metadata.unit_ref);
+    let help = texts.get(metadata.help_ref);
+    let family = Family {
         kind,
-        samples: kept,
-        created_timestamp_ms: Some(series.created_timestamp).filter(|&t| t != 0).or(start),
-    });
+        unit: unit.as_ref().map(|u| bounded(u, MAX_NAME_LEN)),
+        help: help.as_ref().map(|h| bounded(h, MAX_HELP_LEN)),
+    };
+    // Series of one family usually come together: one entry for them.
+    if !family.is_empty() && out.metadata.last().is_none_or(|(last, _)| last != name) {
+        out.metadata.push((name.to_owned(), family));
+    }
+    // The deprecated per-series created timestamp (spec rc.3) stands in
+    // for a point's own start timestamp where that is 0.
+    let created = Some(series.created_timestamp).filter(|&t| t != 0);
+    let start = |st: i64| Some(st).filter(|&t| t != 0).or(created);
+    let mut points = Points::new(now_ms, &mut out.refused, describe);
+    let samples = points.samples(series.samples.iter().map(|s| Sample {
+        value: s.value,
+        timestamp_ms: s.timestamp,
+        start_timestamp_ms: start(s.start_timestamp),
+    }));
+    let histograms = points.histograms(series.histograms.into_iter().map(|mut h| {
+        h.start_timestamp = start(h.start_timestamp).unwrap_or(0);
+        h
+    }));
+    let exemplars = points.exemplars(series.exemplars.iter().map(|e| {
+        (
+            exemplar_labels_v2(&e.labels_refs, symbols),
+            e.value,
+            e.timestamp,
+        )
+    }));
+    let labels = pairs()
+        .filter(|(n, _)| *n != NAME)
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    out.keep(
+        Series {
+            name: name.to_owned(),
+            labels,
+            kind,
+            unit,
+            help,
+            samples,
+            histograms,
+            exemplars,
+        },
+        &carried,
+    );
+}
+
+/// `s`, or a copy cut to `max` bytes on a character boundary.
+fn bounded(s: &Arc<str>, max: usize) -> Arc<str> {
+    let end = labels::boundary(s, max);
+    if end == s.len() {
+        s.clone()
+    } else {
+        Arc::from(&s[..end])
+    }
+}
+
+/// A 2.0 exemplar's labels: refs whole and in the table, then the rules
+/// of [`exemplar::labels`].
+fn exemplar_labels_v2(refs: &[u32], symbols: &[String]) -> Result<Vec<(String, String)>, String> {
+    if !refs.len().is_multiple_of(2) {
+        return Err(format!("labels_refs has an odd length ({})", refs.len()));
+    }
+    let symbol = |r: u32| {
+        symbols
+            .get(r as usize)
+            .map(String::as_str)
+            .ok_or_else(|| format!("label ref {r} out of range ({} symbols)", symbols.len()))
+    };
+    let pairs = refs
+        .chunks_exact(2)
+        .map(|p| Ok((symbol(p[0])?, symbol(p[1])?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    exemplar::labels(pairs.into_iter())
 }
 
 /// Whether a 2.0 series' references into the symbol table (label pairs,
@@ -215,13 +311,17 @@ fn refs_v2(
 }
 
 /// What one series carried, for the refusal counters.
-struct Counts {
+struct Carried {
     samples: usize,
     histograms: usize,
     exemplars: usize,
 }
 
-impl Counts {
+impl Carried {
+    fn any(&self) -> bool {
+        self.samples + self.histograms + self.exemplars > 0
+    }
+
     fn refuse_series(&self, refused: &mut Refused, reason: impl FnOnce() -> String) {
         refused.series += 1;
         refused.samples += self.samples;
@@ -231,78 +331,160 @@ impl Counts {
     }
 }
 
-/// The float samples of a series whose labels passed that are kept, and
-/// the first non-zero start timestamp among them; refuses and counts the
-/// rest, histograms and exemplars included.
-fn keep(
-    samples: impl ExactSizeIterator<Item = (f64, i64, i64)>,
-    counts: &Counts,
-    now_ms: i64,
-    refused: &mut Refused,
-    describe: impl Fn() -> String,
-) -> (Vec<(f64, i64)>, Option<i64>) {
-    let latest = now_ms.saturating_add(MAX_FUTURE_MS);
-    let mut kept = Vec::with_capacity(samples.len());
-    let mut start = None;
-    let mut first_bad = None;
-    let mut bad = 0usize;
-    for (value, ts, st) in samples {
-        if (0..=latest).contains(&ts) {
-            kept.push((value, ts));
-            if start.is_none() && st != 0 {
-                start = Some(st);
+impl Decoded {
+    /// Adds `series` if it kept a point; counts it refused if it carried
+    /// some and kept none (its points were counted one by one).
+    fn keep(&mut self, series: Series, carried: &Carried) {
+        let kept = series.samples.len() + series.histograms.len() + series.exemplars.len();
+        if kept == 0 {
+            if carried.any() {
+                self.refused.series += 1;
             }
-        } else {
-            bad += 1;
-            first_bad.get_or_insert(ts);
+            return;
+        }
+        self.samples += series.samples.len();
+        self.histograms += series.histograms.len();
+        self.exemplars += series.exemplars.len();
+        self.series.push(series);
+    }
+}
+
+/// Keeps the points of one series whose labels passed and refuses the
+/// others, counted, with one reason per kind of point naming the first.
+struct Points<'r, D> {
+    /// The latest timestamp taken.
+    latest: i64,
+    refused: &'r mut Refused,
+    describe: D,
+}
+
+impl<'r, D: Fn() -> String> Points<'r, D> {
+    fn new(now_ms: i64, refused: &'r mut Refused, describe: D) -> Self {
+        Points {
+            latest: now_ms.saturating_add(MAX_FUTURE_MS),
+            refused,
+            describe,
         }
     }
-    if let Some(ts) = first_bad {
-        refused.samples += bad;
-        let when = if ts < 0 {
-            "before 1970"
+
+    /// The timestamp rule every point obeys.
+    fn timestamp(&self, ts: i64) -> Result<(), String> {
+        if ts < 0 {
+            Err(format!("timestamp {ts} ms, before 1970"))
+        } else if ts > self.latest {
+            Err(format!(
+                "timestamp {ts} ms, more than 10 minutes in the future"
+            ))
         } else {
-            "more than 10 minutes in the future"
-        };
-        refused.note(|| {
-            format!(
-                "series {}: {bad} samples refused, the first at timestamp {ts} ms, {when}",
-                describe()
-            )
-        });
+            Ok(())
+        }
     }
-    if counts.histograms > 0 {
-        refused.histograms += counts.histograms;
-        refused.note(|| {
-            format!(
-                "series {}: {} native histogram samples are not supported",
-                describe(),
-                counts.histograms
-            )
-        });
+
+    fn samples(&mut self, samples: impl ExactSizeIterator<Item = Sample>) -> Vec<Sample> {
+        let mut kept = Vec::with_capacity(samples.len());
+        let mut first_bad = None;
+        let mut bad = 0usize;
+        for s in samples {
+            if (0..=self.latest).contains(&s.timestamp_ms) {
+                kept.push(s);
+            } else {
+                bad += 1;
+                first_bad.get_or_insert(s.timestamp_ms);
+            }
+        }
+        if let Some(ts) = first_bad {
+            self.refused.samples += bad;
+            let when = if ts < 0 {
+                "before 1970"
+            } else {
+                "more than 10 minutes in the future"
+            };
+            let describe = &self.describe;
+            self.refused.note(|| {
+                format!(
+                    "series {}: {bad} samples refused, the first at timestamp {ts} ms, {when}",
+                    describe()
+                )
+            });
+        }
+        kept
     }
-    if counts.exemplars > 0 {
-        refused.exemplars += counts.exemplars;
-        refused.note(|| {
-            format!(
-                "series {}: {} exemplars are not supported",
-                describe(),
-                counts.exemplars
-            )
-        });
+
+    fn histograms(
+        &mut self,
+        histograms: impl ExactSizeIterator<Item = Histogram>,
+    ) -> Vec<Histogram> {
+        let mut kept = Vec::with_capacity(histograms.len());
+        let mut first_bad = None;
+        let mut bad = 0usize;
+        for mut h in histograms {
+            match self
+                .timestamp(h.timestamp)
+                .and_then(|()| histogram::check(&mut h))
+            {
+                Ok(()) => kept.push(h),
+                Err(why) => {
+                    bad += 1;
+                    first_bad.get_or_insert(why);
+                }
+            }
+        }
+        if let Some(why) = first_bad {
+            self.refused.histograms += bad;
+            let describe = &self.describe;
+            self.refused.note(|| {
+                format!(
+                    "series {}: {bad} native histogram samples refused, the first: {why}",
+                    describe()
+                )
+            });
+        }
+        kept
     }
-    let carried = counts.samples + counts.histograms + counts.exemplars;
-    if kept.is_empty() && carried > 0 {
-        refused.series += 1;
+
+    /// Exemplars as (labels or what is wrong with them, value, timestamp).
+    fn exemplars(
+        &mut self,
+        exemplars: impl ExactSizeIterator<Item = (Result<Vec<(String, String)>, String>, f64, i64)>,
+    ) -> Vec<Exemplar> {
+        let mut kept = Vec::with_capacity(exemplars.len());
+        let mut first_bad = None;
+        let mut bad = 0usize;
+        for (labels, value, ts) in exemplars {
+            // 0 is "no timestamp" in both versions' messages.
+            let checked = if ts == 0 { Ok(()) } else { self.timestamp(ts) };
+            match checked.and(labels) {
+                Ok(labels) => kept.push(Exemplar {
+                    labels,
+                    value,
+                    timestamp_ms: (ts != 0).then_some(ts),
+                }),
+                Err(why) => {
+                    bad += 1;
+                    first_bad.get_or_insert(why);
+                }
+            }
+        }
+        if let Some(why) = first_bad {
+            self.refused.exemplars += bad;
+            let describe = &self.describe;
+            self.refused.note(|| {
+                format!(
+                    "series {}: {bad} exemplars refused, the first: {why}",
+                    describe()
+                )
+            });
+        }
+        kept
     }
-    (kept, start)
 }
 
 fn kind_of_v1(t: TypeV1) -> Option<Kind> {
     match t {
         TypeV1::Counter => Some(Kind::Counter),
         TypeV1::Gauge | TypeV1::Info | TypeV1::Stateset => Some(Kind::Gauge),
-        TypeV1::Histogram | TypeV1::Gaugehistogram => Some(Kind::Histogram),
+        TypeV1::Histogram => Some(Kind::Histogram),
+        TypeV1::Gaugehistogram => Some(Kind::GaugeHistogram),
         TypeV1::Summary => Some(Kind::Summary),
         TypeV1::Unknown => None,
     }
@@ -312,7 +494,8 @@ fn kind_of_v2(t: TypeV2) -> Option<Kind> {
     match t {
         TypeV2::Counter => Some(Kind::Counter),
         TypeV2::Gauge | TypeV2::Info | TypeV2::Stateset => Some(Kind::Gauge),
-        TypeV2::Histogram | TypeV2::Gaugehistogram => Some(Kind::Histogram),
+        TypeV2::Histogram => Some(Kind::Histogram),
+        TypeV2::Gaugehistogram => Some(Kind::GaugeHistogram),
         TypeV2::Summary => Some(Kind::Summary),
         TypeV2::Unspecified => None,
     }

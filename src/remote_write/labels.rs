@@ -11,30 +11,36 @@ pub(super) const NAME: &str = "__name__";
 /// Room for the series in a reason, leaving some for what is wrong with it.
 const DESCRIBE_LEN: usize = 120;
 /// Longest label value quoted in a reason.
-const QUOTED_VALUE_LEN: usize = 32;
+pub(super) const QUOTED_VALUE_LEN: usize = 32;
 
-/// `s` cut to at most `max` bytes on a character boundary, with `…` when
-/// something was cut.
-pub(super) fn cut(s: &str, max: usize) -> Cow<'_, str> {
+/// The length of the longest prefix of `s` of at most `max` bytes that
+/// ends on a character boundary.
+pub(super) fn boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
-        return Cow::Borrowed(s);
+        return s.len();
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    Cow::Owned(format!("{}…", &s[..end]))
+    end
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when
+/// something was cut.
+pub(super) fn cut(s: &str, max: usize) -> Cow<'_, str> {
+    let end = boundary(s, max);
+    if end == s.len() {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("{}…", &s[..end]))
+    }
 }
 
 /// Shortens `s` in place to at most `max` bytes on a character boundary.
 pub(super) fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    let end = boundary(s, max);
+    s.truncate(end);
 }
 
 /// `{__name__="x",job="y"}`, values cut, the whole at most about
@@ -62,13 +68,39 @@ pub(super) fn describe<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> 
 
 /// A metric name this service stores: non-empty, short, printable.
 pub(super) fn metric_name_ok(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control)
+    name_problem(name).is_none()
 }
 
-fn label_name_ok(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'));
-    first_ok && name.len() <= MAX_NAME_LEN && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+/// Why a metric or label name is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NameProblem {
+    Empty,
+    TooLong,
+    Control,
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NameProblem::Empty => f.write_str("empty"),
+            NameProblem::TooLong => write!(f, "over {MAX_NAME_LEN} bytes"),
+            NameProblem::Control => f.write_str("control character"),
+        }
+    }
+}
+
+/// What keeps `name` (a metric or label name) from being stored, if
+/// anything: any other UTF-8 is a name (see the module doc).
+pub(super) fn name_problem(name: &str) -> Option<NameProblem> {
+    if name.is_empty() {
+        Some(NameProblem::Empty)
+    } else if name.len() > MAX_NAME_LEN {
+        Some(NameProblem::TooLong)
+    } else if name.chars().any(char::is_control) {
+        Some(NameProblem::Control)
+    } else {
+        None
+    }
 }
 
 /// Checks every label rule of the module doc; Ok is the metric name, Err
@@ -90,13 +122,11 @@ pub(super) fn check<'a>(
         }
         previous = Some(name);
         if name == NAME {
-            if !metric_name_ok(value) {
-                return Err(if value.is_empty() {
-                    "empty metric name".into()
-                } else if value.len() > MAX_NAME_LEN {
-                    format!("metric name over {MAX_NAME_LEN} bytes")
-                } else {
-                    "control character in metric name".into()
+            if let Some(problem) = name_problem(value) {
+                return Err(match problem {
+                    NameProblem::Empty => "empty metric name".into(),
+                    NameProblem::TooLong => format!("metric name {problem}"),
+                    NameProblem::Control => "control character in metric name".into(),
                 });
             }
             metric = Some(value);
@@ -106,18 +136,20 @@ pub(super) fn check<'a>(
         if count > MAX_LABELS {
             return Err(format!("more than {MAX_LABELS} labels"));
         }
-        if !label_name_ok(name) {
+        if let Some(problem) = name_problem(name) {
             return Err(format!(
-                "invalid label name {:?}",
+                "invalid label name {:?}: {problem}",
                 cut(name, QUOTED_VALUE_LEN)
             ));
         }
+        let quoted = || cut(name, QUOTED_VALUE_LEN);
         if value.is_empty() {
-            return Err(format!("label {name:?} has an empty value"));
+            return Err(format!("label {:?} has an empty value", quoted()));
         }
         if value.len() > MAX_VALUE_LEN {
             return Err(format!(
-                "label {name:?} has a value over {MAX_VALUE_LEN} bytes"
+                "label {:?} has a value over {MAX_VALUE_LEN} bytes",
+                quoted()
             ));
         }
     }

@@ -1,4 +1,5 @@
-//! Helpers of the sink tests: remote_write bodies into `serve`, `consume`
+//! Helpers of the sink tests: remote_write bodies into `serve`, records
+//! written straight into a data dir (native histograms, exemplars), `consume`
 //! processes delivering into a store, and what they left on disk
 //! (committed offsets, the dead-letter file).
 
@@ -9,8 +10,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use metricstream::record::metric::Histogram;
+use metricstream::record::{ExemplarPoint, HistogramPoint, Metric, MetricType, Value};
 use prost::Message;
 
+use super::fake_store::{histogram_point, Meta, Point, Received, What};
 use super::{request, Server, BIN};
 
 /// One series of a request: name, labels, (value, timestamp ms) samples.
@@ -239,5 +243,346 @@ pub fn wait_committed(
             log()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One request of a sender as `serve` would store it: the partition, the
+/// client id, its metrics.
+pub type StoredRequest = (u32, String, Vec<Metric<'static>>);
+
+/// Stores `requests` in the embedded log at `data` (`partitions`
+/// partitions) as `serve` stores a request: the library's compact records,
+/// appended by the file queue. How native histograms and exemplars get
+/// into a data dir while `serve`'s remote_write receiver still refuses
+/// them.
+pub fn store_requests(data: &Path, partitions: u32, requests: &mut [StoredRequest]) {
+    use metricstream::log::{LogConfig, SyncMode};
+    use metricstream::queue::file::{FileQueue, FileQueueConfig};
+    use metricstream::queue::{AckMode, Message, Queue, DEFAULT_MAX_RECORD_BYTES};
+    use metricstream::record::{records, Format};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let telemetry = Arc::new(metricstream::telemetry::Telemetry::new().expect("telemetry"));
+    let queue = {
+        let _guard = rt.enter();
+        FileQueue::open(
+            FileQueueConfig {
+                data_dir: data.to_path_buf(),
+                partitions,
+                ack: AckMode::Durable,
+                log: LogConfig::default(),
+                queue_bytes: 32 << 20,
+                sync: SyncMode::Fdatasync,
+                enqueue_timeout: Duration::from_secs(5),
+                retention_check: Duration::from_secs(30),
+                max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            },
+            telemetry,
+        )
+        .expect("open the embedded log")
+    };
+    rt.block_on(async {
+        for (partition, client, metrics) in requests.iter_mut() {
+            let received_at = super::prometheus::now_ms() as u64;
+            let payloads = records(
+                Format::Compact,
+                client,
+                received_at,
+                metrics,
+                DEFAULT_MAX_RECORD_BYTES,
+            )
+            .expect("records");
+            for value in payloads {
+                let message = Message {
+                    partition: *partition,
+                    key: client.clone(),
+                    value,
+                    timestamp_ms: received_at as i64,
+                };
+                let receipt = queue.send(message).await.expect("stored");
+                assert!(receipt.offset.is_some(), "durable: {receipt:?}");
+            }
+        }
+        let report = queue.shutdown(Duration::from_secs(10)).await;
+        assert_eq!(report.lost, 0, "{report:?}");
+    });
+}
+
+/// A metric as a protocol would store it (tags and times as given).
+pub fn metric(
+    name: &str,
+    tags: &[(&str, &str)],
+    value: Value,
+    kind: MetricType,
+    timestamp: i64,
+) -> Metric<'static> {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
+        .collect();
+    Metric::sample(name.to_string(), value, kind, tags, Some(timestamp as u64))
+}
+
+/// An integer native histogram, exponential schema 3, varying with `i`.
+pub fn int_histogram(i: u64) -> Histogram {
+    use metricstream::record::metric::{histogram, BucketSpan};
+    Histogram {
+        count: Some(histogram::Count::CountInt(6 + 3 * i)),
+        sum: 0.25 * i as f64 + 1.5,
+        schema: 3,
+        zero_threshold: 1e-128,
+        zero_count: Some(histogram::ZeroCount::ZeroCountInt(i)),
+        negative_spans: vec![BucketSpan {
+            offset: -1,
+            length: 1,
+        }],
+        negative_deltas: vec![1],
+        positive_spans: vec![
+            BucketSpan {
+                offset: 0,
+                length: 2,
+            },
+            BucketSpan {
+                offset: 2,
+                length: 1,
+            },
+        ],
+        positive_deltas: vec![2, i as i64, 1 - i as i64],
+        reset_hint: histogram::ResetHint::No as i32,
+        ..Histogram::default()
+    }
+}
+
+/// A float histogram with custom buckets (schema -53), varying with `i`.
+pub fn float_histogram(i: u64) -> Histogram {
+    use metricstream::record::metric::{histogram, BucketSpan};
+    let i = i as f64;
+    Histogram {
+        count: Some(histogram::Count::CountFloat(4.5 + i)),
+        sum: f64::from_bits(0x7ff8_0000_0000_0001),
+        schema: -53,
+        zero_count: Some(histogram::ZeroCount::ZeroCountFloat(0.0)),
+        positive_spans: vec![BucketSpan {
+            offset: 0,
+            length: 3,
+        }],
+        positive_counts: vec![1.5, 3.0 + i, 0.0],
+        reset_hint: histogram::ResetHint::Gauge as i32,
+        custom_values: vec![0.01, 0.1, f64::INFINITY],
+        ..Histogram::default()
+    }
+}
+
+/// `requests` requests of two senders, every kind of point a store is
+/// delivered, with UTF-8 names: partition 0 ("app") a counter with a start
+/// time, unit and help, its exemplars, an integer native histogram with a
+/// start time, unit and help and its exemplars; partition 1 ("queue") a
+/// float histogram with custom buckets and a gauge through a staleness
+/// marker, -0.0 and an integer.
+pub fn native_requests(requests: u64, base: i64) -> Vec<StoredRequest> {
+    let start = base - 3_600_000;
+    let rpc: &[(&str, &str)] = &[("code", "200"), ("service.name", "api")];
+    let duration: &[(&str, &str)] = &[("service.name", "api"), ("zoné", "ö☃")];
+    let mut out = Vec::new();
+    for i in 0..requests {
+        let t = base + i as i64 * 1000;
+        let mut counter = metric(
+            "rpc_total",
+            rpc,
+            Value::Float(i as f64 * 1.5),
+            MetricType::Counter,
+            t,
+        );
+        counter.created_timestamp = Some(start as u64);
+        counter.unit = Some("requests".into());
+        counter.help = Some("RPCs served.".into());
+        let mut rpc_exemplar = metric(
+            "rpc_total",
+            rpc,
+            Value::Float(i as f64 + 0.25),
+            MetricType::Counter,
+            t + 1,
+        );
+        rpc_exemplar.exemplar = Some(Box::new(ExemplarPoint {
+            labels: [
+                ("trace_id".to_string(), format!("{i:032x}")),
+                ("span.id".to_string(), "00f067aa0ba902b7".to_string()),
+            ]
+            .into(),
+        }));
+        let h = int_histogram(i);
+        let mut hist = metric(
+            "http.server.request.duration",
+            duration,
+            Value::Float(0.0),
+            MetricType::Histogram,
+            t,
+        );
+        if let Some(metricstream::record::metric::histogram::Count::CountInt(n)) = h.count {
+            hist.value = Value::UInt(n);
+        }
+        hist.histogram = Some(Box::new(HistogramPoint(h)));
+        hist.created_timestamp = Some(start as u64);
+        hist.unit = Some("seconds".into());
+        hist.help = Some("Request duration.".into());
+        let mut hist_exemplar = metric(
+            "http.server.request.duration",
+            duration,
+            Value::Float(0.042),
+            MetricType::Histogram,
+            t + 2,
+        );
+        hist_exemplar.exemplar = Some(Box::new(ExemplarPoint {
+            labels: [("trace_id".to_string(), format!("ü{i}"))].into(),
+        }));
+        out.push((
+            0,
+            "app".to_string(),
+            vec![counter, rpc_exemplar, hist, hist_exemplar],
+        ));
+
+        let mut wait = metric(
+            "queue_wait_seconds",
+            &[("queue", "ü")],
+            Value::Float(4.5 + i as f64),
+            MetricType::Histogram,
+            t,
+        );
+        wait.histogram = Some(Box::new(HistogramPoint(float_histogram(i))));
+        let gauge = match i % 4 {
+            0 => Value::Float(f64::from_bits(0x7ff0_0000_0000_0002)),
+            1 => Value::Float(-0.0),
+            2 => Value::Int(-3),
+            _ => Value::Float(21.5 + i as f64),
+        };
+        let temperature = metric(
+            "temperature.celsius",
+            &[("room", "kitchen")],
+            gauge,
+            MetricType::Gauge,
+            t,
+        );
+        out.push((1, "queue".to_string(), vec![wait, temperature]));
+    }
+    out
+}
+
+/// The points a remote_write store should receive for `requests`
+/// (`version` 1 or 2: 1.0 has no start timestamps).
+pub fn expected_points(requests: &[StoredRequest], version: u8) -> Vec<Point> {
+    let mut out = Vec::new();
+    for (_, _, metrics) in requests {
+        for m in metrics {
+            let mut series: BTreeMap<String, String> = m
+                .tags
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            series.insert("__name__".into(), m.name.to_string());
+            let start = match version {
+                2 => m.created_timestamp.map_or(0, |t| t as i64),
+                _ => 0,
+            };
+            let what = if let Some(h) = &m.histogram {
+                let mut h = h.0.clone();
+                h.start_timestamp = start;
+                histogram_point(&h)
+            } else if let Some(e) = &m.exemplar {
+                What::Exemplar {
+                    labels: e.labels.clone().into_iter().collect(),
+                    bits: m.value.as_f64().to_bits(),
+                }
+            } else {
+                What::Float {
+                    bits: m.value.as_f64().to_bits(),
+                    start,
+                }
+            };
+            let timestamp = m.timestamp.expect("a timestamp") as i64;
+            out.push(Point {
+                series,
+                timestamp,
+                what,
+            });
+        }
+    }
+    out
+}
+
+/// What the metadata of [`native_requests`]' metrics says, by name.
+pub fn expected_metadata() -> BTreeMap<String, Meta> {
+    let meta = |t: i32, unit: &str, help: &str| (t, unit.to_string(), help.to_string());
+    // Counter 1, gauge 2, histogram 3 in both versions.
+    [
+        ("rpc_total", meta(1, "requests", "RPCs served.")),
+        (
+            "http.server.request.duration",
+            meta(3, "seconds", "Request duration."),
+        ),
+        ("queue_wait_seconds", meta(3, "", "")),
+        ("temperature.celsius", meta(2, "", "")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The store got exactly `expected`, each point once, as what it is (no
+/// histogram or exemplar as a float, nothing else), each series' lists in
+/// their order; and metadata that says `metadata` (a request that holds
+/// only a series' exemplars may leave its unit and help out, never say
+/// other ones).
+pub fn assert_delivered(
+    received: &[Received],
+    expected: &[Point],
+    metadata: &BTreeMap<String, Meta>,
+) {
+    let mut got = Vec::new();
+    let mut said: BTreeMap<String, Vec<Meta>> = BTreeMap::new();
+    for r in received {
+        assert_eq!(r.status, Some(204));
+        let d = r.decoded();
+        got.extend(d.points);
+        for (name, m) in d.metadata {
+            said.entry(name).or_default().push(m);
+        }
+    }
+    // Arrival order (a lane waits for the answer before its next request,
+    // and a series stays in its lane): each series' lists in order.
+    let mut last: BTreeMap<(BTreeMap<String, String>, &str), i64> = BTreeMap::new();
+    for p in &got {
+        let key = (p.series.clone(), p.what.list());
+        if let Some(&before) = last.get(&key) {
+            assert!(
+                p.timestamp > before,
+                "{key:?}: {} after {before}",
+                p.timestamp
+            );
+        }
+        last.insert(key, p.timestamp);
+    }
+    let (mut got, mut want) = (got, expected.to_vec());
+    got.sort();
+    want.sort();
+    let missing: Vec<&Point> = want.iter().filter(|p| !got.contains(p)).take(5).collect();
+    let extra: Vec<&Point> = got.iter().filter(|p| !want.contains(p)).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing at the store: {missing:#?}\nnever stored: {extra:#?}"
+    );
+    assert_eq!(got, want, "a point arrived twice");
+    for (name, want) in metadata {
+        let seen = said
+            .get(name)
+            .unwrap_or_else(|| panic!("no metadata for {name}: {said:?}"));
+        assert!(seen.contains(want), "{name}: {seen:?}, want {want:?}");
+        for m in seen {
+            let partial = (want.0, String::new(), String::new());
+            assert!(m == want || *m == partial, "{name}: {m:?}, want {want:?}");
+        }
     }
 }

@@ -137,7 +137,7 @@ async fn batch(
                         t.open(s.offset);
                         open.samples.reserve(context.max_samples);
                     }
-                    open.bytes += s.size();
+                    open.bytes += size_of(&s);
                     open.samples.push(s);
                 }
                 t.taken(r.offset, received_at);
@@ -188,7 +188,7 @@ fn cut_batch(
         let rest = open.samples.split_off(n);
         std::mem::replace(&mut open.samples, rest)
     };
-    open.bytes = open.samples.iter().map(Sample::size).sum();
+    open.bytes = open.samples.iter().map(size_of).sum();
     // The open batch's group becomes the batch's; what is left starts another.
     if let Some(s) = open.samples.first() {
         lock(tracker).open(s.offset);
@@ -223,11 +223,38 @@ async fn send(
     }
 }
 
+/// Bytes `s` adds to a request, roughly (what `--batch-bytes` counts):
+/// [`Sample::size`] (series and value), plus what a native histogram's
+/// buckets or an exemplar's labels add, which a float's size leaves out.
+/// A histogram can be hundreds of bytes: counted as one float, a batch
+/// of them would go far past the limit.
+fn size_of(s: &Sample) -> usize {
+    let Some(extra) = s.extra.as_deref() else {
+        return s.size();
+    };
+    let mut size = s.size();
+    if let Some(h) = &extra.histogram {
+        // The fixed fields; a delta up to 10 bytes (varint), a count or
+        // bound 8, a span up to 12.
+        let deltas = h.negative_deltas.len() + h.positive_deltas.len();
+        let floats = h.negative_counts.len() + h.positive_counts.len() + h.custom_values.len();
+        let spans = h.negative_spans.len() + h.positive_spans.len();
+        size += 64 + 10 * deltas + 8 * floats + 12 * spans;
+    }
+    if let Some(labels) = &extra.exemplar {
+        size += labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+    }
+    size
+}
+
 /// How many of `samples` go in the next request.
 fn batch_len(samples: &[Sample], max_samples: usize, max_bytes: usize) -> usize {
     let mut bytes = 0;
     for (i, s) in samples.iter().take(max_samples).enumerate() {
-        bytes += s.size();
+        bytes += size_of(s);
         if bytes > max_bytes && i > 0 {
             return i;
         }
@@ -255,5 +282,24 @@ mod tests {
         assert_eq!(batch_len(&v, 100, 350), 3);
         assert_eq!(batch_len(&v, 100, 10), 1);
         assert_eq!(batch_len(&v[..2], 100, 1 << 20), 2);
+    }
+
+    /// A histogram counts its buckets, an exemplar its labels: a batch of
+    /// them is cut by what they weigh, not by a float's size.
+    #[test]
+    fn histograms_and_exemplars_weigh_what_they_hold() {
+        use crate::sink::store::test_points::mixed;
+        let points = mixed();
+        let float = points.iter().find(|s| s.is_plain()).unwrap();
+        let histogram = points.iter().find(|s| s.histogram().is_some()).unwrap();
+        let exemplar = points.iter().find(|s| s.exemplar().is_some()).unwrap();
+        assert_eq!(size_of(float), float.size());
+        // Two spans and three deltas each side, and the fixed fields.
+        assert!(size_of(histogram) >= histogram.size() + 64 + 5 * 10 + 3 * 12);
+        assert!(size_of(exemplar) > exemplar.size() + "4bf92f3577b34da6".len());
+        let v = vec![histogram.clone(); 10];
+        let one = size_of(histogram);
+        assert_eq!(batch_len(&v, 100, one * 3), 3);
+        assert_eq!(batch_len(&v, 100, one * 3 - 1), 2);
     }
 }

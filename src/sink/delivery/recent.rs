@@ -13,6 +13,7 @@
 use std::hash::Hasher;
 
 use crate::hash::FxHasher;
+use crate::record::metric::{histogram, Histogram};
 use crate::sink::Sample;
 
 pub struct Recent {
@@ -50,15 +51,87 @@ impl Recent {
     }
 }
 
-/// Series (its hash), timestamp and the value's exact bits.
+/// Series (its hash), timestamp, the value's exact bits, and what the
+/// point is: a native histogram (every field of it) or an exemplar (its
+/// labels) is not the float sample of the same value, nor another
+/// histogram of the same count.
 fn fingerprint(s: &Sample) -> u64 {
     let mut h = FxHasher::default();
     h.write_u64(s.series.hash_value());
     h.write_u64(s.timestamp as u64);
     h.write_u64(s.value.as_f64().to_bits());
+    if let Some(histogram) = s.histogram() {
+        h.write_u64(HISTOGRAM);
+        histogram_words(histogram, &mut h);
+    } else if let Some(labels) = s.exemplar() {
+        h.write_u64(EXEMPLAR);
+        h.write_u64(labels.len() as u64);
+        for (k, v) in labels {
+            text(k, &mut h);
+            text(v, &mut h);
+        }
+    }
     // One more round so the last word is mixed as well as the others.
     h.write_u64(0x9e37_79b9_7f4a_7c15);
     h.finish()
+}
+
+/// What a fingerprint says the point is (a float sample says nothing, so
+/// its fingerprint stays what it was before histograms were delivered).
+const HISTOGRAM: u64 = 1;
+const EXEMPLAR: u64 = 2;
+
+/// A string, its length first so that ("ab", "c") and ("a", "bc") differ.
+fn text(s: &str, h: &mut FxHasher) {
+    h.write_u64(s.len() as u64);
+    h.write(s.as_bytes());
+}
+
+/// Every field of a histogram, each list after its length.
+fn histogram_words(x: &Histogram, h: &mut FxHasher) {
+    use histogram::{Count, ZeroCount};
+    let (kind, count) = match x.count {
+        Some(Count::CountInt(n)) => (1, n),
+        Some(Count::CountFloat(f)) => (2, f.to_bits()),
+        None => (0, 0),
+    };
+    let (zero_kind, zero_count) = match x.zero_count {
+        Some(ZeroCount::ZeroCountInt(n)) => (1, n),
+        Some(ZeroCount::ZeroCountFloat(f)) => (2, f.to_bits()),
+        None => (0, 0),
+    };
+    for w in [
+        kind,
+        count,
+        x.sum.to_bits(),
+        x.schema as u64,
+        x.zero_threshold.to_bits(),
+        zero_kind,
+        zero_count,
+        x.reset_hint as u64,
+        x.timestamp as u64,
+        x.start_timestamp as u64,
+    ] {
+        h.write_u64(w);
+    }
+    for spans in [&x.negative_spans, &x.positive_spans] {
+        h.write_u64(spans.len() as u64);
+        for s in spans {
+            h.write_u64((u64::from(s.offset as u32) << 32) | u64::from(s.length));
+        }
+    }
+    for deltas in [&x.negative_deltas, &x.positive_deltas] {
+        h.write_u64(deltas.len() as u64);
+        for &d in deltas {
+            h.write_u64(d as u64);
+        }
+    }
+    for floats in [&x.negative_counts, &x.positive_counts, &x.custom_values] {
+        h.write_u64(floats.len() as u64);
+        for f in floats {
+            h.write_u64(f.to_bits());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +159,64 @@ mod tests {
         r.insert(&s(3, 1.0));
         assert!(!r.contains(&s(1, 1.0)));
         assert!(r.contains(&s(3, 1.0)));
+    }
+
+    /// A histogram or an exemplar delivered is not taken for the float
+    /// sample of the same series, time and value (nor the reverse), and a
+    /// histogram is told from another of the same count.
+    #[test]
+    fn histograms_and_exemplars_are_not_floats_of_their_value() {
+        use crate::record::Extra;
+        use crate::sink::store::test_points::{float_histogram, int_histogram, with, T};
+        let float = Sample::new(
+            "h",
+            &[("a", "1")],
+            Value::UInt(13),
+            T,
+            MetricType::Histogram,
+            0,
+        );
+        let hist = |h: Histogram| {
+            with(
+                float.clone(),
+                Extra {
+                    histogram: Some(h),
+                    ..Extra::default()
+                },
+            )
+        };
+        let exemplar = |v: &str| {
+            with(
+                float.clone(),
+                Extra {
+                    exemplar: Some(vec![("trace_id".into(), v.into())]),
+                    ..Extra::default()
+                },
+            )
+        };
+        let int = hist(int_histogram(T));
+        let mut other = int_histogram(T);
+        other.positive_deltas[2] += 1;
+        let other = hist(other);
+        let float_one = hist(float_histogram(T));
+        let points = [
+            float.clone(),
+            int,
+            other,
+            float_one,
+            exemplar("x"),
+            exemplar("y"),
+        ];
+        for (i, a) in points.iter().enumerate() {
+            let mut r = Recent::new(16);
+            r.insert(a);
+            for (j, b) in points.iter().enumerate() {
+                assert_eq!(r.contains(b), i == j, "remembered {i}, asked {j}");
+            }
+        }
+        // The same histogram, decoded again from another copy of the record.
+        let mut r = Recent::new(16);
+        r.insert(&points[1]);
+        assert!(r.contains(&hist(int_histogram(T))));
     }
 }

@@ -13,6 +13,23 @@
 //! NaN and ±Inf (Prometheus' staleness markers included) cannot be stored
 //! in InfluxDB: dead-lettered without being sent.
 //!
+//! # Native histograms and exemplars: dead-lettered
+//! Line protocol has neither. A histogram point is never sent as a float
+//! of its count, nor an exemplar as a float of its value (a store would
+//! then hold numbers that were never samples); both go to the dead-letter
+//! file without being sent ([`Sink::refuse`]), the histogram whole in its
+//! JSON shape, the exemplar with its labels, so nothing is dropped and an
+//! operator can replay them into a store that takes them.
+//!
+//! Why not `le` bucket series (as the OTLP receiver turns an exponential
+//! histogram into)? It is not exact: a native histogram's buckets change
+//! from one point to the next (sparse spans, schema changes), so the
+//! cumulative `le` series would appear and vanish point by point; the zero
+//! bucket's width, negative buckets, the reset hint and a float
+//! histogram's counts have no `le` form; and a reader could no longer tell
+//! the result from a classic histogram. What InfluxDB would hold is a
+//! different thing, not the histogram.
+//!
 //! InfluxDB overwrites a point with the same series and timestamp (the
 //! last write wins), so a replay of what it already has succeeds: nothing
 //! is ever refused as a duplicate.
@@ -25,6 +42,11 @@ use super::{Body, Sink};
 use crate::influx::{FieldValue, Line, Precision};
 use crate::record::{Series, Value};
 use crate::sink::Sample;
+
+/// The dead-letter reasons of the points line protocol has no form for.
+pub const NO_HISTOGRAMS: &str =
+    "InfluxDB line protocol has no native histograms (not sent as a float of its count)";
+pub const NO_EXEMPLARS: &str = "InfluxDB line protocol has no exemplars";
 
 pub struct Influx {
     /// Timestamps' unit in the request (the URL's `precision`).
@@ -69,6 +91,12 @@ impl Sink for Influx {
     }
 
     fn refuse(&self, sample: &Sample) -> Option<String> {
+        if sample.histogram().is_some() {
+            return Some(NO_HISTOGRAMS.to_string());
+        }
+        if sample.exemplar().is_some() {
+            return Some(NO_EXEMPLARS.to_string());
+        }
         (!sample.value.is_finite())
             .then(|| "InfluxDB cannot store NaN or infinite values".to_string())
     }
@@ -165,6 +193,35 @@ mod tests {
         }
         .refuse(&nan)
         .is_some());
+    }
+
+    #[test]
+    fn histograms_and_exemplars_are_refused_whatever_their_value() {
+        let influx = Influx {
+            precision: Precision::Milliseconds,
+        };
+        let points = crate::sink::store::test_points::mixed();
+        let refused: Vec<Option<String>> = points.iter().map(|s| influx.refuse(s)).collect();
+        for (s, why) in points.iter().zip(&refused) {
+            let want = if s.histogram().is_some() {
+                Some(NO_HISTOGRAMS)
+            } else if s.exemplar().is_some() {
+                Some(NO_EXEMPLARS)
+            } else if !s.value.is_finite() {
+                Some("InfluxDB cannot store NaN or infinite values")
+            } else {
+                None
+            };
+            assert_eq!(why.as_deref(), want, "{s:?}");
+        }
+        // Two histograms, two exemplars, a staleness marker; finite ones go.
+        assert_eq!(refused.iter().flatten().count(), 5);
+        // A histogram with a finite count, an exemplar with a finite value:
+        // refused for what they are, not for their value.
+        assert!(points
+            .iter()
+            .filter(|s| !s.is_plain())
+            .all(|s| s.value.is_finite() && influx.refuse(s).is_some()));
     }
 
     #[test]

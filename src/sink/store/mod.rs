@@ -8,12 +8,17 @@
 //! - [`influx`]: InfluxDB line protocol (`--sink influx`);
 //! - [`stdout`]: JSON lines (`--sink stdout`, the default). Not a [`Sink`]:
 //!   writing a line cannot be refused or retried, so it is an
-//!   [`Output`](super::Output) of its own, without the delivery machinery.
+//!   [`Output`](super::Output) of its own, without the delivery machinery;
+//! - [`wire`]: the protobuf both remote_write versions write by hand (a
+//!   float's bits kept, the native histogram message).
 
 pub mod influx;
 pub mod remote_write;
 pub mod remote_write_v2;
 pub mod stdout;
+#[cfg(test)]
+pub mod test_points;
+pub mod wire;
 
 use bytes::Bytes;
 

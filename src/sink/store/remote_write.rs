@@ -1,8 +1,11 @@
 //! Prometheus remote_write 1.0 out: a snappy-compressed (block format)
 //! `prometheus.WriteRequest`, with a `MetricMetadata` per family the batch
-//! has a type for, so Prometheus 2.x, VictoriaMetrics, Mimir and Thanos
-//! receive it. A tag becomes a label, the name `__name__`; integers are
-//! sent as the nearest f64 (remote_write has only floats).
+//! has a type (or a unit or help) for, so Prometheus 2.x, VictoriaMetrics,
+//! Mimir and Thanos receive it. A tag becomes a label, the name `__name__`;
+//! integers are sent as the nearest f64 (remote_write has only floats).
+//! A native histogram point goes in its series' `histograms` (1.0's
+//! message has no start timestamp: 2.0 added it), an exemplar in its
+//! `exemplars`: never as a float sample of the count or value they carry.
 //!
 //! # How Prometheus 2.42 answers what it already has (found by experiment)
 //! It appends a request in one transaction and rolls it all back on the
@@ -28,7 +31,7 @@ use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::{Body, Sink};
+use super::{wire, Body, Sink};
 use crate::hash::Fx;
 use crate::record::{MetricType, Series};
 use crate::sink::Sample;
@@ -80,11 +83,13 @@ pub fn snappy_body(
     }
 }
 
-/// The `WriteRequest` for `samples`, encoded by hand: the samples of one
-/// series in one `TimeSeries`, in their order; each series' labels are
-/// encoded once per series ([`Series::encoded`]), not once per request.
-/// The bytes are what prost makes of the same message (checked in the
-/// tests), except that a `-0.0` keeps its sign.
+/// The `WriteRequest` for `samples`, encoded by hand: the points of one
+/// series in one `TimeSeries`, float samples in `samples`, exemplars in
+/// `exemplars`, native histograms in `histograms`, each list in the
+/// points' order; each series' labels are encoded once per series
+/// ([`Series::encoded`]), not once per request. The bytes are what prost
+/// makes of the same message (checked in the tests), except that a `-0.0`
+/// keeps its sign.
 pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
     if samples.is_empty() {
         return Vec::new();
@@ -94,7 +99,7 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
     let mut number: Vec<u32> = Vec::with_capacity(samples.len());
     let mut series: Vec<(&Sample, usize)> = Vec::new();
     let mut index: HashMap<&Series, u32, Fx> = HashMap::default();
-    let mut families: BTreeMap<&str, Type> = BTreeMap::new();
+    let mut families: BTreeMap<&str, Family<'_>> = BTreeMap::new();
     let mut last: Option<(&Series, u32)> = None;
     for s in samples {
         // Samples of a series mostly come together: skip the map then.
@@ -102,12 +107,14 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
             Some((prev, i)) if std::ptr::eq(prev, &*s.series) => i,
             _ => *index.entry(&s.series).or_insert_with(|| {
                 series.push((s, 0));
-                if let Some((family, t)) = family(s) {
-                    families.entry(family).or_insert(t);
-                }
+                Family::note(&mut families, s);
                 (series.len() - 1) as u32
             }),
         };
+        if s.extra.is_some() {
+            // Unit and help may come with any point of the family.
+            Family::note(&mut families, s);
+        }
         last = Some((&s.series, i));
         series[i as usize].1 += 1;
         number.push(i);
@@ -131,33 +138,84 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
         let (these, rest) = group.split_at(*n);
         group = rest;
         let labels = first.series.encoded("remote-write", encode_labels);
-        let len = labels.len()
-            + these
-                .iter()
-                .map(|s| {
-                    let l = sample_len(s);
-                    1 + encoded_len_varint(l as u64) + l
-                })
-                .sum::<usize>();
+        let mut len = labels.len();
+        let mut floats = 0;
+        for s in these.iter().filter(|s| s.is_plain()) {
+            let l = sample_len(s);
+            len += 1 + encoded_len_varint(l as u64) + l;
+            floats += 1;
+        }
+        // Exemplars and histograms are rare: encoded apart, after the
+        // float samples (fields 3 and 4 follow field 2).
+        let others = if floats < these.len() {
+            exemplars_and_histograms(these)
+        } else {
+            Vec::new()
+        };
+        len += others.len();
         encode_key(1, WireType::LengthDelimited, &mut out);
         encode_varint(len as u64, &mut out);
         out.extend_from_slice(&labels);
-        for s in these {
+        for s in these.iter().filter(|s| s.is_plain()) {
             encode_sample(s, &mut out);
         }
+        out.extend_from_slice(&others);
     }
-    for (name, t) in families {
-        // MetricMetadata: type (1), metric_family_name (2); help and unit empty.
-        let len = 2 + 1 + encoded_len_varint(name.len() as u64) + name.len();
-        encode_key(3, WireType::LengthDelimited, &mut out);
-        encode_varint(len as u64, &mut out);
-        encode_key(1, WireType::Varint, &mut out);
-        encode_varint(t as u64, &mut out);
-        encode_key(2, WireType::LengthDelimited, &mut out);
-        encode_varint(name.len() as u64, &mut out);
-        out.extend_from_slice(name.as_bytes());
+    for (name, f) in families {
+        if let Some(meta) = f.encoded(name) {
+            wire::message(3, &meta, &mut out);
+        }
     }
     out
+}
+
+/// What a request says of a metric family (`MetricMetadata`): its type,
+/// and its unit and help where a point of it had them.
+#[derive(Default)]
+struct Family<'a> {
+    kind: Option<Type>,
+    unit: &'a str,
+    help: &'a str,
+}
+
+impl<'a> Family<'a> {
+    /// Adds what `s` says of its family: the type of the family's first
+    /// typed sample, the first unit and help met.
+    fn note(families: &mut BTreeMap<&'a str, Family<'a>>, s: &'a Sample) {
+        let (name, kind) = family(s);
+        let f = families.entry(name).or_default();
+        if f.kind.is_none() {
+            f.kind = kind;
+        }
+        if let Some(e) = s.extra.as_deref() {
+            if f.unit.is_empty() {
+                f.unit = e.unit.as_deref().unwrap_or_default();
+            }
+            if f.help.is_empty() {
+                f.help = e.help.as_deref().unwrap_or_default();
+            }
+        }
+    }
+
+    /// The `MetricMetadata` message (type 1, family name 2, help 4, unit
+    /// 5), or none when there is nothing to say (an untyped family
+    /// without unit or help, as before units and help were stored).
+    fn encoded(&self, name: &str) -> Option<Vec<u8>> {
+        if self.kind.is_none() && self.unit.is_empty() && self.help.is_empty() {
+            return None;
+        }
+        let mut meta = Vec::with_capacity(name.len() + self.help.len() + 16);
+        let kind = self.kind.unwrap_or(Type::Unknown) as i32;
+        if kind != 0 {
+            prost::encoding::int32::encode(1, &kind, &mut meta);
+        }
+        for (tag, text) in [(2, name), (4, self.help), (5, self.unit)] {
+            if !text.is_empty() {
+                wire::message(tag, text.as_bytes(), &mut meta);
+            }
+        }
+        Some(meta)
+    }
 }
 
 /// A `Sample` message's length: value (fixed64) and timestamp (varint),
@@ -189,6 +247,37 @@ fn encode_sample(s: &Sample, out: &mut Vec<u8>) {
         encode_key(2, WireType::Varint, out);
         encode_varint(s.timestamp as u64, out);
     }
+}
+
+/// `TimeSeries.exemplars` (field 3) then `TimeSeries.histograms` (field
+/// 4) of a series' points, each in the points' order. A histogram's count
+/// (the sample's value) is in the histogram; an exemplar's value and time
+/// are the sample's.
+fn exemplars_and_histograms(points: &[&Sample]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    for s in points.iter().filter(|s| s.histogram().is_none()) {
+        let Some(labels) = s.exemplar() else { continue };
+        body.clear();
+        for (name, value) in labels {
+            let label = Label {
+                name: name.clone(),
+                value: value.clone(),
+            };
+            prost::encoding::message::encode(1, &label, &mut body);
+        }
+        wire::double(2, s.value.as_f64(), &mut body);
+        wire::int64(3, s.timestamp, &mut body);
+        wire::message(3, &body, &mut out);
+    }
+    for s in points {
+        let Some(h) = s.histogram() else { continue };
+        body.clear();
+        // 1.0's histogram has no start timestamp (2.0 added field 17).
+        wire::histogram(h, s.timestamp, 0, &mut body);
+        wire::message(4, &body, &mut out);
+    }
+    out
 }
 
 /// `TimeSeries.labels` (field 1, repeated `Label`) of a series.
@@ -226,9 +315,11 @@ fn labels(s: &Series) -> Vec<Label> {
     out
 }
 
-/// The family a sample belongs to and its type: a histogram's or summary's
-/// `_bucket`, `_sum`, `_count` series belong to the name without it.
-fn family(s: &Sample) -> Option<(&str, Type)> {
+/// The family a sample belongs to and its type, where it has one: a
+/// classic histogram's or summary's `_bucket`, `_sum`, `_count` series
+/// belong to the name without it; a native histogram's series is its
+/// family.
+fn family(s: &Sample) -> (&str, Option<Type>) {
     let t = match s.kind {
         MetricType::Counter => Type::Counter,
         MetricType::Gauge => Type::Gauge,
@@ -237,10 +328,10 @@ fn family(s: &Sample) -> Option<(&str, Type)> {
         MetricType::GaugeHistogram => Type::Gaugehistogram,
         MetricType::Info => Type::Info,
         MetricType::StateSet => Type::Stateset,
-        MetricType::Unknown => return None,
+        MetricType::Unknown => return (s.name(), None),
     };
     let mut name = s.name();
-    if matches!(t, Type::Histogram | Type::Summary) {
+    if matches!(t, Type::Histogram | Type::Summary) && s.histogram().is_none() {
         for suffix in ["_bucket", "_sum", "_count"] {
             if let Some(base) = name.strip_suffix(suffix) {
                 name = base;
@@ -248,7 +339,7 @@ fn family(s: &Sample) -> Option<(&str, Type)> {
             }
         }
     }
-    Some((name, t))
+    (name, Some(t))
 }
 
 #[cfg(test)]
@@ -313,7 +404,7 @@ mod tests {
                         labels: labels(&s.series),
                         ..TimeSeries::default()
                     });
-                    if let Some((f, t)) = family(s) {
+                    if let (f, Some(t)) = family(s) {
                         families.entry(f).or_insert(t);
                     }
                     series.len() - 1
@@ -377,6 +468,170 @@ mod tests {
         let _ = fresh.series.encoded("other", |_| b"not labels".to_vec());
         let fresh = [fresh];
         assert_eq!(encode_request(&fresh), reference(&fresh));
+    }
+
+    /// prompb 1.0's histogram of a stored one (no start timestamp).
+    fn v1_histogram(h: &crate::record::metric::Histogram) -> prompb::v1::Histogram {
+        use crate::record::metric::histogram::{Count, ZeroCount};
+        use prompb::v1::histogram as v1;
+        prompb::v1::Histogram {
+            count: h.count.map(|c| match c {
+                Count::CountInt(n) => v1::Count::CountInt(n),
+                Count::CountFloat(f) => v1::Count::CountFloat(f),
+            }),
+            sum: h.sum,
+            schema: h.schema,
+            zero_threshold: h.zero_threshold,
+            zero_count: h.zero_count.map(|c| match c {
+                ZeroCount::ZeroCountInt(n) => v1::ZeroCount::ZeroCountInt(n),
+                ZeroCount::ZeroCountFloat(f) => v1::ZeroCount::ZeroCountFloat(f),
+            }),
+            negative_spans: h
+                .negative_spans
+                .iter()
+                .map(|s| prompb::v1::BucketSpan {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect(),
+            negative_deltas: h.negative_deltas.clone(),
+            negative_counts: h.negative_counts.clone(),
+            positive_spans: h
+                .positive_spans
+                .iter()
+                .map(|s| prompb::v1::BucketSpan {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect(),
+            positive_deltas: h.positive_deltas.clone(),
+            positive_counts: h.positive_counts.clone(),
+            reset_hint: h.reset_hint,
+            timestamp: h.timestamp,
+            custom_values: h.custom_values.clone(),
+        }
+    }
+
+    fn label(name: &str, value: &str) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn float(value: f64, timestamp: i64) -> prompb::v1::Sample {
+        prompb::v1::Sample { value, timestamp }
+    }
+
+    /// Every kind of point decodes back as the `WriteRequest` written out
+    /// here by hand, field by field. prost writes every float as its bits
+    /// (so equal encodings are bit-equal values, NaN payloads included)
+    /// except that it leaves out a -0.0, checked on its own.
+    #[test]
+    fn every_kind_of_point_arrives_where_1_0_puts_it() {
+        use super::super::test_points::{self as p, T};
+        let body = RemoteWrite.encode(&p::mixed());
+        let proto = snap::raw::Decoder::new()
+            .decompress_vec(&body.bytes)
+            .unwrap();
+        let got = WriteRequest::decode(proto.as_slice()).unwrap();
+        let stale = f64::from_bits(crate::record::value::STALE_NAN);
+        let want = WriteRequest {
+            timeseries: vec![
+                TimeSeries {
+                    labels: vec![label("__name__", "requests_total"), label("code", "200")],
+                    samples: vec![
+                        float(5.0, T),
+                        float(-7.0, T + 5),
+                        float(-0.0, T + 15),
+                        float(stale, T + 20),
+                    ],
+                    exemplars: vec![prompb::v1::Exemplar {
+                        labels: vec![
+                            label("trace_id", "4bf92f3577b34da6"),
+                            label("span.id", "00f067aa0ba902b7"),
+                        ],
+                        value: 1.0,
+                        timestamp: T + 3,
+                    }],
+                    histograms: vec![],
+                },
+                TimeSeries {
+                    labels: vec![
+                        label("__name__", p::DURATION),
+                        label("service.name", "checkout"),
+                        label("zoné", "ö☃"),
+                    ],
+                    samples: vec![],
+                    exemplars: vec![prompb::v1::Exemplar {
+                        labels: vec![label("trace_id", "ü-1")],
+                        value: 0.031,
+                        timestamp: T + 12,
+                    }],
+                    histograms: vec![
+                        v1_histogram(&p::int_histogram(T)),
+                        v1_histogram(&p::float_histogram(T + 10)),
+                    ],
+                },
+                TimeSeries {
+                    labels: vec![label("__name__", "temperature"), label("room", "kitchen")],
+                    samples: vec![float(21.5, T)],
+                    ..TimeSeries::default()
+                },
+            ],
+            metadata: vec![
+                prompb::v1::MetricMetadata {
+                    r#type: Type::Histogram as i32,
+                    metric_family_name: p::DURATION.into(),
+                    help: "Time a request took.".into(),
+                    unit: "seconds".into(),
+                },
+                prompb::v1::MetricMetadata {
+                    r#type: Type::Counter as i32,
+                    metric_family_name: "requests_total".into(),
+                    help: "Requests served.".into(),
+                    unit: String::new(),
+                },
+                prompb::v1::MetricMetadata {
+                    r#type: Type::Gauge as i32,
+                    metric_family_name: "temperature".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(got.encode_to_vec(), want.encode_to_vec(), "{got:#?}");
+        let negative_zero = (-0.0f64).to_bits();
+        assert_eq!(got.timeseries[0].samples[2].value.to_bits(), negative_zero);
+        assert_eq!(got.timeseries[1].histograms[0].sum.to_bits(), negative_zero);
+        assert_eq!(
+            got.timeseries[1].histograms[1].positive_counts[1].to_bits(),
+            negative_zero
+        );
+    }
+
+    #[test]
+    fn an_untyped_family_has_metadata_only_with_unit_or_help() {
+        let plain = sample("x", &[], 1.0, 1, MetricType::Unknown);
+        let req =
+            WriteRequest::decode(encode_request(std::slice::from_ref(&plain)).as_slice()).unwrap();
+        assert!(req.metadata.is_empty());
+        let helped = super::super::test_points::with(
+            plain,
+            crate::record::Extra {
+                help: Some("h".into()),
+                ..Default::default()
+            },
+        );
+        let req = WriteRequest::decode(encode_request(&[helped]).as_slice()).unwrap();
+        assert_eq!(
+            req.metadata,
+            [prompb::v1::MetricMetadata {
+                r#type: Type::Unknown as i32,
+                metric_family_name: "x".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }]
+        );
     }
 
     #[test]
