@@ -217,9 +217,11 @@ fn prometheus_native_histograms_and_exemplars_through_metricstream_into_promethe
             assert_eq!(
                 own(&format!("{kind}_{what}")),
                 0.0,
-                "A counted {kind} {what}: serve refused some? /stats: {}\nserve's log:\n{}",
+                "A counted {kind} {what}: serve refused some? /stats: {}\nserve's log:\n{}\n\
+                 A's log:\n{}",
                 server.get("/stats").body,
-                server.log_text()
+                server.log_text(),
+                a.log_text()
             );
         }
     }
@@ -295,6 +297,7 @@ fn assert_same_stores(a: &Prometheus, b: &Prometheus, window: Window) -> String 
         .filter(|v| *v == "NaN")
         .count();
     assert!(nans > 0, "the gauge was never NaN: NaN was not compared");
+    eprintln!("floats: A = B, {float_series} series / {floats} samples");
 
     let per_series = assert_same_histograms(a, b, JOB, window, within);
     let names: Vec<(&str, Option<&str>)> = per_series
@@ -345,6 +348,17 @@ fn assert_same_stores(a: &Prometheus, b: &Prometheus, window: Window) -> String 
         }
     }
 
+    eprintln!(
+        "native histograms: A = B, {} series / {histograms} points, {by_function:?} steps",
+        per_series.len()
+    );
+
+    // 2.42's receiver appends a time series' exemplars before its
+    // histograms: exemplars sent in the same `TimeSeries` as the first
+    // histograms of a series it does not have yet are dropped (answered
+    // 204, logged at debug level only). The target sends none with the
+    // first scrape, so Prometheus to Prometheus loses none; B missing the
+    // exemplars of the histogram series only points there.
     let (exemplar_series, exemplars) = assert_same_exemplars(a, b, JOB, window, within);
     let a_exemplars = a.exemplars(JOB, window.end_ms - window.len_ms, window.end_ms);
     let with_exemplars: Vec<(&str, usize)> = a_exemplars

@@ -35,8 +35,8 @@ Every scrape exposes, changing deterministically with the scrape number n
   a series' very first histogram finds no series yet and is dropped (even
   from Prometheus to Prometheus);
 - nh_payload_bytes: an integer native histogram with no classic buckets,
-  schema 0, a zero bucket of threshold 0 and a count above its buckets'
-  sum (NaN observations count but fall in no bucket);
+  schema 0, a zero bucket of threshold 0, and from the 4th scrape on NaN
+  observations: a count above its buckets' sum, and a NaN sum;
 - nh_queue_ratio: a float native histogram, schema -1;
 - nh_requests_total{code="200"}: a counter with an exemplar, stamped on
   even scrapes and left for Prometheus to stamp on odd ones;
@@ -345,8 +345,12 @@ def families(n, clock):
     counts = [n, 2 * n, n + 5]
     h.positive_span.add(offset=3, length=len(counts))
     h.positive_delta.extend(deltas(counts))
-    h.sample_count = h.zero_count + sum(counts) + n // 4
-    h.sample_sum = 1024.5 * n
+    # NaN observations (one from scrape 4 on) count but fall in no bucket,
+    # and make the sum NaN: Prometheus (since 2.49) and metricstream take a
+    # count above the buckets' only with a NaN sum.
+    nans = n // 4
+    h.sample_count = h.zero_count + sum(counts) + nans
+    h.sample_sum = float("nan") if nans else 1024.5 * n
     out.append(mf)
 
     mf = MetricFamily(name="nh_queue_ratio", help="Queue fill ratio.", type=HISTOGRAM)
