@@ -3,8 +3,9 @@
 //! descriptors made at run time, no protoc, cramjam's snappy block format)
 //! and POSTs them to the real `metricstream serve`. Each case gets its
 //! documented answer and written headers, and `metricstream consume` reads
-//! back exactly the samples that should have been stored, bit for bit, and
-//! nothing of the refused series.
+//! back exactly the points that should have been stored, bit for bit
+//! (float samples, native histograms field by field, exemplars with their
+//! labels, UTF-8 names, unit and help), and nothing of what was refused.
 //!
 //! Needs Python with protobuf and cramjam at `METRICSTREAM_PYTHON`:
 //! `./scripts/test.sh` (or `source scripts/deps.sh`) installs and sets it.
@@ -106,15 +107,19 @@ fn answers() -> Vec<Answer> {
         ),
         a("heavy_reuse", 204, Some(["4", "0", "0"]), &[]),
         a("unicode", 204, Some(["2", "0", "0"]), &[]),
+        a("utf8_names", 204, Some(["2", "0", "0"]), &[]),
+        a("native_histograms", 204, Some(["0", "4", "3"]), &[]),
         a(
-            "histogram",
+            "histogram_refused",
             400,
             Some(["1", "0", "0"]),
             &[
                 "1 series refused (0 samples, 2 native histogram samples, 1 exemplars); \
-                 1 samples stored",
-                "native histogram samples are not supported",
-                "exemplars are not supported",
+                 1 samples stored, 0 native histogram samples stored, 0 exemplars stored",
+                "series {__name__=\"hist_mixed\",case=\"histogram\"}: 1 native histogram \
+                 samples refused, the first: schema 9: must be -4..=8",
+                "1 exemplars refused, the first: labels_refs has an odd length (1)",
+                "custom buckets: bounds must be strictly increasing, 1 follows 1",
             ],
         ),
         a(
@@ -156,8 +161,9 @@ fn bits(f: f64) -> String {
     format!("bits {:#018x}", f.to_bits())
 }
 
-/// One stored sample as compared: name, tags, type, created timestamp
-/// (null when none), timestamp, value.
+/// One stored point as compared: name, tags, type, created timestamp,
+/// timestamp, value; unit, help, histogram and exemplar null unless set
+/// with [`with`].
 fn row(name: &str, tags: Value, kind: &str, created: Option<i64>, ts: i64, value: String) -> Value {
     json!({
         "name": name,
@@ -166,7 +172,22 @@ fn row(name: &str, tags: Value, kind: &str, created: Option<i64>, ts: i64, value
         "created_timestamp": created,
         "timestamp": ts,
         "value": value,
+        "unit": null,
+        "help": null,
+        "histogram": null,
+        "exemplar": null,
     })
+}
+
+/// `row` with `key` set.
+fn with(mut row: Value, key: &str, value: Value) -> Value {
+    row[key] = value;
+    row
+}
+
+/// `row` with its series' unit and help.
+fn described(row: Value, unit: Option<&str>, help: &str) -> Value {
+    with(with(row, "unit", json!(unit)), "help", json!(help))
 }
 
 fn expected(t: i64) -> Vec<Value> {
@@ -185,7 +206,7 @@ fn expected(t: i64) -> Vec<Value> {
     });
     let created = Some(t - 60_000);
     let s = |x: &str| x.to_string();
-    vec![
+    let mut rows = vec![
         // normal
         row(
             "jobs_done_total",
@@ -346,16 +367,146 @@ fn expected(t: i64) -> Vec<Value> {
             t,
             bits(12.0),
         ),
-        // histogram: the float sample beside the refused histogram
+    ];
+    // The normal case's metadata: unit and help on every point.
+    for r in &mut rows {
+        let (unit, help) = match r["name"].as_str() {
+            Some("jobs_done_total") => (None, "Jobs done."),
+            Some("temp_celsius") => (Some("celsius"), "Temperature."),
+            _ => continue,
+        };
+        *r = described(r.take(), unit, help);
+    }
+    // utf8_names: stored as sent, Prometheus 3's __type__ label included.
+    rows.push(described(
         row(
-            "hist_mixed",
-            json!({"case": "histogram"}),
+            "http.server.request.duration",
+            json!({
+                "__type__": "gauge", "case": "utf8", "région": "Zürich",
+                "service.name": "checkout", "🦀": "ferris",
+            }),
             "gauge",
             None,
             t,
-            bits(13.0),
+            bits(17.0),
         ),
-    ]
+        Some("s"),
+        "Request duration.",
+    ));
+    rows.push(row(
+        "__",
+        json!({"case": "utf8"}),
+        "gauge",
+        None,
+        t,
+        bits(18.0),
+    ));
+    // native_histograms: each histogram field as sent (consume's JSON
+    // shape), then the series' exemplars (which carry no unit or help).
+    let rpc = json!({"case": "histogram"});
+    let rpc_row = |created, ts, value| {
+        described(
+            row("rpc.duration", rpc.clone(), "histogram", created, ts, value),
+            Some("seconds"),
+            "RPC latency.",
+        )
+    };
+    rows.push(with(
+        rpc_row(created, t - 1000, bits(7.0)),
+        "histogram",
+        json!({
+            "count": 7, "sum": 12.5, "schema": 3, "zero_threshold": 1e-128,
+            "zero_count": 1, "negative_spans": [[-2, 1]], "negative_deltas": [2],
+            "positive_spans": [[-1, 2], [3, 1]], "positive_deltas": [1, 1, -1],
+            "reset_hint": "no", "start_timestamp": t - 60_000,
+        }),
+    ));
+    rows.push(with(
+        rpc_row(None, t, bits(6.0)),
+        "histogram",
+        json!({
+            "count": 6, "sum": 10.0, "schema": -53, "zero_threshold": 0.0,
+            "zero_count": 0, "positive_spans": [[0, 2], [1, 1]],
+            "positive_deltas": [1, 2, -1], "reset_hint": "yes",
+            "custom_values": [0.1, 0.5, 1.0],
+        }),
+    ));
+    let exemplar = |tags: &Value, kind, ts, value, labels: Value| {
+        let r = row(
+            tags["name"].as_str().unwrap_or_default(),
+            tags["tags"].clone(),
+            kind,
+            None,
+            ts,
+            value,
+        );
+        with(r, "exemplar", json!({ "labels": labels }))
+    };
+    let rpc_series = json!({"name": "rpc.duration", "tags": rpc});
+    rows.push(exemplar(
+        &rpc_series,
+        "histogram",
+        t - 1000,
+        bits(0.042),
+        json!({"span_id": "def", "trace_id": "abc"}),
+    ));
+    rows.push(exemplar(
+        &rpc_series,
+        "histogram",
+        t,
+        bits(0.2),
+        json!({"trace_id": "xyz"}),
+    ));
+    let queue = json!({"case": "histogram", "région": "Zürich"});
+    let queue_row = |ts, value| {
+        row(
+            "queue.wait",
+            queue.clone(),
+            "gaugehistogram",
+            None,
+            ts,
+            value,
+        )
+    };
+    rows.push(with(
+        queue_row(t - 1, bits(6.5)),
+        "histogram",
+        json!({
+            "float": true, "count": 6.5, "sum": -3.25, "schema": -4,
+            "zero_threshold": 0.001, "zero_count": 0.5,
+            "negative_spans": [[0, 2]], "negative_counts": [1.0, 2.0],
+            "positive_spans": [[1, 1]], "positive_counts": [3.0],
+            "reset_hint": "gauge",
+        }),
+    ));
+    rows.push(with(
+        queue_row(t, bits(2.5)),
+        "histogram",
+        json!({
+            "float": true, "count": 2.5, "sum": "StaleNaN", "schema": -53,
+            "zero_threshold": 0.0, "zero_count": 0.0,
+            "positive_spans": [[1, 2]], "positive_counts": [1.5, 1.0],
+            "reset_hint": "unknown", "custom_values": [-1.0, 0.0, 2.5],
+        }),
+    ));
+    rows.push(exemplar(
+        &json!({"name": "queue.wait", "tags": queue}),
+        "gaugehistogram",
+        t,
+        bits(1.25),
+        json!({"trace_id": "ünï"}),
+    ));
+    // histogram_refused: the float sample beside the refused histogram and
+    // exemplar.
+    rows.push(row(
+        "hist_mixed",
+        json!({"case": "histogram"}),
+        "gauge",
+        None,
+        t,
+        bits(13.0),
+    ));
+    rows
 }
 
 #[test]
@@ -432,14 +583,20 @@ fn python_rw2_client_gets_documented_answers_and_exact_storage() {
     let stored: Vec<Value> = lines
         .iter()
         .map(|l| {
-            row(
+            let mut r = row(
                 l["name"].as_str().expect("name"),
                 l["tags"].clone(),
                 l["type"].as_str().expect("type"),
                 l.get("created_timestamp").and_then(Value::as_i64),
                 l["timestamp"].as_i64().expect("timestamp"),
                 value_text(&l["value"]),
-            )
+            );
+            for key in ["unit", "help", "histogram", "exemplar"] {
+                if let Some(v) = l.get(key) {
+                    r[key] = v.clone();
+                }
+            }
+            r
         })
         .collect();
     for l in &lines {

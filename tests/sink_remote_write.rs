@@ -6,14 +6,16 @@
 //! in the dead-letter file). After each, the committed offsets are at the
 //! end of every partition. And at a scripted store that decodes what it
 //! gets: native histograms and exemplars (UTF-8 names, unit, help) arrive
-//! in their own lists, once each, none as a float.
+//! in their own lists, once each, none as a float; a histogram the store
+//! answers 500 "invalid" to (as Prometheus does) is dead-lettered, not
+//! retried for ever.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::fake_store::FakeStore;
+use common::fake_store::{FakeStore, What};
 use common::prometheus::{
     consumed_samples, missing_from, now_ms, Prometheus, PrometheusConfig, Samples,
 };
@@ -398,4 +400,73 @@ fn native_histograms_and_exemplars_reach_a_1_0_store_as_what_they_are() {
         &expected_metadata(),
     );
     assert!(dead_letters(dir.path(), "g").is_empty());
+}
+
+/// Prometheus answers 500 to a native histogram it finds invalid, which no
+/// retry changes: those histograms, and only they, go to the dead-letter
+/// file with the store's reason; everything else arrives; every offset is
+/// committed (the partition does not stall on them).
+#[test]
+fn histograms_the_store_finds_invalid_are_dead_lettered_not_retried_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut requests = native_requests(12, now_ms() - 60_000);
+    store_requests(dir.path(), 2, &mut requests);
+    const INVALID: &str = "7 observations found in buckets, but the Count field is 4.5: \
+        histogram's observation count should be at least the number of observations \
+        found in the buckets";
+    // As Prometheus 2.42 answers: the whole request fails on the first
+    // invalid histogram.
+    let invalid = |p: &common::fake_store::Point| {
+        matches!(p.what, What::Histogram(_)) && p.series["__name__"] == "queue_wait_seconds"
+    };
+    let store = FakeStore::answering(Box::new(move |_, r| {
+        let bad = r.decoded().points.iter().any(invalid);
+        Some(match bad {
+            true => (500, vec![], INVALID.to_string()),
+            false => (204, vec![], String::new()),
+        })
+    }));
+    let mut args = remote_write_args(&store.url());
+    args.extend(["--batch-samples", "9", "--exit-at-end"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut consumer = Consumer::start(dir.path(), "g", &args);
+    let status = consumer.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", consumer.log_text());
+    let (_, ends) = queued(dir.path());
+    wait_committed(dir.path(), "g", &ends, Duration::from_secs(1), &|| {
+        consumer.log_text()
+    });
+
+    let mut expected = expected_points(&requests, 1);
+    expected.retain(|p| !invalid(p));
+    let mut metadata = expected_metadata();
+    // The series had nothing else: no request of it was taken.
+    metadata.remove("queue_wait_seconds");
+    let received = store.received.lock().unwrap();
+    assert!(received.iter().any(|r| r.status == Some(500)));
+    assert_delivered(&received, &expected, &metadata);
+    let dead = dead_letters(dir.path(), "g");
+    let mut times: Vec<i64> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["name"], "queue_wait_seconds", "{d}");
+            assert_eq!((&d["status"], &d["reason"]), (&500.into(), &INVALID.into()));
+            assert_eq!(d["histogram"]["float"], true, "{d}");
+            d["timestamp"].as_i64().unwrap()
+        })
+        .collect();
+    times.sort();
+    let mut want: Vec<i64> = requests
+        .iter()
+        .flat_map(|(_, _, metrics)| metrics)
+        .filter(|m| m.name == "queue_wait_seconds")
+        .map(|m| m.timestamp.unwrap() as i64)
+        .collect();
+    want.sort();
+    assert_eq!(times, want, "every invalid histogram dead-lettered once");
+    let log = consumer.log_text();
+    assert!(
+        !log.contains("retrying"),
+        "an invalid histogram was retried:\n{log}"
+    );
 }

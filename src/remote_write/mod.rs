@@ -64,9 +64,10 @@
 //! - Timestamps (float samples, histograms, exemplars) are in
 //!   `0..=now_ms + 10 min` ([`MAX_FUTURE_MS`]): earlier than 1970 or
 //!   further in the future is refused. An exemplar's timestamp 0 means the
-//!   sender did not give one (both versions' protobuf say so): it is
-//!   stored without one, and the record writer stamps it with the receive
-//!   time, as every metric without a timestamp.
+//!   sender did not give one (Prometheus' own decoders of both versions
+//!   read it so: `HasTs: timestamp != 0`): it is stored without one, and
+//!   the record writer stamps it with the receive time, as every metric
+//!   without a timestamp.
 //! - Every float value is kept: NaN (bit pattern included, so Prometheus'
 //!   staleness marker `0x7ff0000000000002` survives) and ±Inf are values.
 //! - Native histograms (`histogram.rs`) pass the structural checks of
@@ -74,9 +75,11 @@
 //!   a schema of -4..=8 or -53 (custom buckets), spans that need as many
 //!   buckets as sent, no negative bucket count, the count of an integer
 //!   histogram equal to its buckets' (at least, with a NaN sum), custom
-//!   bounds strictly increasing and not NaN with no explicit +Inf; plus a
-//!   known reset hint and count and zero count of the same kind (integer or
-//!   float), which Prometheus would otherwise read as 0. Counted in
+//!   bounds strictly increasing and not NaN with no explicit +Inf. Two more,
+//!   so that what is stored reads back as sent: a known reset hint (the
+//!   stored record names four), and a zero count of the same kind as the
+//!   count, integer or float (Prometheus would read the other kind as 0,
+//!   losing the zero bucket's observations). Counted in
 //!   [`Refused::histograms`].
 //! - Exemplars (`exemplar.rs`): label names not empty, without a control
 //!   character and unique; names and values together at most
@@ -93,7 +96,8 @@
 //! # Metadata
 //! - Type: 2.0's per-series `Metadata.type`; 1.0's `metadata` entries (by
 //!   family, matched to series names by [`family_for`]). Remembered per
-//!   sender ([`TypeCache`]) for the series that come without one.
+//!   sender ([`TypeCache`]) for the series that come with no metadata of
+//!   their own (no type, unit or help).
 //!   Gauge histograms stay gauge histograms; info and stateset are stored
 //!   as gauges. A series with no known type that carries native histograms
 //!   is a histogram.
@@ -307,8 +311,8 @@ pub struct Exemplar {
 }
 
 /// Prometheus' metric types as this service stores them: info and
-/// stateset fold into gauge (both are gauges of value 1 in Prometheus'
-/// exposition), the others are kept.
+/// stateset fold into gauge (Prometheus' text exposition shows both as
+/// gauges), the others are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Counter,

@@ -1861,7 +1861,46 @@ fn write_fuzz_seeds() {
     s.created_timestamp = NOW;
     let v1 = v1_request.encode_to_vec();
     let v2 = b.body();
-    let seeds: [(&str, u8, Vec<u8>); 10] = [
+    // Every kind of point, valid and not, under UTF-8 names, with unit
+    // and help: what the fuzzer starts from to reach each rule.
+    let mut bad = int_custom();
+    bad.custom_values = vec![1.0, f64::NAN];
+    let mut h1 = v1_series(&[("__name__", "rpc.duration"), ("service.name", "é")], &[]);
+    h1.histograms = all_kinds().iter().chain([&bad]).map(to_v1).collect();
+    h1.exemplars = vec![
+        v1_exemplar(&[("trace_id", "abc")], 0.5, NOW),
+        v1_exemplar(&[("a", "1"), ("a", "2")], 0.5, 0),
+    ];
+    let v1_points = v1::WriteRequest {
+        timeseries: vec![h1],
+        metadata: vec![v1::MetricMetadata {
+            r#type: v1::metric_metadata::MetricType::Histogram as i32,
+            metric_family_name: "rpc.duration".into(),
+            help: "RPC latency.".into(),
+            unit: "seconds".into(),
+        }],
+    }
+    .encode_to_vec();
+    let mut b = V2::new();
+    let help = b.sym("RPC latency.");
+    let unit = b.sym("seconds");
+    let exemplars = vec![
+        b.exemplar(&[("trace_id", "🦀")], 0.5, NOW),
+        b.exemplar(&[("trace_id", "x")], 0.5, -1),
+    ];
+    let s = b.series(&[("__name__", "rpc.duration"), ("🦀", "1")], &[(1.0, NOW)]);
+    s.samples[0].start_timestamp = NOW - 1;
+    s.histograms = all_kinds().into_iter().chain([bad]).collect();
+    s.exemplars = exemplars;
+    s.metadata = Some(v2::Metadata {
+        r#type: v2::metadata::MetricType::Gaugehistogram as i32,
+        help_ref: help,
+        unit_ref: unit,
+    });
+    let v2_points = b.body();
+    let seeds: [(&str, u8, Vec<u8>); 12] = [
+        ("v1-points", 2, snappy(&v1_points)),
+        ("v2-points", 3, snappy(&v2_points)),
         ("v1-raw", 0, v1.clone()),
         ("v1-snappy", 2, snappy(&v1)),
         ("v2-raw", 1, v2.clone()),

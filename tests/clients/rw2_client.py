@@ -2,7 +2,9 @@
 
 Builds `io.prometheus.write.v2.Request` bodies without protoc or generated
 code: the messages are described at run time with a FileDescriptorProto
-(field numbers as in Prometheus' prompb/io/prometheus/write/v2/types.proto),
+(field numbers as in Prometheus' prompb/io/prometheus/write/v2/types.proto,
+native histograms and exemplars included; `_self_check` compares the wire
+bytes with ones worked out by hand from that file),
 snappy-compressed in the block format with cramjam, and POSTed with
 http.client. Shares no code with metricstream's Rust decoder.
 
@@ -33,12 +35,17 @@ F = descriptor_pb2.FieldDescriptorProto
 OPTIONAL, REPEATED = F.LABEL_OPTIONAL, F.LABEL_REPEATED
 
 
-def _message(file, name, fields):
+def _message(file, name, fields, oneofs=()):
+    """fields: (name, number, label, type, type name or None[, oneof name])."""
     m = file.message_type.add(name=name)
-    for field_name, number, label, kind, type_name in fields:
+    for oneof in oneofs:
+        m.oneof_decl.add(name=oneof)
+    for field_name, number, label, kind, type_name, *oneof in fields:
         f = m.field.add(name=field_name, number=number, label=label, type=kind)
         if type_name:
             f.type_name = type_name
+        if oneof:
+            f.oneof_index = list(oneofs).index(oneof[0])
     return m
 
 
@@ -101,15 +108,39 @@ def _types():
         ]
     ):
         enum.value.add(name="METRIC_TYPE_" + name, number=number)
-    # Minimal: enough fields to send one.
-    _message(
+    histogram = _message(
         file,
         "Histogram",
         [
-            ("count_int", 1, OPTIONAL, F.TYPE_UINT64, None),
+            ("count_int", 1, OPTIONAL, F.TYPE_UINT64, None, "count"),
+            ("count_float", 2, OPTIONAL, F.TYPE_DOUBLE, None, "count"),
             ("sum", 3, OPTIONAL, F.TYPE_DOUBLE, None),
             ("schema", 4, OPTIONAL, F.TYPE_SINT32, None),
+            ("zero_threshold", 5, OPTIONAL, F.TYPE_DOUBLE, None),
+            ("zero_count_int", 6, OPTIONAL, F.TYPE_UINT64, None, "zero_count"),
+            ("zero_count_float", 7, OPTIONAL, F.TYPE_DOUBLE, None, "zero_count"),
+            ("negative_spans", 8, REPEATED, F.TYPE_MESSAGE, ref("BucketSpan")),
+            ("negative_deltas", 9, REPEATED, F.TYPE_SINT64, None),
+            ("negative_counts", 10, REPEATED, F.TYPE_DOUBLE, None),
+            ("positive_spans", 11, REPEATED, F.TYPE_MESSAGE, ref("BucketSpan")),
+            ("positive_deltas", 12, REPEATED, F.TYPE_SINT64, None),
+            ("positive_counts", 13, REPEATED, F.TYPE_DOUBLE, None),
+            ("reset_hint", 14, OPTIONAL, F.TYPE_ENUM, ref("Histogram.ResetHint")),
             ("timestamp", 15, OPTIONAL, F.TYPE_INT64, None),
+            ("custom_values", 16, REPEATED, F.TYPE_DOUBLE, None),
+            ("start_timestamp", 17, OPTIONAL, F.TYPE_INT64, None),
+        ],
+        oneofs=("count", "zero_count"),
+    )
+    enum = histogram.enum_type.add(name="ResetHint")
+    for number, name in enumerate(["UNSPECIFIED", "YES", "NO", "GAUGE"]):
+        enum.value.add(name="RESET_HINT_" + name, number=number)
+    _message(
+        file,
+        "BucketSpan",
+        [
+            ("offset", 1, OPTIONAL, F.TYPE_SINT32, None),
+            ("length", 2, OPTIONAL, F.TYPE_UINT32, None),
         ],
     )
     _message(
@@ -130,13 +161,16 @@ def _types():
             return message_factory.GetMessageClass(d)
         return message_factory.MessageFactory(pool).GetPrototype(d)
 
-    return {n: cls(n) for n in ["Request", "TimeSeries", "Sample", "Metadata"]}
+    names = ["Request", "TimeSeries", "Sample", "Metadata", "Histogram"]
+    return {n: cls(n) for n in names}
 
 
 T = _types()
-Request, Metadata = T["Request"], T["Metadata"]
+Request, Metadata, Histogram = T["Request"], T["Metadata"], T["Histogram"]
 COUNTER = Metadata.METRIC_TYPE_COUNTER
 GAUGE = Metadata.METRIC_TYPE_GAUGE
+HISTOGRAM = Metadata.METRIC_TYPE_HISTOGRAM
+GAUGEHISTOGRAM = Metadata.METRIC_TYPE_GAUGEHISTOGRAM
 
 
 def _self_check():
@@ -162,6 +196,48 @@ def _self_check():
     want = b"\x1a\x04\x08\x01\x78\x05" + b"\x22" + bytes([len(exemplar)]) + exemplar
     got = ts.SerializeToString()
     assert got == want, f"wire bytes {got.hex()} != {want.hex()}"
+    # Every other histogram field by its number and wire type: a float
+    # count (2, double), schema -53 (4, sint32 zigzag 105), a span (11) of
+    # length 1 (offset 0 is the default: not written), a delta -1 (12,
+    # packed sint64, zigzag 1), reset hint NO (14), a custom bound (16,
+    # packed double) and the start timestamp (17).
+    h = Histogram(
+        count_float=2.5,
+        schema=-53,
+        positive_deltas=[-1],
+        reset_hint=Histogram.RESET_HINT_NO,
+        custom_values=[0.5],
+        start_timestamp=5,
+    )
+    h.positive_spans.add(offset=0, length=1)
+    want = (
+        b"\x11" + struct.pack("<d", 2.5)
+        + b"\x20\x69"
+        + b"\x5a\x02\x10\x01"
+        + b"\x62\x01\x01"
+        + b"\x70\x02"
+        + b"\x82\x01\x08" + struct.pack("<d", 0.5)
+        + b"\x88\x01\x05"
+    )
+    got = h.SerializeToString()
+    assert got == want, f"wire bytes {got.hex()} != {want.hex()}"
+    # The other oneof members: an integer zero count (6) and a float one (7).
+    got = Histogram(zero_count_int=3).SerializeToString()
+    assert got == b"\x30\x03", got.hex()
+    got = Histogram(zero_count_float=0.5).SerializeToString()
+    assert got == b"\x39" + struct.pack("<d", 0.5), got.hex()
+    h = Histogram(zero_threshold=0.25, negative_deltas=[2], negative_counts=[1.0])
+    h.negative_spans.add(offset=-2, length=1)
+    want = (
+        b"\x29" + struct.pack("<d", 0.25)
+        + b"\x42\x04\x08\x03\x10\x01"
+        + b"\x4a\x01\x04"
+        + b"\x52\x08" + struct.pack("<d", 1.0)
+    )
+    got = h.SerializeToString()
+    assert got == want, f"wire bytes {got.hex()} != {want.hex()}"
+    h = Histogram(positive_counts=[2.0])
+    assert h.SerializeToString() == b"\x6a\x08" + struct.pack("<d", 2.0)
 
 
 def from_bits(bits):
@@ -360,19 +436,122 @@ def cases(t):
     )
     out.append(("unicode", b.body(), V2_TYPE, "snappy"))
 
-    # Native histogram samples (and an exemplar) are refused and counted; the
-    # float sample beside them is stored.
+    # UTF-8 names as Prometheus 3 and OpenTelemetry send them: a dotted
+    # metric name, dotted and non-ASCII label names, Prometheus 3's
+    # reserved __type__ label; and a metric name that is only "__". Labels
+    # sorted as the spec says (by name; Python compares code points, the
+    # order of UTF-8 bytes).
+    b = Builder()
+    b.series(
+        sorted(
+            [
+                ("__name__", "http.server.request.duration"),
+                ("__type__", "gauge"),
+                ("case", "utf8"),
+                ("service.name", "checkout"),
+                ("région", "Zürich"),
+                ("🦀", "ferris"),
+            ]
+        ),
+        [(17.0, t)],
+        kind=GAUGE,
+        help="Request duration.",
+        unit="s",
+    )
+    b.series([("__name__", "__"), ("case", "utf8")], [(18.0, t)], kind=GAUGE)
+    out.append(("utf8_names", b.body(), V2_TYPE, "snappy"))
+
+    # Native histograms: integer and float counts, exponential and custom
+    # buckets, start timestamps and reset hints; exemplars beside them.
+    b = Builder()
+    ts = b.series(
+        [("__name__", "rpc.duration"), ("case", "histogram")],
+        kind=HISTOGRAM,
+        help="RPC latency.",
+        unit="seconds",
+    )
+    h = ts.histograms.add(
+        count_int=7,
+        sum=12.5,
+        schema=3,
+        zero_threshold=1e-128,
+        zero_count_int=1,
+        negative_deltas=[2],
+        positive_deltas=[1, 1, -1],
+        reset_hint=Histogram.RESET_HINT_NO,
+        timestamp=t - 1000,
+        start_timestamp=t - 60000,
+    )
+    h.negative_spans.add(offset=-2, length=1)
+    h.positive_spans.add(offset=-1, length=2)
+    h.positive_spans.add(offset=3, length=1)
+    h = ts.histograms.add(
+        count_int=6,
+        sum=10.0,
+        schema=-53,
+        positive_deltas=[1, 2, -1],
+        custom_values=[0.1, 0.5, 1.0],
+        reset_hint=Histogram.RESET_HINT_YES,
+        timestamp=t,
+    )
+    h.positive_spans.add(offset=0, length=2)
+    h.positive_spans.add(offset=1, length=1)
+    ts.exemplars.add(
+        labels_refs=[b.sym("span_id"), b.sym("def"), b.sym("trace_id"), b.sym("abc")],
+        value=0.042,
+        timestamp=t - 1000,
+    )
+    ts.exemplars.add(
+        labels_refs=[b.sym("trace_id"), b.sym("xyz")], value=0.2, timestamp=t
+    )
+    ts = b.series(
+        [("__name__", "queue.wait"), ("case", "histogram"), ("région", "Zürich")],
+        kind=GAUGEHISTOGRAM,
+    )
+    h = ts.histograms.add(
+        count_float=6.5,
+        sum=-3.25,
+        schema=-4,
+        zero_threshold=0.001,
+        zero_count_float=0.5,
+        negative_counts=[1.0, 2.0],
+        positive_counts=[3.0],
+        reset_hint=Histogram.RESET_HINT_GAUGE,
+        timestamp=t - 1,
+    )
+    h.negative_spans.add(offset=0, length=2)
+    h.positive_spans.add(offset=1, length=1)
+    # Prometheus' staleness marker for a histogram: the sum is StaleNaN.
+    h = ts.histograms.add(
+        count_float=2.5,
+        sum=STALE_NAN,
+        schema=-53,
+        zero_count_float=0.0,
+        positive_counts=[1.5, 1.0],
+        custom_values=[-1.0, 0.0, 2.5],
+        timestamp=t,
+    )
+    h.positive_spans.add(offset=1, length=2)
+    ts.exemplars.add(labels_refs=[b.sym("trace_id"), b.sym("ünï")], value=1.25, timestamp=t)
+    out.append(("native_histograms", b.body(), V2_TYPE, "snappy"))
+
+    # A histogram or exemplar that breaks a rule is refused alone, counted;
+    # the float sample beside them is stored. A series all of whose points
+    # are refused counts as a refused series.
     b = Builder()
     ts = b.series(
         [("__name__", "hist_mixed"), ("case", "histogram")], [(13.0, t)], kind=GAUGE
     )
-    ts.histograms.add(count_int=3, sum=4.5, schema=0, timestamp=t)
-    ts.exemplars.add(labels_refs=[b.sym("trace_id"), b.sym("abc")], value=1.5)
+    ts.histograms.add(count_int=0, schema=9, timestamp=t)
+    ts.exemplars.add(labels_refs=[b.sym("trace_id")], value=1.5, timestamp=t)
     ts = b.series(
         [("__name__", "hist_only"), ("case", "histogram")], kind=COUNTER
     )
-    ts.histograms.add(count_int=1, sum=1.0, schema=0, timestamp=t)
-    out.append(("histogram", b.body(), V2_TYPE, "snappy"))
+    h = ts.histograms.add(
+        count_int=1, schema=-53, custom_values=[1.0, 1.0], positive_deltas=[1], timestamp=t
+    )
+    h.positive_spans.add(offset=0, length=1)
+    out.append(("histogram_refused", b.body(), V2_TYPE, "snappy"))
 
     # The 2.0 body with the 1.0 content type.
     b = Builder()

@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 store for the sink tests: answers each request as a
-//! script says (status, headers), keeps connections alive, and records
+//! script says (status, headers, body; by its number, or seeing the
+//! request), keeps connections alive, and records
 //! when each request came, its content type and body; a remote_write body
 //! (1.0 or 2.0) decodes into the points it holds ([`Received::decoded`]).
 
@@ -13,6 +14,14 @@ use std::time::Instant;
 /// lines; `None` never answers (the connection stays open, silent).
 pub type Script = dyn Fn(usize) -> Option<(u16, Vec<(String, String)>)> + Send + Sync;
 
+/// An answer: status, extra header lines, body.
+pub type Answer = (u16, Vec<(String, String)>, String);
+
+/// What to answer to request number n, seeing the request; `None` never
+/// answers.
+pub type RequestScript = dyn Fn(usize, &Received) -> Option<Answer> + Send + Sync;
+
+#[derive(Clone)]
 pub struct Received {
     pub at: Instant,
     pub content_type: String,
@@ -27,10 +36,17 @@ pub struct FakeStore {
 
 impl FakeStore {
     pub fn start(script: Box<Script>) -> FakeStore {
+        FakeStore::answering(Box::new(move |n, _| {
+            script(n).map(|(status, headers)| (status, headers, String::new()))
+        }))
+    }
+
+    /// A store whose answers depend on what it is sent.
+    pub fn answering(script: Box<RequestScript>) -> FakeStore {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let script: Arc<Script> = Arc::from(script);
+        let script: Arc<RequestScript> = Arc::from(script);
         let r = received.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -47,7 +63,7 @@ impl FakeStore {
     }
 }
 
-fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &Script) {
+fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &RequestScript) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
@@ -81,28 +97,31 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &Script) {
         if input.read_exact(&mut body).is_err() {
             return;
         }
+        let request = Received {
+            at: Instant::now(),
+            content_type: content_type.clone(),
+            body,
+            status: None,
+        };
         let n = {
             let mut r = received.lock().unwrap();
-            r.push(Received {
-                at: Instant::now(),
-                content_type: content_type.clone(),
-                body,
-                status: None,
-            });
+            r.push(request.clone());
             r.len() - 1
         };
-        let Some((status, headers)) = script(n) else {
+        // Not under the lock: a script may take its time (a slow store).
+        let Some((status, headers, text)) = script(n, &request) else {
             // Never answer: hold the connection until the peer goes.
             let mut sink = Vec::new();
             let _ = input.read_to_end(&mut sink);
             return;
         };
         received.lock().unwrap()[n].status = Some(status);
-        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n");
+        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", text.len());
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
+        head.push_str(&text);
         if out.write_all(head.as_bytes()).is_err() {
             return;
         }

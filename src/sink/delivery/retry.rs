@@ -1,8 +1,9 @@
 //! What a store's answer to one request means: the retry policy, a pure
 //! function from the [`Answer`] to a [`Decision`], so every rule is in one
 //! table (the tests below) and the sending loop has no status logic. A
-//! store with rules of its own overrides `Sink::classify`; none does
-//! today.
+//! store with rules of its own overrides `Sink::classify`: remote_write
+//! refuses the 500 Prometheus answers to an invalid native histogram
+//! (`sink::store::remote_write`).
 //!
 //! | answer | decision |
 //! |---|---|

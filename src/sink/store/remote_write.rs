@@ -19,6 +19,15 @@
 //!   sample): 400 `out of bounds`;
 //! - labels not unique: 500 (a bug of ours if ever, retried).
 //!
+//! Native histograms (with `--enable-feature=native-histograms`; without
+//! it every histogram gets 500 `native histograms are disabled`, retried
+//! as any 5xx until the store is configured for them): a histogram it
+//! finds invalid (count below its buckets' sum, a negative bucket, spans
+//! that do not match the buckets) is answered 500 too, with the reason.
+//! No retry can change that, so [`INVALID_HISTOGRAM`] answers are taken
+//! as refusals: the batch is split down to the histogram, which is
+//! dead-lettered, instead of stalling its partition for ever.
+//!
 //! So a replay of samples the store already has answers `out of order
 //! sample` (or `duplicate sample for timestamp` where a float's bits differ
 //! from what an earlier write rounded; never with metricstream's exact
@@ -34,6 +43,7 @@ use prost::Message;
 use super::{wire, Body, Sink};
 use crate::hash::Fx;
 use crate::record::{MetricType, Series};
+use crate::sink::delivery::retry::{self, Answer, Decision};
 use crate::sink::Sample;
 
 pub struct RemoteWrite;
@@ -54,12 +64,36 @@ impl Sink for RemoteWrite {
         snappy_body(&proto, "application/x-protobuf", HEADERS)
     }
 
+    fn classify(&self, answer: &Answer) -> Decision {
+        match answer {
+            Answer::Status {
+                status: status @ 500,
+                body,
+                ..
+            } if INVALID_HISTOGRAM.iter().any(|m| body.contains(m)) => Decision::Refuse {
+                status: *status,
+                reason: body.clone(),
+            },
+            _ => retry::classify(answer),
+        }
+    }
+
     fn already_stored(&self, status: u16, reason: &str) -> bool {
         status == 400
             && (reason.contains("out of order sample")
                 || reason.contains("duplicate sample for timestamp"))
     }
 }
+
+/// Prometheus' reasons (2.42 on; the custom bounds' from 3.x) for a native
+/// histogram it can never store, which it answers with a 500.
+pub const INVALID_HISTOGRAM: &[&str] = &[
+    "histogram's observation count should",
+    "histogram has a bucket whose observation count is negative",
+    "histogram has a span whose offset is negative",
+    "histogram spans specify different number of buckets",
+    "histogram custom bounds",
+];
 
 /// A remote_write body (both versions): the protobuf, snappy block format.
 pub fn snappy_body(
@@ -642,6 +676,47 @@ mod tests {
             req.timeseries[0].samples[0].value.to_bits(),
             (-0.0f64).to_bits()
         );
+    }
+
+    /// A 500 that says the histogram is invalid is a refusal; any other
+    /// 500 (native histograms disabled, the store failing) is retried.
+    #[test]
+    fn an_invalid_histogram_is_refused_not_retried() {
+        let answer = |status: u16, body: &str| Answer::Status {
+            status,
+            retry_after: None,
+            body: body.into(),
+        };
+        let invalid = "8 observations found in buckets, but the Count field is 6: \
+            histogram's observation count should be at least the number of \
+            observations found in the buckets";
+        assert_eq!(
+            RemoteWrite.classify(&answer(500, invalid)),
+            Decision::Refuse {
+                status: 500,
+                reason: invalid.into()
+            }
+        );
+        for body in [
+            "positive side: span number 1 with offset -1: histogram has a span whose offset is negative",
+            "negative side: spans need 3 buckets, have 2 buckets: histogram spans specify different number of buckets than provided",
+        ] {
+            assert!(matches!(
+                RemoteWrite.classify(&answer(500, body)),
+                Decision::Refuse { .. }
+            ));
+        }
+        for a in [
+            answer(500, "native histograms are disabled"),
+            answer(500, "disk full"),
+            answer(503, invalid),
+        ] {
+            assert!(
+                matches!(RemoteWrite.classify(&a), Decision::Retry { .. }),
+                "{a}"
+            );
+        }
+        assert_eq!(RemoteWrite.classify(&answer(204, "")), Decision::Accept);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `io.prometheus.write.v2.Request` (symbols table, label references),
 //! snappy-compressed. For receivers that speak 2.0 (Prometheus 3.x with it
 //! enabled, metricstream's own `serve`); Prometheus 2.42 takes 1.0 only.
-//! Refusals and replays are read as for 1.0 ([`super::remote_write`]).
+//! Answers (refusals, invalid histograms, replays) are read as for 1.0
+//! ([`super::remote_write`]).
 //!
 //! A series' points go in its `TimeSeries`: float samples in `samples`
 //! (with their start timestamp where one was stored), native histograms in
@@ -21,6 +22,7 @@ use super::remote_write::{snappy_body, RemoteWrite};
 use super::{wire, Body, Sink};
 use crate::hash::Fx;
 use crate::record::{MetricType, Series};
+use crate::sink::delivery::retry::{Answer, Decision};
 use crate::sink::Sample;
 
 pub struct RemoteWriteV2;
@@ -39,6 +41,10 @@ impl Sink for RemoteWriteV2 {
 
     fn encode(&self, samples: &[Sample]) -> Body {
         snappy_body(&encode_request(samples), CONTENT_TYPE, HEADERS)
+    }
+
+    fn classify(&self, answer: &Answer) -> Decision {
+        RemoteWrite.classify(answer)
     }
 
     fn already_stored(&self, status: u16, reason: &str) -> bool {
