@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -237,6 +237,9 @@ fn prometheus_native_histograms_and_exemplars_through_metricstream_into_promethe
     );
     let status = server.terminate(Duration::from_secs(15));
     assert!(status.success(), "serve: {status:?}\n{}", server.log_text());
+    // The whole run, both ends included: A gets nothing more.
+    let window = Window::between(started, now_ms());
+    let (stored_histograms, stored_exemplars) = assert_log_holds(&a, dir.path(), window);
 
     let b = Prometheus::launch(PrometheusConfig {
         receiver: true,
@@ -257,8 +260,6 @@ fn prometheus_native_histograms_and_exemplars_through_metricstream_into_promethe
         &dead[..dead.len().min(5)]
     );
 
-    // The whole run, both ends included: A holds nothing outside it.
-    let window = Window::between(started, now_ms());
     let compared = assert_same_stores(&a, &b, window);
     let summary = log
         .lines()
@@ -267,9 +268,79 @@ fn prometheus_native_histograms_and_exemplars_through_metricstream_into_promethe
         .unwrap_or_default();
     eprintln!(
         "A = B over {} ms ({scrapes} scrapes): {compared}; A sent {sent} samples, \
-         {histograms_sent} histograms, {exemplars_sent} exemplars, retried {retried}; {summary}",
+         {histograms_sent} histograms, {exemplars_sent} exemplars, retried {retried}; the log \
+         held {stored_histograms} histogram points, {stored_exemplars} exemplars; {summary}",
         window.len_ms
     );
+}
+
+/// A point's series (`__name__` and the other labels) and timestamp.
+type Key = (BTreeMap<String, String>, i64);
+
+/// The log in `data` holds every native histogram point and every exemplar
+/// `a` holds in `window` (by series and timestamp; `consume --sink stdout`
+/// reads it), so a difference between A and B is the sink's, not serve's.
+/// Returns how many of each the log holds (retries may store some twice).
+fn assert_log_holds(a: &Prometheus, data: &std::path::Path, window: Window) -> (usize, usize) {
+    let lines = common::consume_all(data, "check");
+    let stored = |field: &str| -> BTreeSet<Key> {
+        lines
+            .iter()
+            .filter(|l| l.get(field).is_some_and(|v| !v.is_null()))
+            .map(|l| {
+                let mut labels: BTreeMap<String, String> = l["tags"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().expect("a tag").to_string()))
+                    .collect();
+                labels.insert(
+                    "__name__".into(),
+                    l["name"].as_str().expect("a name").into(),
+                );
+                (labels, l["timestamp"].as_i64().expect("a timestamp"))
+            })
+            .collect()
+    };
+    let keys = |samples: Samples| -> BTreeSet<Key> {
+        samples
+            .into_iter()
+            .flat_map(|(l, p)| p.into_keys().map(move |t| (l.clone(), t)))
+            .collect()
+    };
+    let mut histograms = Samples::new();
+    for labels in a.series(JOB) {
+        let one = series_selector(&labels);
+        histograms.extend(a.raw_histograms(&one, window.end_ms, window.len_ms));
+    }
+    let start = window.end_ms - window.len_ms;
+    for (what, field, expected) in [
+        ("native histogram points", "histogram", keys(histograms)),
+        (
+            "exemplars",
+            "exemplar",
+            keys(a.exemplars(JOB, start, window.end_ms)),
+        ),
+    ] {
+        let held = stored(field);
+        let missing: Vec<&Key> = expected.difference(&held).collect();
+        assert!(!expected.is_empty(), "A has no {what}");
+        assert!(
+            missing.is_empty(),
+            "{} of A's {} {what} are not in the log ({} there); the first: {:?}",
+            missing.len(),
+            expected.len(),
+            held.len(),
+            &missing[..missing.len().min(5)]
+        );
+    }
+    let count = |field: &str| {
+        lines
+            .iter()
+            .filter(|l| l.get(field).is_some_and(|v| !v.is_null()))
+            .count()
+    };
+    (count("histogram"), count("exemplar"))
 }
 
 /// Everything of job `nh` is the same in `a` and `b` over `window`, series by
