@@ -5,12 +5,15 @@
 //! gauge that is sometimes NaN) every second and remote-writes everything
 //! (`send_native_histograms`, `send_exemplars`) to `metricstream serve`,
 //! which is SIGKILLed and restarted once mid-run. Once A has stopped
-//! scraping and its queue is drained, `consume --sink remote-write
-//! --exit-at-end` delivers the log into Prometheus B (its remote_write
-//! receiver and the same features on). Over the whole time range, series
-//! by series, B answers its query API as A does: every float sample, every
-//! native histogram point (the `{count, sum, buckets}` object, and
-//! `histogram_count` / `histogram_sum` over time), every exemplar.
+//! scraping and its queue is drained (nothing failed or dropped), the log
+//! holds every histogram point and exemplar A has, and `consume --sink
+//! remote-write --exit-at-end` delivers it into Prometheus B (its
+//! remote_write receiver and the same features on). Over the whole time
+//! range, series by series, B answers its query API as A does: every float
+//! sample, every native histogram point (the `{count, sum, buckets}`
+//! object, and `histogram_count` / `histogram_sum` over time), every
+//! exemplar. The same comparisons with A writing straight into B show the
+//! harness asks nothing Prometheus does not do by itself.
 //!
 //! Needs Python with protobuf at `METRICSTREAM_PYTHON` and Prometheus:
 //! `./scripts/test.sh` (or `source scripts/deps.sh`) installs them. Without
