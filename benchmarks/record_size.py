@@ -57,6 +57,7 @@ DURATION = int(os.environ.get("RS_DURATION", "60"))
 REQUESTS = int(os.environ.get("RS_REQUESTS", "50"))
 BASELINE = os.environ.get("RS_BASELINE_BIN")
 SECTION = "## Stored record"
+CODECS = ROOT / "target/release/examples/record_codecs"
 
 
 def log_bytes(data_dir):
@@ -89,17 +90,23 @@ class Serve:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         suite.wait_http(f"http://127.0.0.1:{self.port}/ready", timeout=60)
 
-    def finish(self):
-        """Stops the server cleanly; (log bytes, samples read back)."""
+    def finish(self, codecs=False):
+        """Stops the server cleanly; (log bytes, samples read back, and
+        with `codecs` what each codec makes of its records)."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         size = log_bytes(self.data)
         samples = read_back(self.binary, self.data)
+        measured = None
+        if codecs and CODECS.exists():
+            out = subprocess.run([str(CODECS), str(self.data)], check=True,
+                                 capture_output=True, text=True).stdout
+            measured = json.loads(out)
         suite.shutil.rmtree(self.tmp, ignore_errors=True)
-        return size, samples
+        return size, samples, measured
 
 
-def prometheus_run(binary):
+def prometheus_run(binary, codecs=False):
     """Prometheus scraping the node exporter and itself into `serve`."""
     server = Serve(binary)
     tmp = Path(tempfile.mkdtemp(prefix="msbench-prom-"))
@@ -133,9 +140,11 @@ remote_write:
     node.wait(timeout=30)
     wal = dir_bytes(tmp / "data/wal")
     suite.shutil.rmtree(tmp, ignore_errors=True)
-    size, samples = server.finish()
-    return {"log_bytes": size, "samples": samples, "wal_bytes": wal,
-            "wal_samples": appended}
+    size, samples, measured = server.finish(codecs)
+    r = {"log_bytes": size, "samples": samples, "wal_bytes": wal, "wal_samples": appended}
+    if measured:
+        r["codecs"] = measured
+    return r
 
 
 def bench_run(binary, fmt):
@@ -145,7 +154,7 @@ def bench_run(binary, fmt):
         [str(binary), "bench", "--url", f"http://127.0.0.1:{server.port}{path}", "--format", fmt,
          "--clients", "4", "--requests", str(REQUESTS), "--keep-alive", "--quiet"],
         check=True, stdout=subprocess.DEVNULL)
-    size, samples = server.finish()
+    size, samples, _ = server.finish()
     return {"log_bytes": size, "samples": samples}
 
 
@@ -156,7 +165,8 @@ def measure():
     runs = {}
     for rnd in range(RUNS):
         for name, binary in builds:
-            for scenario, run in [("prometheus", prometheus_run),
+            first = rnd == 0 and name == "metricstream"
+            for scenario, run in [("prometheus", lambda b: prometheus_run(b, first)),
                                   ("bench remote-write", lambda b: bench_run(b, "remote-write")),
                                   ("bench influx", lambda b: bench_run(b, "influx"))]:
                 r = run(binary)
@@ -223,6 +233,21 @@ def render_section(r):
             f"not done above 2.0×): {med:.2f}× (worst round {hi:.2f}×) — "
             f"{'met' if hi <= 1.0 else 'met at the median' if med <= 1.0 else '**not met**'}.",
         ]
+    codecs = next((x["codecs"] for x in r["runs"].get("metricstream|prometheus", [])
+                   if "codecs" in x), None)
+    if codecs:
+        lines += [
+            "",
+            "Codecs on the bodies and series tables of the first round's records "
+            f"({codecs['parts']:,} parts, {codecs['codecs'][0]['bytes_in']:,} bytes unpacked; "
+            "`cargo run --release --example record_codecs -- DATA_DIR`, best of 5):",
+            "",
+            "| codec | bytes | of unpacked | packing MB/s |",
+            "|---|---|---|---|",
+        ]
+        for c in codecs["codecs"]:
+            lines.append(f"| {c['codec']} | {c['bytes_out']:,} | "
+                         f"{c['bytes_out'] / c['bytes_in']:.3f} | {c['mb_per_s']:,.0f} |")
     notes = r.get("notes")
     if notes:
         lines += ["", *notes]
@@ -234,7 +259,8 @@ def write_section(text):
 
 
 def main():
-    rw.script_main(RESULTS, measure, render_section, write_section)
+    rw.script_main(RESULTS, measure, render_section, write_section,
+                   build=("--bin", "metricstream", "--example", "record_codecs"))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 # source by the rdkafka crate), the tansu broker (scripts/kafka-broker.sh,
 # ~10 minutes, cached in ~/.cache/metricstream) and Python's confluent-kafka
 # in a venv there (the independent Kafka reader) with protobuf and cramjam
-# (a hand-made remote_write client), and Debian's prometheus (2.42) and
+# (a hand-made remote_write client) and grpcio-tools (whose protoc compiles
+# proto/record.proto for the independent reader of stored records), and Debian's prometheus (2.42) and
 # prometheus-node-exporter (a real remote_write sender and store), Debian's
 # influxdb (1.6: a line-protocol store and benchmark peer), and in the venv
 # influxdb-client and the OpenTelemetry SDK with its OTLP/HTTP exporter
@@ -110,7 +111,11 @@ py_missing=()
 "$VENV/bin/python" -c 'import confluent_kafka' >/dev/null 2>&1 ||
   py_missing+=('confluent-kafka>=2.3,<3')
 "$VENV/bin/python" -c 'import google.protobuf.descriptor_pb2, google.protobuf.message_factory' \
-  >/dev/null 2>&1 || py_missing+=('protobuf>=4.25,<7')
+  >/dev/null 2>&1 || py_missing+=('protobuf>=4.25,<8')
+# The independent reader of stored records (tests/clients/record_reader.py)
+# compiles proto/record.proto with grpcio-tools' protoc.
+"$VENV/bin/python" -c 'import grpc_tools.protoc' >/dev/null 2>&1 ||
+  py_missing+=('grpcio-tools>=1.60,<2')
 "$VENV/bin/python" -c 'import cramjam' >/dev/null 2>&1 || py_missing+=('cramjam>=2.8,<3')
 # Independent senders of line protocol and OTLP: InfluxDB's Python client
 # and the OpenTelemetry SDK with its OTLP/HTTP exporter.

@@ -25,7 +25,7 @@ use base64::Engine as _;
 use super::admit::{admit, record};
 use super::body::{check_headers, Coding};
 use super::error::{json_response, ApiError};
-use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored};
 use super::state::App;
 use crate::influx::{self, Precision, Refused};
 use crate::telemetry::Protocol;
@@ -130,19 +130,13 @@ fn partial(stored: &Stored<Refused>) -> ApiError {
     } else {
         "unable to parse"
     };
-    let reasons: Vec<&str> = refused
-        .reasons
-        .iter()
-        .take(REASONS_SHOWN)
-        .map(String::as_str)
-        .collect();
     ApiError::bad_request(format!(
         "{head}: {} of {} refused, {} refused; {} stored. {}",
         refused.lines_refused,
         plural(refused.lines, "line"),
         plural(refused.strings_refused, "string field"),
         plural(stored.metrics, "point"),
-        reasons.join("; ")
+        ingest::first_reasons(&refused.reasons)
     ))
 }
 

@@ -41,6 +41,16 @@ use crate::telemetry::Protocol;
 /// module keeps).
 pub const REASONS_SHOWN: usize = 5;
 
+/// The first [`REASONS_SHOWN`] reasons of a refusal, as a 400 quotes them.
+pub fn first_reasons(reasons: &[String]) -> String {
+    let shown: Vec<&str> = reasons
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(String::as_str)
+        .collect();
+    shown.join("; ")
+}
+
 /// What one protocol supplies to the ingest path; the rest is [`handle`]'s.
 pub trait Ingest: Sync {
     /// Counted and labelled as.

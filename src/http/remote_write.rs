@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::Coding;
 use super::error::ApiError;
-use super::ingest::{self, Decoded, Incoming, Ingest, Stored, REASONS_SHOWN};
+use super::ingest::{self, Decoded, Incoming, Ingest, Stored};
 use super::state::App;
 use crate::remote_write::{self, Refused, Version};
 use crate::telemetry::Protocol;
@@ -116,12 +116,6 @@ struct Written {
 /// The 400 of a request stored in part.
 fn partial(stored: &Stored<Account>) -> ApiError {
     let Account { refused, kept } = &stored.refused;
-    let reasons: Vec<&str> = refused
-        .reasons
-        .iter()
-        .take(REASONS_SHOWN)
-        .map(String::as_str)
-        .collect();
     ApiError::bad_request(format!(
         "{} series refused ({} samples, {} native histogram samples, {} exemplars); \
          {} samples stored, {} native histogram samples stored, {} exemplars stored. \
@@ -133,7 +127,7 @@ fn partial(stored: &Stored<Account>) -> ApiError {
         kept.samples,
         kept.histograms,
         kept.exemplars,
-        reasons.join("; ")
+        ingest::first_reasons(&refused.reasons)
     ))
 }
 

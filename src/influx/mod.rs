@@ -110,34 +110,7 @@ type FieldTypes<'a> = HashMap<Cow<'a, str>, HashMap<Cow<'a, str>, &'static str, 
 
 /// The type map costs a lookup per field; SipHash's flood resistance buys
 /// nothing for a map that lives one request and is capped by its body.
-type Fast = std::hash::BuildHasherDefault<FxHasher>;
-
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+type Fast = crate::hash::Fx;
 
 /// Parses a body line by line. A field whose type differs from the one an
 /// earlier line of the same body gave it (same measurement) fails its line

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::metric::Metric;
+use super::metric::{Metric, Overheads};
 use super::RecordError;
 
 /// What a version 1 record holds: the batch with its client and receive time.
@@ -50,26 +50,12 @@ pub fn normalize(
 /// The bytes a metric takes in a version 1 record, about (an upper bound
 /// for what the writer makes of it without escapes).
 pub fn size_of(m: &Metric<'_>) -> usize {
-    let tags: usize = m.tags.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    let extra = m.histogram.as_ref().map_or(0, |h| {
-        let h = &h.0;
-        200 + 24
-            * (h.positive_deltas.len()
-                + h.negative_deltas.len()
-                + h.positive_counts.len()
-                + h.negative_counts.len()
-                + h.custom_values.len()
-                + h.positive_spans.len()
-                + h.negative_spans.len())
-    }) + m.exemplar.as_ref().map_or(0, |e| {
-        e.labels
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 6)
-            .sum::<usize>()
-            + 24
-    }) + m.unit.as_ref().map_or(0, |u| u.len() + 10)
-        + m.help.as_ref().map_or(0, |h| h.len() + 10);
-    m.name.len() + tags + 160 + extra
+    m.size(Overheads {
+        per_string: 10,
+        per_number: 24,
+        per_point: 160,
+        per_histogram: 200,
+    })
 }
 
 /// The version 1 record of `metrics` (timestamps filled in first, see

@@ -16,9 +16,9 @@
 use std::sync::Arc;
 
 use super::metric::MetricType;
-use super::read::Head;
 use super::sample::{decode_serde, sort_tags, Interner, Sample, Series};
 use super::value::{self, Value};
+use super::Head;
 
 /// Appends the samples of one stored record to `out`; who sent it and
 /// when it was received (ms), or why it cannot be read. What `serve`

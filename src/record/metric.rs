@@ -2,7 +2,7 @@
 //! float (or exact integer) sample, a native histogram sample, or an
 //! exemplar, with its series (name and tags), type and, where the sender
 //! gave them, unit and help. Protocols map what they decode into these;
-//! the record writers ([`super::json`], [`super::compact`]) store them.
+//! the record writers (`json.rs`, `compact.rs`) store them.
 //!
 //! Its serde form is version 1 of the stored record (the JSON batch), and
 //! also what `POST /metrics` sends (the C++ system's format).
@@ -141,7 +141,49 @@ pub struct ExemplarPoint {
     pub labels: BTreeMap<String, String>,
 }
 
+/// What a format spends beside a metric's strings, for [`Metric::size`].
+#[derive(Clone, Copy, Debug)]
+pub struct Overheads {
+    /// Per string (quotes, separators, a length).
+    pub per_string: usize,
+    /// Per number of a histogram (a bucket, a bound, a span).
+    pub per_number: usize,
+    /// Per point (value, timestamp, type, keys).
+    pub per_point: usize,
+    /// Per histogram beside its numbers.
+    pub per_histogram: usize,
+}
+
 impl Metric<'_> {
+    /// The bytes this metric takes in a record, about, given what the
+    /// format spends beside the strings (records are cut by this before
+    /// they are made).
+    pub fn size(&self, o: Overheads) -> usize {
+        let pairs = |p: &mut dyn Iterator<Item = (usize, usize)>| -> usize {
+            p.map(|(k, v)| k + v + 2 * o.per_string).sum()
+        };
+        let tags = pairs(&mut self.tags.iter().map(|(k, v)| (k.len(), v.len())));
+        let histogram = self.histogram.as_ref().map_or(0, |h| {
+            let h = &h.0;
+            let numbers = h.positive_deltas.len()
+                + h.negative_deltas.len()
+                + h.positive_counts.len()
+                + h.negative_counts.len()
+                + h.custom_values.len()
+                + h.positive_spans.len()
+                + h.negative_spans.len();
+            o.per_histogram + o.per_number * numbers
+        });
+        let exemplar = self.exemplar.as_ref().map_or(0, |e| {
+            pairs(&mut e.labels.iter().map(|(k, v)| (k.len(), v.len()))) + o.per_point
+        });
+        let meta = [&self.unit, &self.help]
+            .iter()
+            .map(|t| t.as_ref().map_or(0, |t| t.len() + o.per_string))
+            .sum::<usize>();
+        self.name.len() + tags + o.per_point + histogram + exemplar + meta
+    }
+
     /// A float sample (the common case) with nothing else set.
     pub fn sample<'a>(
         name: impl Into<Cow<'a, str>>,

@@ -35,6 +35,13 @@ pub use read::PartitionReader;
 pub use sample::{Extra, Interner, Sample, Series};
 pub use value::Value;
 
+/// Who sent a record, and when it was received (ms).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Head {
+    pub received_at: u64,
+    pub client_id: String,
+}
+
 /// A record's format version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

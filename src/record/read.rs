@@ -19,18 +19,11 @@ use super::epoch::MAX_IDS;
 use super::json_read;
 use super::sample::{Extra, Interner, Sample, Series};
 use super::value::Value;
-use super::{Format, RecordError};
+use super::{Format, Head, RecordError};
 
 /// Largest part a record may unpack to: a damaged length cannot make a
 /// reader allocate more.
 pub const MAX_UNPACKED: usize = 256 << 20;
-
-/// Who sent a record, and when it was received (ms).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Head {
-    pub received_at: u64,
-    pub client_id: String,
-}
 
 #[derive(Default)]
 pub struct PartitionReader {
@@ -95,6 +88,12 @@ fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
+thread_local! {
+    /// One zstd context per thread (see `compact::PACKER`).
+    static UNPACKER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn unpack(
     offset: u64,
     bytes: &[u8],
@@ -111,7 +110,16 @@ fn unpack(
         .ok()
         .filter(|&n| n <= MAX_UNPACKED)
         .ok_or_else(|| bad(format!("unpacks to {size} bytes, over {MAX_UNPACKED}")))?;
-    let out = zstd::bulk::decompress(bytes, size).map_err(|e| bad(format!("zstd: {e}")))?;
+    let out = UNPACKER
+        .with(|cell| -> std::io::Result<Vec<u8>> {
+            let mut slot = cell.borrow_mut();
+            let unpacker = match &mut *slot {
+                Some(u) => u,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            unpacker.decompress(bytes, size)
+        })
+        .map_err(|e| bad(format!("zstd: {e}")))?;
     Ok(std::borrow::Cow::Owned(out))
 }
 
@@ -424,4 +432,20 @@ pub fn epoch_start(offset: u64, value: &[u8]) -> Option<u64> {
     }
     let back = layout(offset, value).ok()?.epoch?;
     (back > 0).then(|| offset.saturating_sub(back))
+}
+
+/// A compact record's series table and body, unpacked (for measuring
+/// codecs on real records: `examples/record_codecs.rs`); None for a
+/// record of another version.
+pub fn unpacked_parts(
+    offset: u64,
+    value: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, RecordError> {
+    if super::format_of(offset, value)? != Format::Compact {
+        return Ok(None);
+    }
+    let l = layout(offset, value)?;
+    let table = unpack(offset, l.table, l.flags & TABLE_ZSTD != 0)?.into_owned();
+    let body = unpack(offset, l.body, l.flags & BODY_ZSTD != 0)?.into_owned();
+    Ok(Some((table, body)))
 }

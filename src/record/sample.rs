@@ -12,8 +12,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::metric::{ExemplarPoint, HistogramPoint, MetricType};
-use super::read::Head;
 use super::value::Value;
+use super::Head;
 use crate::hash::{Fx, FxHasher};
 use prompb::record::Histogram;
 

@@ -169,10 +169,12 @@ impl Broker {
     }
 
     /// Every record of the topic, read from the beginning by Python's
-    /// confluent-kafka until each partition reports its end.
+    /// confluent-kafka until each partition reports its end, each value in
+    /// the version 1 JSON form whatever its format (compact records are
+    /// decoded by `tests/clients/record_reader.py`, from the `.proto`).
     pub fn read_topic(&self, topic: &str) -> Vec<KafkaRecord> {
         let out = Command::new(python())
-            .args(["-c", READ_TOPIC, &self.addr(), topic])
+            .args(["-c", READ_TOPIC, &self.addr(), topic, CLIENTS])
             .output()
             .unwrap_or_else(|e| {
                 panic!(
@@ -266,10 +268,15 @@ pub fn seq_counts(records: &[KafkaRecord]) -> BTreeMap<String, usize> {
     m
 }
 
+/// Where the Python clients are (`record_reader.py` among them).
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+
 const READ_TOPIC: &str = r#"
 import json, sys, time, uuid
 from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
 brokers, topic = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+import record_reader
 c = Consumer({"bootstrap.servers": brokers, "group.id": "verify-" + uuid.uuid4().hex,
               "enable.auto.commit": False, "enable.partition.eof": True,
               "auto.offset.reset": "earliest"})
@@ -292,7 +299,8 @@ while len(at_end) < len(parts):
         sys.exit(str(m.error()))
     at_end.discard(m.partition())
     print(json.dumps({"partition": m.partition(), "offset": m.offset(),
-                      "key": (m.key() or b"").decode(), "value": (m.value() or b"").decode()}))
+                      "key": (m.key() or b"").decode(),
+                      "value": json.dumps(record_reader.decode(m.value() or b""))}))
 c.close()
 "#;
 

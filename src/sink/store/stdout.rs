@@ -145,7 +145,7 @@ fn write_json(
 fn write_samples(
     out: &mut impl Write,
     partition: u32,
-    head: &crate::record::read::Head,
+    head: &crate::record::Head,
     samples: &[Sample],
 ) -> anyhow::Result<()> {
     for s in samples {
