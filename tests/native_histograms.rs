@@ -343,7 +343,12 @@ fn assert_log_holds(a: &Prometheus, data: &std::path::Path, window: Window) -> (
             .filter(|l| l.get(field).is_some_and(|v| !v.is_null()))
             .count()
     };
-    (count("histogram"), count("exemplar"))
+    let held = (count("histogram"), count("exemplar"));
+    eprintln!(
+        "the log holds every histogram point and exemplar of A's ({} and {} records)",
+        held.0, held.1
+    );
+    held
 }
 
 /// Everything of job `nh` is the same in `a` and `b` over `window`, series by
