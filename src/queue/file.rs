@@ -67,7 +67,7 @@ pub struct FileQueueConfig {
 struct Pending {
     partition: u32,
     key: String,
-    /// Assembled into its record by the writer (see `Writer::write`).
+    /// Assembled into its record by the writer (see `LogWriter::write`).
     value: Payload,
     timestamp_ms: i64,
     enqueued: Instant,
@@ -86,7 +86,7 @@ enum Command {
 }
 
 /// State a writer shares with the queue.
-struct Shared {
+struct WriterState {
     telemetry: Arc<Telemetry>,
     closing: AtomicBool,
     /// Per partition: HEALTHY, or how its last write failed.
@@ -107,7 +107,7 @@ pub struct FileQueue {
     ack: AckMode,
     enqueue_timeout: Duration,
     max_record_bytes: usize,
-    shared: Arc<Shared>,
+    shared: Arc<WriterState>,
     writer: Mutex<Option<JoinHandle<()>>>,
     // Held for the life of the queue: one server per data directory.
     _lock: File,
@@ -134,7 +134,7 @@ impl FileQueue {
             None => data_dir::store_partitions(dir, config.partitions)?,
         }
 
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WriterState {
             telemetry,
             closing: AtomicBool::new(false),
             health: (0..config.partitions)
@@ -169,7 +169,7 @@ impl FileQueue {
         // for as many batches as the budget can hold.
         let budget_max = config.queue_bytes.clamp(1 << 20, u32::MAX as usize);
         let (tx, rx) = mpsc::channel(MAX_GROUP * 8);
-        let writer = Writer {
+        let writer = LogWriter {
             sync: config.sync,
             ack: config.ack,
             last_sync: Instant::now(),
@@ -218,7 +218,7 @@ impl FileQueue {
         &self,
         every: Duration,
         cmd: fn() -> Command,
-        due: impl Fn(&Shared) -> bool + Send + 'static,
+        due: impl Fn(&WriterState) -> bool + Send + 'static,
     ) {
         let tx = self.sender.clone();
         let shared = self.shared.clone();
@@ -373,7 +373,7 @@ async fn bounded_wait<T, E>(
 
 /// The writer: owns every partition's log, runs on its own thread because
 /// file writes and fsync block.
-struct Writer {
+struct LogWriter {
     sync: SyncMode,
     ack: AckMode,
     last_sync: Instant,
@@ -387,10 +387,10 @@ struct Writer {
     /// By partition: the series ids of its epoch (see `record::epoch`).
     ids: Vec<SeriesIds>,
     rx: mpsc::Receiver<Command>,
-    shared: Arc<Shared>,
+    shared: Arc<WriterState>,
 }
 
-impl Writer {
+impl LogWriter {
     fn run(mut self) {
         // Until the channel is closed (by Close) and empty: a batch queued
         // behind Close, past a full group, is still written, not dropped.
@@ -651,7 +651,7 @@ fn ready(p: &Payload) -> &[u8] {
 
 /// Batches that can never be written: each gets the error (durable mode)
 /// or is counted lost (accepted mode, already answered).
-fn fail_all(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
+fn fail_all(shared: &WriterState, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
     let t = &shared.telemetry;
     let n = group.len() as u64;
     tracing::error!(partition, batches = n, "cannot make the records: {e}");
@@ -671,7 +671,7 @@ fn fail_all(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io:
 
 /// A partition's write failed: durable-mode senders get the error now;
 /// accepted-mode batches stay in `group` for the next try.
-fn fail(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
+fn fail(shared: &WriterState, partition: usize, group: &mut Vec<Pending>, e: &io::Error) {
     let full = matches!(
         e.kind(),
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
@@ -696,7 +696,7 @@ fn fail(shared: &Shared, partition: usize, group: &mut Vec<Pending>, e: &io::Err
     shared.telemetry.queue_depth.sub(answered as i64);
 }
 
-fn set_health(shared: &Shared, partition: usize, health: u8) {
+fn set_health(shared: &WriterState, partition: usize, health: u8) {
     if let Some(h) = shared.health.get(partition) {
         h.store(health, Ordering::Release);
     }

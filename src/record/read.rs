@@ -434,13 +434,13 @@ pub fn epoch_start(offset: u64, value: &[u8]) -> Option<u64> {
     (back > 0).then(|| offset.saturating_sub(back))
 }
 
+/// A series table and a body, unpacked.
+pub type Unpacked = (Vec<u8>, Vec<u8>);
+
 /// A compact record's series table and body, unpacked (for measuring
 /// codecs on real records: `examples/record_codecs.rs`); None for a
 /// record of another version.
-pub fn unpacked_parts(
-    offset: u64,
-    value: &[u8],
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, RecordError> {
+pub fn unpacked_parts(offset: u64, value: &[u8]) -> Result<Option<Unpacked>, RecordError> {
     if super::format_of(offset, value)? != Format::Compact {
         return Ok(None);
     }

@@ -169,7 +169,7 @@ impl Sample {
 /// come as a list of borrowed strings (the stored map is already sorted),
 /// so a series seen before costs no allocation (see [`Interner`]).
 #[derive(Deserialize)]
-struct Record<'a> {
+struct JsonBatch<'a> {
     #[serde(borrow, default)]
     client_id: Cow<'a, str>,
     received_at: u64,
@@ -330,7 +330,7 @@ pub fn decode_serde(
     value: &[u8],
     interner: &mut Interner,
 ) -> Result<(Vec<Sample>, Head), String> {
-    let record: Record<'_> =
+    let record: JsonBatch<'_> =
         serde_json::from_slice(value).map_err(|e| format!("undecodable record: {e}"))?;
     let samples = record
         .metrics

@@ -12,7 +12,7 @@ use prost::Message;
 
 use super::labels::{self, NAME};
 use super::{
-    exemplar, family_for, histogram, Decoded, Exemplar, Family, Kind, Refused, Sample, Series,
+    exemplar, family_for, histogram, Decoded, Exemplar, Family, Kind, Refused, Sample, ValidSeries,
     Version, MAX_FUTURE_MS, MAX_HELP_LEN, MAX_NAME_LEN, PROTOBUF, PROTO_V1, PROTO_V2,
 };
 
@@ -94,7 +94,7 @@ fn decode_v1(bytes: &[u8], now_ms: i64) -> Result<Decoded, String> {
             })
             .collect();
         out.keep(
-            Series {
+            ValidSeries {
                 name,
                 labels,
                 kind: family.kind,
@@ -239,7 +239,7 @@ fn series_v2(series: v2::TimeSeries, texts: &mut Texts<'_>, now_ms: i64, out: &m
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
     out.keep(
-        Series {
+        ValidSeries {
             name: name.to_owned(),
             labels,
             kind,
@@ -334,7 +334,7 @@ impl Carried {
 impl Decoded {
     /// Adds `series` if it kept a point; counts it refused if it carried
     /// some and kept none (its points were counted one by one).
-    fn keep(&mut self, series: Series, carried: &Carried) {
+    fn keep(&mut self, series: ValidSeries, carried: &Carried) {
         let kept = series.samples.len() + series.histograms.len() + series.exemplars.len();
         if kept == 0 {
             if carried.any() {

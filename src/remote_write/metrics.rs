@@ -144,10 +144,10 @@ fn metric_type(kind: Option<Kind>) -> MetricType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote_write::{Family, Sample, Series};
+    use crate::remote_write::{Family, Sample, ValidSeries};
 
-    fn series(name: &str, kind: Option<Kind>, samples: &[(f64, i64)]) -> Series {
-        Series {
+    fn series(name: &str, kind: Option<Kind>, samples: &[(f64, i64)]) -> ValidSeries {
+        ValidSeries {
             name: name.into(),
             labels: vec![("job".into(), "api".into())],
             kind,

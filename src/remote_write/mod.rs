@@ -243,7 +243,7 @@ pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, Decompress> {
 /// A decoded request: what to store and what was refused.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decoded {
-    pub series: Vec<Series>,
+    pub series: Vec<ValidSeries>,
     pub refused: Refused,
     /// Family name → what the sender said of it, for the caller to
     /// remember per client: 1.0's metadata entries, and 2.0's per-series
@@ -269,7 +269,7 @@ impl Decoded {
 
 /// One valid series with at least one point kept.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Series {
+pub struct ValidSeries {
     pub name: String,
     /// Without `__name__`, in the order sent (sorted by name).
     pub labels: Vec<(String, String)>,

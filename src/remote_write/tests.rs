@@ -111,7 +111,7 @@ impl V2 {
 }
 
 /// A series' float samples as (value, timestamp) pairs.
-fn pairs(s: &Series) -> Vec<(f64, i64)> {
+fn pairs(s: &ValidSeries) -> Vec<(f64, i64)> {
     s.samples
         .iter()
         .map(|s| (s.value, s.timestamp_ms))
@@ -119,7 +119,7 @@ fn pairs(s: &Series) -> Vec<(f64, i64)> {
 }
 
 /// The start timestamps of a series' float samples.
-fn starts(s: &Series) -> Vec<Option<i64>> {
+fn starts(s: &ValidSeries) -> Vec<Option<i64>> {
     s.samples.iter().map(|s| s.start_timestamp_ms).collect()
 }
 

@@ -139,7 +139,7 @@ impl Spill {
         });
         telemetry.spill_bytes.set(log.size_bytes() as i64);
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let writer = Writer {
+        let writer = SpillWriter {
             log: Some(log),
             dir,
             log_dir: log_dir.clone(),
@@ -312,7 +312,7 @@ fn write_progress(dir: &Path, next: u64) -> io::Result<()> {
     )
 }
 
-struct Writer {
+struct SpillWriter {
     log: Option<PartitionLog>,
     dir: PathBuf,
     log_dir: PathBuf,
@@ -322,7 +322,7 @@ struct Writer {
     committed: u64,
 }
 
-impl Writer {
+impl SpillWriter {
     fn run(mut self) {
         let mut group: Vec<SpillItem> = Vec::with_capacity(64);
         loop {
