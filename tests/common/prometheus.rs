@@ -10,6 +10,17 @@
 //!
 //! 2.42 speaks remote_write 1.0 only: its config refuses `protobuf_message`,
 //! so there is no 2.0 switch here.
+//!
+//! Native histograms and exemplars (`--enable-feature=native-histograms,
+//! exemplar-storage`, [`PrometheusConfig::features`]; `send_native_histograms`
+//! and `send_exemplars`, [`RemoteWriteConfig`]) are read back as Prometheus'
+//! JSON prints them: a histogram point is its `{count, sum, buckets}` object,
+//! an exemplar its `{labels, value}` at its timestamp, both kept as compact
+//! JSON text so the same [`Samples`] comparison applies to them. 2.42's
+//! range selector mixes up points across series when integer and float
+//! histograms are in one result (integer histograms come back as copies of
+//! a float histogram's last point), so histograms are read one series per
+//! query ([`assert_same_histograms`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -153,6 +164,11 @@ pub struct RemoteWriteConfig {
     pub remote_timeout: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Native histogram samples too (2.42 needs the `native-histograms`
+    /// feature to have any).
+    pub send_native_histograms: bool,
+    /// Exemplars too (2.42 needs the `exemplar-storage` feature to keep any).
+    pub send_exemplars: bool,
 }
 
 impl RemoteWriteConfig {
@@ -166,6 +182,8 @@ impl RemoteWriteConfig {
             remote_timeout: Duration::from_secs(5),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
+            send_native_histograms: false,
+            send_exemplars: false,
         }
     }
 
@@ -174,6 +192,10 @@ impl RemoteWriteConfig {
         y += &format!(
             "    remote_timeout: {}\n",
             yaml_duration(self.remote_timeout)
+        );
+        y += &format!(
+            "    send_native_histograms: {}\n    send_exemplars: {}\n",
+            self.send_native_histograms, self.send_exemplars
         );
         y += "    queue_config:\n";
         y += &format!(
@@ -203,27 +225,33 @@ impl From<RemoteWrite> for RemoteWriteConfig {
     }
 }
 
-/// What a [`Prometheus`] does: scrape `scrape` (job `node`) and, with
-/// `scrape_self`, itself (job `prometheus`) every `interval`; remote-write
-/// all of it if `remote_write` is set; accept remote_write itself
-/// (`--web.enable-remote-write-receiver`) with `receiver`, making it a store.
+/// What a [`Prometheus`] does: scrape `scrape` (job `scrape_job`, `node`
+/// by default) and, with `scrape_self`, itself (job `prometheus`) every
+/// `interval`; remote-write all of it if `remote_write` is set; accept
+/// remote_write itself (`--web.enable-remote-write-receiver`) with
+/// `receiver`, making it a store; turn on `features`
+/// (`--enable-feature=...`, e.g. `native-histograms`, `exemplar-storage`).
 #[derive(Clone, Debug)]
 pub struct PrometheusConfig {
     pub scrape: Vec<SocketAddr>,
+    pub scrape_job: String,
     pub scrape_self: bool,
     pub interval: Duration,
     pub remote_write: Option<RemoteWriteConfig>,
     pub receiver: bool,
+    pub features: Vec<String>,
 }
 
 impl Default for PrometheusConfig {
     fn default() -> PrometheusConfig {
         PrometheusConfig {
             scrape: Vec::new(),
+            scrape_job: "node".into(),
             scrape_self: false,
             interval: Duration::from_secs(1),
             remote_write: None,
             receiver: false,
+            features: Vec::new(),
         }
     }
 }
@@ -238,7 +266,7 @@ impl PrometheusConfig {
             jobs.push(("prometheus", vec![own]));
         }
         if !self.scrape.is_empty() {
-            jobs.push(("node", self.scrape.clone()));
+            jobs.push((self.scrape_job.as_str(), self.scrape.clone()));
         }
         if !jobs.is_empty() {
             y += "scrape_configs:\n";
@@ -264,6 +292,7 @@ pub struct Prometheus {
     config: PathBuf,
     dir: tempfile::TempDir,
     receiver: bool,
+    features: Vec<String>,
     pub log: Log,
 }
 
@@ -299,6 +328,7 @@ impl Prometheus {
             config: path,
             dir,
             receiver: config.receiver,
+            features: config.features,
             log: Log::default(),
         };
         p.spawn();
@@ -317,6 +347,9 @@ impl Prometheus {
             .stderr(Stdio::piped());
         if self.receiver {
             cmd.arg("--web.enable-remote-write-receiver");
+        }
+        if !self.features.is_empty() {
+            cmd.arg(format!("--enable-feature={}", self.features.join(",")));
         }
         let mut child = cmd.spawn().expect("start prometheus");
         collect_stderr(&mut child, &self.log);
@@ -345,6 +378,73 @@ impl Prometheus {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Loads `config` into the running Prometheus (a new config file and
+    /// SIGHUP, as an operator reloads it) and waits until it says the
+    /// reload succeeded. Only the file changes: `receiver` and `features`
+    /// are command-line flags, so they must stay as they were. A scrape job
+    /// left out stops being scraped (its series get staleness markers).
+    pub fn reconfigure(&mut self, config: PrometheusConfig) {
+        assert_eq!(
+            (config.receiver, &config.features),
+            (self.receiver, &self.features),
+            "receiver and features are flags: restart instead"
+        );
+        let before = self.own_metric("prometheus_config_last_reload_success_timestamp_seconds");
+        std::fs::write(&self.config, config.yaml(self.addr)).expect("write prometheus.yml");
+        let child = self.child.as_ref().expect("a running Prometheus");
+        let pid = rustix::process::Pid::from_child(child);
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+        wait_for("Prometheus to reload", Duration::from_secs(30), || {
+            self.own_metric("prometheus_config_last_reload_successful") == 1.0
+                && self.own_metric("prometheus_config_last_reload_success_timestamp_seconds")
+                    > before
+        });
+    }
+
+    /// Waits until its remote_write queue has sent everything it took in
+    /// (samples, native histograms and exemplars: nothing pending, as many
+    /// sent as came in), two readings a second apart agreeing; panics with
+    /// the counters after `within`. Call it once nothing new comes in (no
+    /// scraping), or it only says the queue caught up for a moment.
+    pub fn wait_remote_write_drained(&self, within: Duration) {
+        let read = || -> Vec<(String, f64)> {
+            let mut out = Vec::new();
+            for kind in ["samples", "histograms", "exemplars"] {
+                for what in [
+                    "pending",
+                    "in_total",
+                    "total",
+                    "failed_total",
+                    "dropped_total",
+                ] {
+                    let name = format!("prometheus_remote_storage_{kind}_{what}");
+                    let v = self.own_metric(&name);
+                    out.push((name, v));
+                }
+            }
+            out
+        };
+        let drained = |c: &[(String, f64)]| {
+            c.chunks(5)
+                .all(|k| k[0].1 == 0.0 && k[2].1 + k[3].1 + k[4].1 >= k[1].1)
+        };
+        let start = Instant::now();
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = read();
+            if drained(&now) && now == last {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "Prometheus {} did not drain its remote_write queue within {within:?}: {now:?}",
+                self.addr
+            );
+            last = now;
+        }
     }
 
     /// What Prometheus wrote to stderr so far.
@@ -399,28 +499,125 @@ impl Prometheus {
             .sum()
     }
 
-    /// Every raw sample Prometheus holds for `selector` in
+    /// Every raw float sample Prometheus holds for `selector` in
     /// (`end_ms` - `window_ms`, `end_ms`], by series (labels sorted,
     /// `__name__` included): timestamp in ms → value as Prometheus prints it.
+    /// Native histogram points are left out (see [`raw_histograms`](Self::raw_histograms)).
     pub fn raw_samples(&self, selector: &str, end_ms: i64, window_ms: i64) -> Samples {
+        self.raw(selector, end_ms, window_ms, "values")
+    }
+
+    /// Every raw native histogram point Prometheus holds for `selector`, as
+    /// [`raw_samples`](Self::raw_samples) reads floats: timestamp in ms → the
+    /// `{count, sum, buckets}` object as compact JSON text. One series per
+    /// `selector`: 2.42 mixes up points of several (see the module doc).
+    pub fn raw_histograms(&self, selector: &str, end_ms: i64, window_ms: i64) -> Samples {
+        self.raw(selector, end_ms, window_ms, "histograms")
+    }
+
+    /// A range selector's matrix, the points under `field` ("values" or
+    /// "histograms"); a series without any there is left out.
+    fn raw(&self, selector: &str, end_ms: i64, window_ms: i64, field: &str) -> Samples {
         let query = format!("{selector}[{window_ms}ms]");
         let path = format!(
-            "/api/v1/query?query={}&time={}.{:03}",
+            "/api/v1/query?query={}&time={}",
             encode(&query),
-            end_ms / 1000,
-            end_ms % 1000
+            api_time(end_ms)
+        );
+        let data = self.api(&path);
+        let mut out = Samples::new();
+        for series in data["result"].as_array().expect("a matrix") {
+            let Some(values) = series.get(field) else {
+                continue;
+            };
+            let points = out.entry(labels_of(&series["metric"])).or_default();
+            for v in values.as_array().expect("points") {
+                points.insert(time_ms(&v[0]), point_text(&v[1]));
+            }
+        }
+        out
+    }
+
+    /// `expr` evaluated from `start_ms` to `end_ms` every `step_ms`
+    /// (`/api/v1/query_range`), by series: timestamp in ms → value text.
+    pub fn range_query(&self, expr: &str, start_ms: i64, end_ms: i64, step_ms: i64) -> Samples {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step={}",
+            encode(expr),
+            api_time(start_ms),
+            api_time(end_ms),
+            api_time(step_ms)
         );
         let data = self.api(&path);
         let mut out = Samples::new();
         for series in data["result"].as_array().expect("a matrix") {
             let points = out.entry(labels_of(&series["metric"])).or_default();
             for v in series["values"].as_array().expect("values") {
-                let ts = (v[0].as_f64().expect("a time") * 1000.0).round() as i64;
-                points.insert(ts, v[1].as_str().expect("a value").to_string());
+                points.insert(time_ms(&v[0]), point_text(&v[1]));
             }
         }
         out
     }
+
+    /// The exemplars it holds for `selector` from `start_ms` to `end_ms`
+    /// (`/api/v1/query_exemplars`), by series: the exemplar's timestamp in
+    /// ms → `{labels, value}` as compact JSON text. Prometheus keeps at most
+    /// one exemplar per series and timestamp (it refuses one not newer than
+    /// the series' last), so the timestamp is a key.
+    pub fn exemplars(&self, selector: &str, start_ms: i64, end_ms: i64) -> Samples {
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            encode(selector),
+            api_time(start_ms),
+            api_time(end_ms)
+        );
+        let data = self.api(&path);
+        let mut out = Samples::new();
+        for series in data.as_array().expect("a list of series") {
+            let points = out.entry(labels_of(&series["seriesLabels"])).or_default();
+            for e in series["exemplars"].as_array().expect("exemplars") {
+                let text = serde_json::json!({"labels": e["labels"], "value": e["value"]});
+                points.insert(time_ms(&e["timestamp"]), text.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// A time for the HTTP API: seconds with milliseconds.
+fn api_time(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// A time the API printed (seconds, a float) in milliseconds.
+fn time_ms(t: &serde_json::Value) -> i64 {
+    (t.as_f64().expect("a time") * 1000.0).round() as i64
+}
+
+/// A point's value as text: a float as Prometheus prints it, a histogram as
+/// compact JSON (two Prometheus print its fields alike, so equal text is an
+/// equal object).
+fn point_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A selector matching exactly the series with `labels` (`__name__`
+/// included), for the queries that must name one series.
+pub fn series_selector(labels: &BTreeMap<String, String>) -> String {
+    let matchers: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect();
+    format!("{{{}}}", matchers.join(","))
 }
 
 impl Drop for Prometheus {
@@ -608,22 +805,94 @@ pub fn assert_same_samples(
     window: Window,
     within: Duration,
 ) -> (usize, usize) {
+    let same = assert_same(selector, window, within, a, b, &|p: &Prometheus| {
+        p.raw_samples(selector, window.end_ms, window.len_ms)
+    });
+    (same.len(), count_inside(&same, &window))
+}
+
+/// [`assert_same_samples`] for native histograms: every histogram point of
+/// every series matching `selector` (in either store) is the same
+/// `{count, sum, buckets}` object in `a` and `b`, read one series per
+/// query. Returns, per series `a` has histograms for, their number in the
+/// window, so a caller can say how many is enough.
+pub fn assert_same_histograms(
+    a: &Prometheus,
+    b: &Prometheus,
+    selector: &str,
+    window: Window,
+    within: Duration,
+) -> BTreeMap<BTreeMap<String, String>, usize> {
+    let names: std::collections::BTreeSet<_> = a
+        .series(selector)
+        .into_iter()
+        .chain(b.series(selector))
+        .collect();
+    let read = |p: &Prometheus| {
+        let mut out = Samples::new();
+        for labels in &names {
+            let one = p.raw_histograms(&series_selector(labels), window.end_ms, window.len_ms);
+            out.extend(one);
+        }
+        out
+    };
+    assert_same(selector, window, within, a, b, &read)
+        .into_iter()
+        .map(|(l, p)| {
+            let n = p.keys().filter(|t| window.inside(**t)).count();
+            (l, n)
+        })
+        .collect()
+}
+
+/// [`assert_same_samples`] for exemplars: the same exemplars (labels,
+/// value, timestamp) for every series matching `selector`, timestamps in
+/// `window`. Returns (series, exemplars) compared.
+pub fn assert_same_exemplars(
+    a: &Prometheus,
+    b: &Prometheus,
+    selector: &str,
+    window: Window,
+    within: Duration,
+) -> (usize, usize) {
+    let start = window.end_ms - window.len_ms;
+    let same = assert_same(selector, window, within, a, b, &|p: &Prometheus| {
+        p.exemplars(selector, start, window.end_ms)
+    });
+    (same.len(), count_inside(&same, &window))
+}
+
+fn count_inside(samples: &Samples, window: &Window) -> usize {
+    samples
+        .values()
+        .map(|p| p.keys().filter(|t| window.inside(**t)).count())
+        .sum()
+}
+
+/// Reads both stores with `read` until they agree in `window` or `within`
+/// has passed (then panics with the differences); `a` must have something
+/// in the window. Returns what `a` held when they agreed.
+fn assert_same(
+    what: &str,
+    window: Window,
+    within: Duration,
+    a: &Prometheus,
+    b: &Prometheus,
+    read: &dyn Fn(&Prometheus) -> Samples,
+) -> Samples {
     let start = Instant::now();
     loop {
-        let sa = a.raw_samples(selector, window.end_ms, window.len_ms);
-        let count: usize = sa
-            .values()
-            .map(|p| p.keys().filter(|t| window.inside(**t)).count())
-            .sum();
-        assert!(count > 0, "A has no sample for {selector} in {window:?}");
-        let sb = b.raw_samples(selector, window.end_ms, window.len_ms);
+        let sa = read(a);
+        let count = count_inside(&sa, &window);
+        assert!(count > 0, "A has nothing for {what} in {window:?}");
+        let sb = read(b);
         let diff = diff_samples(&sa, &sb, &window, 30);
         if diff.is_empty() {
-            return (sa.len(), count);
+            return sa;
         }
         if start.elapsed() > within {
             panic!(
-                "{selector} in {window:?}: A ({}) has {} series, {count} samples inside the \
+                "{what} in {window:?}: A ({}) has {} series, {count} points inside the \
                  window; B ({}) has {} series; after {within:?} they still differ:\n{}",
                 a.addr,
                 sa.len(),
