@@ -192,9 +192,7 @@ async fn ingest<P: Ingest>(
     })?;
 
     let mut parts = Parts::new(app, &admitted.client, P::WHOLE);
-    for metric in decoded.metrics {
-        parts.push(metric);
-    }
+    parts.extend(decoded.metrics);
     let placed = parts.store(app, received.ms()).await?;
     let stored = Stored {
         metrics: placed.metrics,

@@ -84,6 +84,25 @@ impl<'a> Parts<'a> {
         self.parts[i].metrics.push(metric);
     }
 
+    /// Adds a request's metrics, in order. By client (one part) the vector
+    /// becomes the part as it is: a metric is a few hundred bytes, not
+    /// worth moving one by one.
+    pub fn extend(&mut self, metrics: Vec<Metric<'a>>) {
+        if !self.by_series {
+            let part = &mut self.parts[0].metrics;
+            if part.is_empty() {
+                *part = metrics;
+            } else {
+                part.extend(metrics);
+            }
+            self.last = Some(0);
+            return;
+        }
+        for m in metrics {
+            self.push(m);
+        }
+    }
+
     fn part_of(&mut self, metric: &Metric<'a>) -> usize {
         if let Some(i) = self.last {
             let same = self.parts[i]

@@ -383,24 +383,30 @@ pub fn encode(
                 });
                 continue;
             }
-            samples += 1;
             body.timestamps.push(t.wrapping_sub(last_ts));
             last_ts = t;
             body.values.push(value_bits(m.value));
+            // The two rare columns are filled only once a sample needs
+            // them (zeros for the samples before it).
             let nanos = m.timestamp_ns.map_or(0, |ns| (ns % 1_000_000) as u32);
-            sub_ms |= nanos != 0;
-            info.sub_ms_nanos.push(nanos);
+            if nanos != 0 && !sub_ms {
+                sub_ms = true;
+                info.sub_ms_nanos.resize(samples as usize, 0);
+            }
+            if sub_ms {
+                info.sub_ms_nanos.push(nanos);
+            }
             let start = ms(m.created_timestamp, 0, "created timestamp")?;
-            started |= start != 0;
-            info.start_timestamps.push(start);
+            if start != 0 && !started {
+                started = true;
+                info.start_timestamps.resize(samples as usize, 0);
+            }
+            if started {
+                info.start_timestamps.push(start);
+            }
+            samples += 1;
         }
         body.sample_counts.push(samples);
-        if !sub_ms {
-            info.sub_ms_nanos.clear();
-        }
-        if !started {
-            info.start_timestamps.clear();
-        }
         let plain = info.unit == 0
             && info.help == 0
             && info.value_kind == 0
