@@ -52,6 +52,9 @@ pub struct BenchConfig {
     pub samples_per_request: u32,
     /// Series per request body at most (remote_write).
     pub series_per_request: u32,
+    /// remote_write: every request's series are new ones (a `churn` label
+    /// counts the requests), as an agent with short-lived series sends.
+    pub series_churn: bool,
     /// Fields per line (line protocol), 1 to 3.
     pub fields_per_line: u32,
     /// Reuse one connection per client; else a fresh one per request.
@@ -82,6 +85,7 @@ impl Default for BenchConfig {
             metrics_per_request: 3,
             samples_per_request: 2000,
             series_per_request: crate::remote_write::MAX_SERIES as u32,
+            series_churn: false,
             fields_per_line: 3,
             keep_alive: false,
             interval: Duration::ZERO,

@@ -87,6 +87,7 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
         format: config.format,
         samples_per_request: samples,
         series_per_request: config.series_per_request as usize,
+        series_churn: config.series_churn,
         fields_per_line: config.fields_per_line as usize,
         authorizations,
         counters: Arc::clone(&counters),

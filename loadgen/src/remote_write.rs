@@ -159,6 +159,9 @@ pub struct RemoteWriteBodies {
     rng: SmallRng,
     encoded: Vec<u8>,
     encoder: snap::raw::Encoder,
+    /// New series every request: where each series' `churn` label is,
+    /// and the requests made so far.
+    churn: Option<(Vec<usize>, u64)>,
 }
 
 impl RemoteWriteBodies {
@@ -202,7 +205,31 @@ impl RemoteWriteBodies {
             rng,
             encoded: Vec::new(),
             encoder: snap::raw::Encoder::new(),
+            churn: None,
         }
+    }
+
+    /// With `on`, every body's series are new ones: a `churn` label (its
+    /// value the number of the request) on every series.
+    pub fn churning(mut self, on: bool) -> Self {
+        if !on {
+            self.churn = None;
+            return self;
+        }
+        let mut at = Vec::with_capacity(self.request.timeseries.len());
+        for series in &mut self.request.timeseries {
+            let i = series.labels.partition_point(|l| l.name.as_str() < "churn");
+            series.labels.insert(
+                i,
+                Label {
+                    name: "churn".into(),
+                    value: String::new(),
+                },
+            );
+            at.push(i);
+        }
+        self.churn = Some((at, 0));
+        self
     }
 
     /// Samples in every body.
@@ -218,6 +245,13 @@ impl RemoteWriteBodies {
     /// apart and start at `max(now_ms, last + 1)`, so no sample is ever at
     /// or before one this client sent already.
     pub fn next_body(&mut self, now_ms: i64) -> anyhow::Result<Bytes> {
+        if let Some((at, n)) = &mut self.churn {
+            *n += 1;
+            let value = n.to_string();
+            for (series, &i) in self.request.timeseries.iter_mut().zip(at.iter()) {
+                series.labels[i].value.clone_from(&value);
+            }
+        }
         let first = now_ms.max(self.last_ms.saturating_add(1));
         let mut newest = first;
         for (series, &counter) in self.request.timeseries.iter_mut().zip(&self.counters) {
@@ -267,6 +301,25 @@ mod tests {
             .iter()
             .map(|l| (l.name.clone(), l.value.clone()))
             .collect()
+    }
+
+    #[test]
+    fn churning_bodies_never_repeat_a_series() {
+        let mut bodies = RemoteWriteBodies::new(4, 300, 300).churning(true);
+        let mut seen = HashSet::new();
+        for _ in 0..3 {
+            let request = decode(&bodies.next_body(now_ms()).unwrap());
+            assert_eq!(request.timeseries.len(), 300);
+            for series in &request.timeseries {
+                assert_eq!(series.samples.len(), 1);
+                let names: Vec<&str> = series.labels.iter().map(|l| l.name.as_str()).collect();
+                let mut sorted = names.clone();
+                sorted.sort_unstable();
+                assert_eq!(names, sorted, "labels still sorted with churn in");
+                assert!(seen.insert(pairs(&series.labels)), "a series came again");
+            }
+        }
+        assert_eq!(seen.len(), 900);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Load {
     pub samples_per_request: usize,
     /// remote_write: series per request at most.
     pub series_per_request: usize,
+    /// remote_write: new series in every request.
+    pub series_churn: bool,
     /// Line protocol: fields per line.
     pub fields_per_line: usize,
     /// One `Authorization` value per client.
@@ -51,11 +53,10 @@ impl Bodies {
     fn new(load: &Load, id: u32) -> Self {
         match load.format {
             Format::Json => Self::Pool,
-            Format::RemoteWrite => Self::RemoteWrite(Box::new(RemoteWriteBodies::new(
-                id,
-                load.samples_per_request,
-                load.series_per_request,
-            ))),
+            Format::RemoteWrite => Self::RemoteWrite(Box::new(
+                RemoteWriteBodies::new(id, load.samples_per_request, load.series_per_request)
+                    .churning(load.series_churn),
+            )),
             Format::Influx => Self::Influx(Box::new(InfluxBodies::new(
                 id,
                 load.samples_per_request,

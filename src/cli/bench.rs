@@ -95,6 +95,13 @@ pub struct BenchArgs {
     )]
     pub series_per_request: u32,
 
+    /// remote-write: every request's series are new ones (a `churn` label
+    /// numbers the requests), as an agent with short-lived series sends
+    /// (with `--series-per-request` equal to `--samples-per-request`: one
+    /// sample per new series).
+    #[arg(long, env = "METRICSTREAM_BENCH_SERIES_CHURN")]
+    pub series_churn: bool,
+
     /// influx: fields per line, 1 to 3 (one point per field).
     #[arg(
         long,
@@ -200,6 +207,7 @@ impl BenchArgs {
             metrics_per_request: self.metrics_per_request,
             samples_per_request: self.samples_per_request,
             series_per_request: self.series_per_request,
+            series_churn: self.series_churn,
             fields_per_line: self.fields_per_line,
             interval: Duration::from_millis(self.interval_ms),
             gzip: self.gzip,
