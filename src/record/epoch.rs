@@ -20,13 +20,14 @@ use super::compact::{Encoded, TableWriter};
 use super::RecordError;
 use crate::hash::Fx;
 
-/// Ids an epoch hands out at most; past them a new epoch starts. Readers
-/// refuse larger ids (it bounds what a damaged record can make them
-/// allocate).
-pub const MAX_IDS: u64 = 1 << 20;
+/// Ids an epoch hands out at most; past them a new epoch starts. A reader
+/// holds every series of its epoch (each partition's), so this bounds a
+/// consumer's memory under series churn; readers refuse larger ids (it
+/// bounds what a damaged record can make them allocate).
+pub const MAX_IDS: u64 = 1 << 18;
 /// Bytes of definitions an epoch remembers at most (the writer's memory
 /// per partition); past them a new epoch starts.
-pub const MAX_DEF_BYTES: usize = 64 << 20;
+pub const MAX_DEF_BYTES: usize = 16 << 20;
 
 /// Definitions with one hash, each with its id.
 type SameHash = Vec<(Box<[u8]>, u64)>;

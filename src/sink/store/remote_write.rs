@@ -342,14 +342,47 @@ fn histograms(points: &[&Sample]) -> Vec<u8> {
 
 /// `TimeSeries.labels` (field 1, repeated `Label`) of a series.
 fn encode_labels(series: &Series) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in labels(series) {
-        let len = l.encoded_len();
+    let pairs = label_pairs(series);
+    let len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+    let mut out = Vec::with_capacity(len);
+    // By hand from the series' own strings (a new series is encoded once,
+    // and under churn every series is new: no `Label` copies).
+    for (name, value) in pairs {
+        let field = |s: &str| {
+            if s.is_empty() {
+                0
+            } else {
+                1 + encoded_len_varint(s.len() as u64) + s.len()
+            }
+        };
+        let len = field(name) + field(value);
         encode_key(1, WireType::LengthDelimited, &mut out);
         encode_varint(len as u64, &mut out);
-        // Into a Vec: cannot run out of room.
-        let _ = l.encode(&mut out);
+        for (tag, s) in [(1, name), (2, value)] {
+            if !s.is_empty() {
+                encode_key(tag, WireType::LengthDelimited, &mut out);
+                encode_varint(s.len() as u64, &mut out);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
     }
+    out
+}
+
+/// [`labels`] as borrowed pairs, in the same order.
+fn label_pairs(s: &Series) -> Vec<(&str, &str)> {
+    let mut out = Vec::with_capacity(s.labels.len() + 1);
+    for (k, v) in &s.labels {
+        if !v.is_empty() && k != "__name__" {
+            out.push((k.as_str(), v.as_str()));
+        }
+    }
+    // A series' labels are sorted already: `__name__` goes where it sorts.
+    if !out.windows(2).all(|w| w[0].0 <= w[1].0) {
+        out.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    let at = out.partition_point(|(k, _)| *k < "__name__");
+    out.insert(at, ("__name__", s.name.as_str()));
     out
 }
 
