@@ -38,7 +38,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
-use prost::Message;
 
 use super::{wire, Body, Sink};
 use crate::hash::Fx;
@@ -386,6 +385,7 @@ fn label_pairs(s: &Series) -> Vec<(&str, &str)> {
     out
 }
 
+#[cfg(test)]
 /// `__name__` first, then the tags: sorted by name as remote_write
 /// requires (`__name__` sorts before any valid label name but `_` ones,
 /// hence the sort). Empty values are left out: in Prometheus an empty
@@ -440,6 +440,7 @@ mod tests {
     use super::*;
     use crate::record::Value;
     use prompb::v1::{TimeSeries, WriteRequest};
+    use prost::Message;
 
     fn sample(name: &str, labels: &[(&str, &str)], v: f64, ts: i64, kind: MetricType) -> Sample {
         Sample::new(name, labels, Value::Float(v), ts, kind, 0)
