@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::sink::rw_body;
-use common::{request, sigterm, Response, BIN};
+use common::{request, Response, BIN};
 
 fn strace() -> PathBuf {
     let found = std::env::var_os("METRICSTREAM_STRACE")
@@ -48,9 +48,25 @@ fn strace() -> PathBuf {
 
 /// `serve` under strace, its trace written to `trace`.
 struct Traced {
+    /// strace; `serve` is its child.
     child: Child,
+    serve: rustix::process::Pid,
     addr: std::net::SocketAddr,
     log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// The process whose parent is `parent`.
+fn child_of(parent: u32) -> Option<rustix::process::Pid> {
+    let ppid = format!("PPid:\t{parent}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|s| s.lines().any(|l| l == ppid))
+        })
+        .and_then(rustix::process::Pid::from_raw)
 }
 
 impl Traced {
@@ -104,43 +120,40 @@ impl Traced {
             let _ = child.kill();
             panic!("serve did not start under strace:\n{}", log.lock().unwrap());
         };
+        let serve = child_of(child.id()).expect("serve, the child of strace");
         Traced {
             child,
+            serve,
             addr: addr.parse().expect("listen address"),
             log,
         }
     }
 
-    /// SIGTERM to `serve` (strace passes it on), then waits for both.
+    /// SIGTERM to `serve` (not to strace, which would detach and leave it
+    /// running), then waits for both to exit.
     fn stop(mut self) {
-        let pid = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-                    s.lines()
-                        .any(|l| l == format!("PPid:\t{}", self.child.id()))
-                })
-            })
-            .expect("serve, the child of strace");
-        let status = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
-            rustix::process::Signal::TERM,
-        );
-        assert!(status.is_ok(), "SIGTERM to serve: {status:?}");
+        let sent = rustix::process::kill_process(self.serve, rustix::process::Signal::TERM);
+        assert!(sent.is_ok(), "SIGTERM to serve: {sent:?}");
         for _ in 0..300 {
             if self.child.try_wait().unwrap().is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        sigterm(&self.child);
-        let _ = self.child.kill();
         panic!(
             "serve did not exit within 15 s of SIGTERM:\n{}",
             self.log.lock().unwrap()
         );
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = rustix::process::kill_process(self.serve, rustix::process::Signal::KILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
