@@ -10,7 +10,8 @@
 # prometheus-node-exporter (a real remote_write sender and store), Debian's
 # influxdb (1.6: a line-protocol store and benchmark peer), and in the venv
 # influxdb-client and the OpenTelemetry SDK with its OTLP/HTTP exporter
-# (independent senders). Everything already present is skipped.
+# (independent senders), and strace (the durable-ack ordering test).
+# Everything already present is skipped.
 
 if ! command -v cargo >/dev/null; then
   echo "cargo is required: install a Rust toolchain (rustup) first" >&2
@@ -44,6 +45,9 @@ command -v perl >/dev/null || missing+=(perl)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
 # The line-protocol tests make 1.x-style writes with curl, as users do.
 command -v curl >/dev/null || missing+=(curl)
+# The durable-ack test reads the order of the writer's syncs and the
+# answers' writes in a system call trace (tests/durable_ack_order.rs).
+command -v strace >/dev/null || missing+=(strace)
 if command -v dpkg >/dev/null; then
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
@@ -79,6 +83,8 @@ if [ "${#prom_missing[@]}" -gt 0 ]; then
     [ "$rc" = 0 ] || exit "$rc"
   fi
 fi
+METRICSTREAM_STRACE="$(command -v strace)"
+export METRICSTREAM_STRACE
 METRICSTREAM_PROMETHEUS="$(command -v prometheus)"
 METRICSTREAM_NODE_EXPORTER="$(command -v prometheus-node-exporter)"
 METRICSTREAM_INFLUXD="$(command -v influxd)"

@@ -8,6 +8,8 @@ import platform
 import subprocess
 import time
 
+GUARANTEES = "docs/guarantees.md"
+
 
 def sh(cmd):
     try:
@@ -75,6 +77,9 @@ def main():
             f"{r['lost']} | {r['duplicated']} | {rec} | {cell(r['detail'])} |"
         )
     out.append("")
+    # The README's guarantees and their tests: kept by hand beside the code.
+    with open(GUARANTEES) as f:
+        out.append(f.read())
     out.append("## Reading the figures\n")
     out.append(
         "- The tests run the debug build (`cargo test`), on the same 2 cores as their "

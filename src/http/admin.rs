@@ -31,8 +31,15 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 pub async fn stats(State(app): State<Arc<App>>) -> Response {
-    let body = serde_json::to_string(&app.telemetry.stats()).unwrap_or_default();
-    json_response(StatusCode::OK, body)
+    // Serializing plain counters cannot fail; if it did, the answer says so
+    // rather than a 200 with an empty body.
+    match serde_json::to_string(&app.telemetry.stats()) {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": format!("cannot write the stats: {e}") }).to_string(),
+        ),
+    }
 }
 
 pub async fn prometheus(State(app): State<Arc<App>>) -> Response {

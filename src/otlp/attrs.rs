@@ -76,7 +76,7 @@ fn json(value: Option<&Value>, depth: usize, out: &mut String) -> Result<(), Str
     }
     match value {
         None => out.push_str("null"),
-        Some(Value::StringValue(s)) => quote(s, out),
+        Some(Value::StringValue(s)) => quote(s, out)?,
         Some(Value::BoolValue(b)) => {
             let _ = write!(out, "{b}");
         }
@@ -84,9 +84,9 @@ fn json(value: Option<&Value>, depth: usize, out: &mut String) -> Result<(), Str
             let _ = write!(out, "{i}");
         }
         Some(Value::DoubleValue(d)) if d.is_finite() => out.push_str(&format_float(*d)),
-        Some(Value::DoubleValue(d)) => quote(&format_float(*d), out),
+        Some(Value::DoubleValue(d)) => quote(&format_float(*d), out)?,
         Some(Value::BytesValue(b)) => {
-            quote(&base64::engine::general_purpose::STANDARD.encode(b), out)
+            quote(&base64::engine::general_purpose::STANDARD.encode(b), out)?
         }
         Some(Value::ArrayValue(a)) => {
             deeper(depth)?;
@@ -106,7 +106,7 @@ fn json(value: Option<&Value>, depth: usize, out: &mut String) -> Result<(), Str
                 if i > 0 {
                     out.push(',');
                 }
-                quote(&pair.key, out);
+                quote(&pair.key, out)?;
                 out.push(':');
                 let v = pair.value.as_ref().and_then(|v| v.value.as_ref());
                 json(v, depth + 1, out)?;
@@ -126,7 +126,10 @@ fn deeper(depth: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn quote(s: &str, out: &mut String) {
-    // Serializing a str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+/// Appends `s` as a JSON string. Serializing a str cannot fail; if it
+/// did, the value is refused rather than stored without it.
+fn quote(s: &str, out: &mut String) -> Result<(), String> {
+    let quoted = serde_json::to_string(s).map_err(|e| format!("cannot write as JSON: {e}"))?;
+    out.push_str(&quoted);
+    Ok(())
 }

@@ -343,8 +343,11 @@ impl Queue for FileQueue {
                 }
             });
             let t = &self.shared.telemetry;
+            let finished = tokio::time::timeout_at(deadline, joined).await.is_ok();
+            // Read once the writer is done: it counts what it gives up on
+            // while it shuts down.
             let mut lost = self.shared.lost.load(Ordering::Acquire);
-            if tokio::time::timeout_at(deadline, joined).await.is_err() {
+            if !finished {
                 // Writers still busy at the deadline: whatever waits is not durable.
                 tracing::error!("the log writer did not finish within {timeout:?}");
                 lost += t.queue_depth.get().max(0) as u64;

@@ -9,6 +9,7 @@ pub mod influxdb;
 pub mod prometheus;
 pub mod report;
 pub mod sink;
+pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

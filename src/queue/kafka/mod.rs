@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
+use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
@@ -238,6 +238,22 @@ fn is_queue_full(e: &KafkaError) -> bool {
     e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
 }
 
+/// The batch a failed delivery hands back, to be spilled. librdkafka gives
+/// back the message as it was produced, key and bytes included; one
+/// without them cannot happen, and if it did, spilling an empty record in
+/// its place would later re-send nothing under an acknowledged batch: an
+/// error, so the batch is counted lost instead.
+fn returned_batch(msg: &OwnedMessage) -> Result<SpillItem, &'static str> {
+    let (Some(key), Some(value)) = (msg.key(), msg.payload()) else {
+        return Err("without its key or its bytes");
+    };
+    Ok(SpillItem {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -398,12 +414,16 @@ impl Inner {
                 Ok(Ok(_)) => inner.delivered(started),
                 Ok(Err((e, msg))) => {
                     inner.telemetry.failed.inc();
-                    let batch = SpillItem {
-                        key: msg.key().unwrap_or_default().to_vec(),
-                        value: msg.payload().unwrap_or_default().to_vec(),
-                        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
-                    };
-                    inner.undeliverable(e, batch).await;
+                    match returned_batch(&msg) {
+                        Ok(batch) => inner.undeliverable(e, batch).await,
+                        Err(why) => {
+                            tracing::error!(
+                                "Kafka did not take an accepted batch ({e}) and the producer \
+                                 handed it back {why}: it cannot be spilled and is lost"
+                            );
+                            inner.lost.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
                 }
                 Err(_) => {
                     tracing::error!("the Kafka producer went away with an accepted batch");

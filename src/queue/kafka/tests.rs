@@ -220,3 +220,30 @@ async fn durable_sends_fail_when_the_broker_does_not_ack_in_time() {
     let report = shutdown(&s).await;
     assert_eq!((report.delivered, report.spilled, report.lost), (0, 0, 0));
 }
+
+/// A failed delivery's message without its bytes (or key) is an error,
+/// counted lost, never spilled as an empty record that would be re-sent
+/// in place of an acknowledged batch.
+#[test]
+fn a_returned_message_without_its_bytes_is_not_spilled_empty() {
+    use rdkafka::Timestamp;
+    let returned = |payload: Option<&[u8]>, key: Option<&[u8]>| {
+        let m = OwnedMessage::new(
+            payload.map(<[u8]>::to_vec),
+            key.map(<[u8]>::to_vec),
+            TOPIC.into(),
+            Timestamp::CreateTime(1234),
+            0,
+            -1,
+            None,
+        );
+        returned_batch(&m)
+    };
+    let batch = returned(Some(b"record"), Some(b"client")).unwrap();
+    assert_eq!(
+        (&batch.key[..], &batch.value[..], batch.timestamp_ms),
+        (&b"client"[..], &b"record"[..], 1234)
+    );
+    assert!(returned(None, Some(b"client")).is_err());
+    assert!(returned(Some(b"record"), None).is_err());
+}

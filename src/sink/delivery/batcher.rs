@@ -24,7 +24,7 @@ use super::ack_tracker::{Ack, AckTracker};
 use super::context::DeliveryContext;
 use super::lane::LaneSender;
 use crate::record::PartitionReader;
-use crate::sink::store::Body;
+use crate::sink::store::{Body, EncodeError};
 use crate::sink::Sample;
 
 /// A queue record the consumer loop submitted to the partition's worker.
@@ -42,8 +42,9 @@ const AHEAD: usize = 2;
 /// A batch on its way to its lane's sender.
 struct Batch {
     samples: Vec<Sample>,
-    /// The request body for all of `samples`, if none is refused up front.
-    body: Option<Body>,
+    /// The request body for all of `samples` (or why there can be none),
+    /// if none is refused up front.
+    body: Option<Result<Body, EncodeError>>,
     /// The offset of its first sample (its group in the [`AckTracker`]).
     first: u64,
 }

@@ -1,7 +1,8 @@
 //! The dead-letter file: samples a store refused for good (a 4xx other
-//! than 429 for that very sample), one JSON line each with the store's
-//! reason, appended and synced before the offset after them is committed,
-//! so a refused sample is never silently gone.
+//! than 429 for that very sample), or that its protocol cannot encode,
+//! one JSON line each with the store's reason, appended and synced before
+//! the offset after them is committed, so a refused sample is never
+//! silently gone.
 //!
 //! A line has the shape of `consume`'s JSON lines: a native histogram
 //! point carries its `histogram` (the JSON shape of

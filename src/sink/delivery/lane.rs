@@ -15,8 +15,14 @@
 //! ([`super::marks`]), or an exact copy of one delivered lately (the queue
 //! holds it twice, [`super::recent`]). That counts as delivered.
 //!
+//! A batch the store's encoding cannot hold ([`Sink::encode`]'s error, a
+//! body past what snappy compresses) is taken as refused without being
+//! sent: split the same way, and a sample that cannot be encoded alone is
+//! dead-lettered with the reason. It is never sent as an empty body.
+//!
 //! [`Sink::classify`]: crate::sink::store::Sink::classify
 //! [`Sink::already_stored`]: crate::sink::store::Sink::already_stored
+//! [`Sink::encode`]: crate::sink::store::Sink::encode
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +35,7 @@ use super::http::Client;
 use super::marks::Mark;
 use super::recent::{Recent, REMEMBERED};
 use super::retry::{Answer, Decision};
-use crate::sink::store::Body;
+use crate::sink::store::{Body, EncodeError};
 use crate::sink::Sample;
 
 /// Shutdown came while the batch was waiting for a retry.
@@ -39,7 +45,11 @@ pub struct Stopped;
 /// The store's final word on a batch.
 enum Verdict {
     Accepted,
-    Refused { status: u16, reason: String },
+    /// `status` is `None` for a batch that could not be encoded: never sent.
+    Refused {
+        status: Option<u16>,
+        reason: String,
+    },
 }
 
 /// One lane's sender: the partition worker splits its series among its
@@ -90,11 +100,12 @@ impl LaneSender {
 
     /// Delivers `samples` (in offset order): on `Ok` every one of them was
     /// acknowledged, dead-lettered, or recognised as already stored.
-    /// `encoded`, if given, is the request body of all of `samples`.
+    /// `encoded`, if given, is the request body of all of `samples` (or
+    /// why it could not be made).
     pub async fn deliver(
         &mut self,
         samples: &[Sample],
-        mut encoded: Option<Body>,
+        mut encoded: Option<Result<Body, EncodeError>>,
     ) -> Result<(), Stopped> {
         let sink = self.context.sink.clone();
         // Samples the store cannot take at all go first to the dead-letter
@@ -123,7 +134,16 @@ impl LaneSender {
                 Some(body) => body,
                 None => sink.encode(part),
             };
-            match self.send_until_decided(part, body).await? {
+            let verdict = match body {
+                Ok(body) => self.send_until_decided(part, body).await?,
+                // Never sent: split as a refusal is, down to the sample
+                // that cannot be encoded alone, dead-lettered with why.
+                Err(e) => Verdict::Refused {
+                    status: None,
+                    reason: e.to_string(),
+                },
+            };
+            match verdict {
                 Verdict::Accepted => {
                     self.context.metrics.sent.inc_by(part.len() as u64);
                     for s in part {
@@ -133,11 +153,12 @@ impl LaneSender {
                 Verdict::Refused { status, reason } if part.len() == 1 => {
                     let maybe_sent = self.uncertain.is_some_and(|u| part[0].offset <= u)
                         || self.recent.contains(&part[0]);
-                    let replay = sink.already_stored(status, &reason) && maybe_sent;
+                    let replay =
+                        status.is_some_and(|s| sink.already_stored(s, &reason)) && maybe_sent;
                     if replay {
                         self.context.metrics.replayed.inc();
                     } else {
-                        self.dead_letter(part, Some(status), &reason);
+                        self.dead_letter(part, status, &reason);
                     }
                 }
                 Verdict::Refused { .. } => {
@@ -203,7 +224,10 @@ impl LaneSender {
             let (after, why) = match sink.classify(&answer) {
                 Decision::Accept => return Ok(Verdict::Accepted),
                 Decision::Refuse { status, reason } => {
-                    return Ok(Verdict::Refused { status, reason })
+                    return Ok(Verdict::Refused {
+                        status: Some(status),
+                        reason,
+                    })
                 }
                 Decision::Retry {
                     after,
@@ -269,5 +293,134 @@ impl LaneSender {
             _ = tokio::time::sleep(wait) => Ok(()),
             _ = stop.changed() => Err(Stopped),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::record::{MetricType, Value};
+    use crate::sink::delivery::dead_letter::DeadLetters;
+    use crate::sink::delivery::http::Endpoint;
+    use crate::sink::metrics::ConsumeMetrics;
+    use crate::sink::store::Sink;
+
+    /// A store protocol whose encoding cannot hold a sample named
+    /// `unencodable` (as snappy cannot hold a body over ~3.7 GB): the body
+    /// is the samples' names, one a line.
+    struct Fussy;
+
+    impl Sink for Fussy {
+        fn name(&self) -> &'static str {
+            "fussy"
+        }
+        fn refuse(&self, _: &Sample) -> Option<String> {
+            None
+        }
+        fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError> {
+            if samples.iter().any(|s| s.name() == "unencodable") {
+                return Err(EncodeError(format!("{} samples too big", samples.len())));
+            }
+            let names: Vec<&str> = samples.iter().map(|s| s.name()).collect();
+            Ok(Body {
+                content_type: "text/plain",
+                encoding: None,
+                headers: &[],
+                bytes: Bytes::from(names.join("\n")),
+            })
+        }
+        fn already_stored(&self, _: u16, _: &str) -> bool {
+            false
+        }
+    }
+
+    /// A store that answers every request 204 and keeps its body.
+    async fn store() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/write",
+            axum::routing::post(move |body: String| async move {
+                kept.lock().unwrap().push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, bodies)
+    }
+
+    /// A batch that cannot be encoded is never sent as anything else (an
+    /// empty body a store would acknowledge): it is split like a refused
+    /// one; the rest is delivered, the sample that cannot be encoded alone
+    /// is dead-lettered with the reason, and only then is the batch done.
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_encoded_is_split_and_dead_lettered_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, bodies) = store().await;
+        let endpoint = Endpoint::resolve(
+            &format!("http://{addr}/write"),
+            &super::super::http::Auth::None,
+            &[],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let metrics = Arc::new(ConsumeMetrics::new().unwrap());
+        let dead_path = dir.path().join("dead-letter/g.jsonl");
+        let context = Arc::new(DeliveryContext {
+            sink: Arc::new(Fussy),
+            endpoint: Arc::new(endpoint),
+            dead: DeadLetters::open(&dead_path).unwrap(),
+            metrics: metrics.clone(),
+            marks_dir: dir.path().join("marks"),
+            lanes: 1,
+            max_samples: 100,
+            max_bytes: 1 << 20,
+            linger: Duration::from_millis(10),
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut lane = LaneSender::lanes(&context, 0, 1, &stop).unwrap().remove(0);
+        let names = ["a", "b", "unencodable", "c", "d"];
+        let samples: Vec<Sample> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Sample::new(n, &[], Value::Float(1.0), 1000, MetricType::Gauge, i as u64))
+            .collect();
+        let encoded = Some(context.sink.encode(&samples));
+        lane.deliver(&samples, encoded).await.unwrap();
+
+        let sent: Vec<String> = bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.lines().map(String::from).collect::<Vec<_>>())
+            .collect();
+        let mut sorted = sent.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "c", "d"], "sent {sent:?}");
+        assert!(bodies.lock().unwrap().iter().all(|b| !b.is_empty()));
+        assert_eq!(metrics.sent.get(), 4);
+        assert_eq!(metrics.dead_lettered.get(), 1);
+        let text = std::fs::read_to_string(&dead_path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["name"], "unencodable");
+        assert_eq!(lines[0]["offset"], 2);
+        assert!(lines[0]["status"].is_null(), "never sent: {text}");
+        assert_eq!(
+            lines[0]["reason"],
+            "cannot encode the request: 1 samples too big"
+        );
     }
 }

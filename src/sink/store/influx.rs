@@ -38,7 +38,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::{Body, Sink};
+use super::{Body, EncodeError, Sink};
 use crate::influx::{FieldValue, Line, Precision};
 use crate::record::{Series, Value};
 use crate::sink::Sample;
@@ -101,25 +101,26 @@ impl Sink for Influx {
             .then(|| "InfluxDB cannot store NaN or infinite values".to_string())
     }
 
-    fn encode(&self, samples: &[Sample]) -> Body {
+    fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError> {
         let mut text = Vec::with_capacity(samples.len() * 64);
         for s in samples {
             // The series key (measurement and tags, escaped) is made once
             // per series; only the value and the time are formatted here.
             text.extend_from_slice(&s.series.encoded("influx", series_key));
-            let _ = writeln!(
+            writeln!(
                 text,
                 " value={} {}",
                 field(s.value),
                 self.precision.of_ms(s.timestamp)
-            );
+            )
+            .map_err(|e| EncodeError(format!("line protocol: {e}")))?;
         }
-        Body {
+        Ok(Body {
             content_type: "text/plain; charset=utf-8",
             encoding: None,
             headers: &[],
             bytes: text.into(),
-        }
+        })
     }
 
     fn already_stored(&self, _status: u16, _reason: &str) -> bool {
@@ -170,7 +171,8 @@ mod tests {
         let body = Influx {
             precision: Precision::Milliseconds,
         }
-        .encode(std::slice::from_ref(&s));
+        .encode(std::slice::from_ref(&s))
+        .unwrap();
         assert_eq!(&body.bytes[..], b"cpu\\ load,host=a\\,b value=-3i 1500\n");
         let f = Sample {
             value: Value::Float(2.0),
@@ -179,7 +181,8 @@ mod tests {
         let body = Influx {
             precision: Precision::Nanoseconds,
         }
-        .encode(&[f]);
+        .encode(&[f])
+        .unwrap();
         assert_eq!(
             &body.bytes[..],
             b"cpu\\ load,host=a\\,b value=2.0 1500000000\n"

@@ -35,6 +35,15 @@ pub struct Body {
     pub bytes: Bytes,
 }
 
+/// Why a batch cannot be made into a request body (a body past what
+/// snappy can compress). It is never sent as anything else, an empty body
+/// least of all: the delivery splits the batch like a refused one, and a
+/// sample that cannot be encoded even alone goes to the dead-letter file
+/// with this reason, so nothing is acknowledged that was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode the request: {0}")]
+pub struct EncodeError(pub String);
+
 /// A time-series store's protocol: encoding, and what its answers mean.
 pub trait Sink: Send + Sync + 'static {
     /// A short name for logs and metrics (`remote-write`, `influx`).
@@ -42,8 +51,9 @@ pub trait Sink: Send + Sync + 'static {
     /// Why this store can never take this sample, judged before sending
     /// (InfluxDB has no NaN); it goes to the dead-letter file.
     fn refuse(&self, sample: &Sample) -> Option<String>;
-    /// One request body holding `samples`, in their order.
-    fn encode(&self, samples: &[Sample]) -> Body;
+    /// One request body holding `samples`, in their order; an error when
+    /// the store's encoding cannot hold them.
+    fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError>;
     /// What an answer to a request means: accept, retry or refuse. Every
     /// store today answers as HTTP says ([`retry::classify`]); a store whose
     /// statuses mean something else says so here.

@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use prompb::v1::{metric_metadata::MetricType as Type, Label};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-use super::{wire, Body, Sink};
+use super::{wire, Body, EncodeError, Sink};
 use crate::hash::Fx;
 use crate::record::{MetricType, Series};
 use crate::sink::delivery::retry::{self, Answer, Decision};
@@ -58,7 +58,7 @@ impl Sink for RemoteWrite {
         None
     }
 
-    fn encode(&self, samples: &[Sample]) -> Body {
+    fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError> {
         let proto = encode_request(samples);
         snappy_body(&proto, "application/x-protobuf", HEADERS)
     }
@@ -95,25 +95,22 @@ pub const INVALID_HISTOGRAM: &[&str] = &[
 ];
 
 /// A remote_write body (both versions): the protobuf, snappy block format.
+/// Snappy takes at most ~3.7 GB; a bigger body is an error, never an
+/// empty body (which a store could acknowledge with nothing stored).
 pub fn snappy_body(
     proto: &[u8],
     content_type: &'static str,
     headers: &'static [(&'static str, &'static str)],
-) -> Body {
-    let bytes = match snap::raw::Encoder::new().compress_vec(proto) {
-        Ok(b) => b,
-        // Only a body over ~4 GiB fails; batches are bounded far below.
-        Err(e) => {
-            tracing::error!("snappy: {e}");
-            Vec::new()
-        }
-    };
-    Body {
+) -> Result<Body, EncodeError> {
+    let bytes = snap::raw::Encoder::new()
+        .compress_vec(proto)
+        .map_err(|e| EncodeError(format!("snappy, {} bytes of protobuf: {e}", proto.len())))?;
+    Ok(Body {
         content_type,
         encoding: Some("snappy"),
         headers,
         bytes: bytes.into(),
-    }
+    })
 }
 
 /// The `WriteRequest` for `samples`, encoded by hand: the points of one
@@ -459,7 +456,7 @@ mod tests {
             ),
             sample("up", &[("job", "a")], 0.0, 2, MetricType::Gauge),
         ];
-        let body = RemoteWrite.encode(&samples);
+        let body = RemoteWrite.encode(&samples).unwrap();
         let proto = snap::raw::Decoder::new()
             .decompress_vec(&body.bytes)
             .unwrap();
@@ -624,7 +621,7 @@ mod tests {
     #[test]
     fn every_kind_of_point_arrives_where_1_0_puts_it() {
         use super::super::test_points::{self as p, T};
-        let body = RemoteWrite.encode(&p::mixed());
+        let body = RemoteWrite.encode(&p::mixed()).unwrap();
         let proto = snap::raw::Decoder::new()
             .decompress_vec(&body.bytes)
             .unwrap();
@@ -796,5 +793,20 @@ mod tests {
         assert!(RemoteWrite.already_stored(400, "duplicate sample for timestamp"));
         assert!(!RemoteWrite.already_stored(400, "out of bounds"));
         assert!(!RemoteWrite.already_stored(500, "out of order sample"));
+    }
+
+    /// Snappy cannot compress a body over ~3.7 GB: that is an error the
+    /// batch cannot go out with, never an empty body (which a store could
+    /// acknowledge with nothing stored). The zeroed buffer is never
+    /// touched (snappy checks the length first), so it costs no memory.
+    #[test]
+    fn a_body_snappy_cannot_hold_is_an_error_not_an_empty_body() {
+        let huge = vec![0u8; 3_700_000_000];
+        let e = snappy_body(&huge, "application/x-protobuf", HEADERS)
+            .err()
+            .expect("an error, not a body");
+        assert!(e.to_string().contains("3700000000 bytes"), "{e}");
+        let small = snappy_body(b"\x0a\x00", "application/x-protobuf", HEADERS).unwrap();
+        assert!(!small.bytes.is_empty());
     }
 }

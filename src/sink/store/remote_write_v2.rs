@@ -19,7 +19,7 @@ use prompb::v2::{metadata::MetricType as Type, Metadata};
 use prost::encoding;
 
 use super::remote_write::{snappy_body, RemoteWrite};
-use super::{wire, Body, Sink};
+use super::{wire, Body, EncodeError, Sink};
 use crate::hash::Fx;
 use crate::record::{MetricType, Series};
 use crate::sink::delivery::retry::{Answer, Decision};
@@ -39,7 +39,7 @@ impl Sink for RemoteWriteV2 {
         None
     }
 
-    fn encode(&self, samples: &[Sample]) -> Body {
+    fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError> {
         snappy_body(&encode_request(samples), CONTENT_TYPE, HEADERS)
     }
 
@@ -223,7 +223,7 @@ mod tests {
             MetricType::Counter,
             0,
         );
-        let body = RemoteWriteV2.encode(&[a.clone(), b, a]);
+        let body = RemoteWriteV2.encode(&[a.clone(), b, a]).unwrap();
         let proto = snap::raw::Decoder::new()
             .decompress_vec(&body.bytes)
             .unwrap();
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn every_kind_of_point_arrives_where_2_0_puts_it() {
         use super::super::test_points::{self as p, START, T};
-        let body = RemoteWriteV2.encode(&p::mixed());
+        let body = RemoteWriteV2.encode(&p::mixed()).unwrap();
         let proto = snap::raw::Decoder::new()
             .decompress_vec(&body.bytes)
             .unwrap();
