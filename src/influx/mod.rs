@@ -4,14 +4,18 @@
 //! (`metrics.rs`) and counts the bad ones, so the caller can store the good
 //! lines and refuse the bad ones as InfluxDB 1.x does (partial writes).
 //!
-//! Rules, after InfluxDB: floats must start with a digit, '-' or '.'
-//! (so inf, NaN and +1 are refused) and be finite; `12i` is i64 and `12u`
-//! u64, both exact; booleans t/T/true/True/TRUE and f/F/false/False/FALSE;
-//! a backslash escapes `,` and space in measurements, `,` `=` and space in
-//! keys and tag values, `"` in strings, and `\` everywhere; before
-//! anything else it is literal. Tag values may not be empty. Duplicate tag
-//! or field keys, and a field whose type changes within one body, refuse
-//! the line.
+//! Rules, after InfluxDB 1.6's own parser (`line.rs` says which of its
+//! functions each comes from, and where metricstream differs on purpose):
+//! floats must start with a digit, '-' or '.' (so inf, NaN and +1 are
+//! refused) and be finite; `12i` is i64 and `12u` u64, both exact; booleans
+//! t/T/true/True/TRUE and f/F/false/False/FALSE; a backslash escapes `,`
+//! and space in measurements (and is dropped before `=` and `"`), `,` `=`
+//! and space in tag keys and values, `,` `=` space and `"` in field keys,
+//! `"` and `\` in string fields, and is a literal character before
+//! anything else (`C:\\share` keeps both backslashes); a string field may
+//! span lines. Tag values may not be empty. Duplicate tag or field keys,
+//! and a field whose type changes within one body, refuse the line.
+//! `write.rs` writes a [`Line`] back so that the parser reads the same.
 //!
 //! Limits: a line is at most [`MAX_LINE`] bytes (names and values live
 //! inside it, so that bounds them too).
@@ -21,12 +25,13 @@ pub mod metrics;
 mod precision;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use line::parse_line;
+pub use line::{lines, parse_line, Lines};
 pub use metrics::metrics_of;
 pub use precision::{timestamp_ns, Precision};
 
@@ -70,7 +75,8 @@ impl FieldValue<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
-    /// 1-based, counting every line of the body (comments and blanks too).
+    /// 1-based, counting every text line of the body (comments and blanks
+    /// too): the one the line starts on (a string field may span several).
     pub line_number: usize,
     pub message: String,
 }
@@ -112,14 +118,14 @@ type FieldTypes<'a> = HashMap<Cow<'a, str>, HashMap<Cow<'a, str>, &'static str, 
 /// nothing for a map that lives one request and is capped by its body.
 type Fast = crate::hash::Fx;
 
-/// Parses a body line by line. A field whose type differs from the one an
-/// earlier line of the same body gave it (same measurement) fails its line
-/// with "field type conflict", as InfluxDB refuses such a point.
+/// Parses a body line by line ([`lines`]). A field whose type differs
+/// from the one an earlier line of the same body gave it (same
+/// measurement) fails its line with "field type conflict", as InfluxDB
+/// refuses such a point.
 pub fn parse(body: &[u8]) -> Parsed<'_> {
     let mut out = Parsed::default();
     let mut types: FieldTypes<'_> = HashMap::default();
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-        let line_number = i + 1;
+    for (line_number, raw) in lines(body) {
         let result = match parse_line(raw) {
             Ok(None) => continue,
             Ok(Some(line)) => check_types(&mut types, line),
@@ -235,57 +241,4 @@ fn check_types<'a>(types: &mut FieldTypes<'a>, line: Line<'a>) -> Result<Line<'a
         }
     }
     Ok(line)
-}
-
-/// Line protocol for `line`, escaped so that [`parse_line`] gives it back.
-impl fmt::Display for Line<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        escape(f, &self.measurement, b", ")?;
-        for (k, v) in &self.tags {
-            f.write_str(",")?;
-            escape(f, k, b",= ")?;
-            f.write_str("=")?;
-            escape(f, v, b",= ")?;
-        }
-        for (i, (k, v)) in self.fields.iter().enumerate() {
-            f.write_str(if i == 0 { " " } else { "," })?;
-            escape(f, k, b",= ")?;
-            write!(f, "={v}")?;
-        }
-        if let Some(ts) = self.timestamp {
-            write!(f, " {ts}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A field's value as line protocol writes it (`1.5`, `3i`, `"text"`).
-impl fmt::Display for FieldValue<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldValue::Float(x) => write!(f, "{x:?}"),
-            FieldValue::Int(x) => write!(f, "{x}i"),
-            FieldValue::UInt(x) => write!(f, "{x}u"),
-            FieldValue::Bool(x) => write!(f, "{x}"),
-            FieldValue::Str(s) => {
-                f.write_str("\"")?;
-                escape(f, s, b"\"")?;
-                f.write_str("\"")
-            }
-        }
-    }
-}
-
-/// Writes unescaped runs whole: the sink formats every line it sends here.
-fn escape(f: &mut fmt::Formatter<'_>, s: &str, special: &[u8]) -> fmt::Result {
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        // Only ASCII bytes are special, so `i` is a char boundary.
-        if b == b'\\' || special.contains(&b) {
-            f.write_str(&s[start..i])?;
-            f.write_str("\\")?;
-            start = i;
-        }
-    }
-    f.write_str(&s[start..])
 }

@@ -148,9 +148,8 @@ fn escapes_from_the_docs() {
     assert_eq!(l.measurement, r"m\a");
     assert_eq!(l.tags[0].1, r"v\b");
     assert_eq!(field(&l, "f"), &FieldValue::Str(r"a\nb".into()));
-    // `=` is literal in a measurement.
+    // A bare `=` is literal in a measurement.
     assert_eq!(one("a=b v=1").measurement, "a=b");
-    assert_eq!(one(r"a\\b v=1").measurement, r"a\b");
 }
 
 #[test]
@@ -226,10 +225,13 @@ fn field_type_conflict_between_lines() {
 fn display_round_trips() {
     for s in [
         r#"m\,x\ y,k\,1\=2=v\=1\,2\ z f\ k\=1=1.5,i=-3i,u=7u,b=false,s="a\"b\\c" 123"#,
-        r"m\a,k\\=v\b f=1e300",
+        r"m\a,k\\x=v\b f=1e300",
+        r#"C:\\share\\x,path=C:\\share\\x,h=two\\\ words,e\\\,q=\=x f\\\,k=1,s="a\\\"b" 5"#,
+        "m s=\"two\nlines\" 5",
         "m f=-0.0",
     ] {
         let l = one(s);
+        assert_eq!(l.unwritable(), None, "{s}");
         let again = l.to_string();
         assert_eq!(one(&again), l, "{s} -> {again}");
     }
@@ -252,7 +254,7 @@ fn hostile() {
     assert_eq!(one(&format!("m {fit}")).fields.len(), 6000);
     assert!(err(&format!("m {fit},f5999=2")).contains("duplicate field key"));
     // Deep escaping: every byte of a long name escaped.
-    let deep = "\\\\".repeat(MAX_LINE / 4);
+    let deep = "\\ ".repeat(MAX_LINE / 4);
     assert_eq!(one(&format!("{deep} v=1")).measurement.len(), MAX_LINE / 4);
     let s = format!("m s=\"{}\"", "\\\"".repeat(MAX_LINE / 4));
     assert_eq!(
@@ -289,6 +291,335 @@ fn precision() {
     assert_eq!(timestamp_ns(i64::MAX, Precision::Nanoseconds), Ok(i64::MAX));
     assert!(timestamp_ns(i64::MAX / 1000 + 1, Precision::Microseconds).is_err());
     assert!(timestamp_ns(i64::MIN, Precision::Milliseconds).is_err());
+}
+
+/// The measurement, tags and fields of one line, for the table tests.
+type Parts = (String, Vec<(String, String)>, Vec<(String, String)>);
+
+fn parts(s: &str) -> Parts {
+    let l = one(s);
+    let fields = l
+        .fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                FieldValue::Str(s) => s.to_string(),
+                FieldValue::Float(x) => x.to_string(),
+                other => other.to_string(),
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    let tags = l
+        .tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (l.measurement.to_string(), tags, fields)
+}
+
+fn tag(k: &str, v: &str) -> Vec<(String, String)> {
+    vec![(k.to_string(), v.to_string())]
+}
+
+/// Outside string fields a backslash before a backslash is two literal
+/// characters (InfluxDB's `unescapeTag`, `escape.Unescape`,
+/// `escape.AppendUnescaped` drop a backslash only before `,` `=` space
+/// `"`): Windows paths keep every backslash, in every part.
+#[test]
+fn double_backslashes_are_literal_outside_strings() {
+    let (m, tags, _) = parts(r"cpu,path=C:\\share\\x value=1");
+    assert_eq!(m, "cpu");
+    assert_eq!(tags, tag("path", r"C:\\share\\x"));
+    // The space is escaped by the backslash right before it; only that
+    // one is dropped.
+    assert_eq!(
+        parts(r"cpu,host=two\\\ words value=1").1,
+        tag("host", r"two\\ words")
+    );
+    assert_eq!(parts(r"a\\b v=1").0, r"a\\b");
+    assert_eq!(parts(r"m,k\\x=1 v=1").1, tag(r"k\\x", "1"));
+    assert_eq!(parts(r"m f\\x=1").2, tag(r"f\\x", "1"));
+    // Only in a string field is `\\` one backslash.
+    assert_eq!(parts(r#"m s="a\\b\"c\d""#).2, tag("s", r#"a\b"c\d"#));
+    // A backslash before an ordinary byte is literal everywhere.
+    let (m, tags, fields) = parts(r#"m\a,k\b=v\c f\d="\e""#);
+    assert_eq!(m, r"m\a");
+    assert_eq!(tags, tag(r"k\b", r"v\c"));
+    assert_eq!(fields, tag(r"f\d", r"\e"));
+}
+
+/// In a measurement and in tags, a delimiter right after a backslash is
+/// escaped whatever comes before that backslash (`scanMeasurement`,
+/// `scanTagsKey`, `scanTagsValue` look at the one byte before).
+#[test]
+fn a_backslash_before_a_delimiter_always_escapes_it_in_names() {
+    assert_eq!(parts(r"m\\ x f=1").0, r"m\ x");
+    assert_eq!(parts(r"m\\,x f=1").0, r"m\,x");
+    assert_eq!(parts(r"m\\\,x f=1").0, r"m\\,x");
+    assert_eq!(parts(r"m,t\\=x=1 f=1").1, tag(r"t\=x", "1"));
+    assert_eq!(parts(r"m,t=a\\,b f=1").1, tag("t", r"a\,b"));
+    assert_eq!(parts(r"m,t\ =a f=1").1, tag("t ", "a"));
+    assert_eq!(parts(r"m,\=k=a f=1").1, tag("=k", "a"));
+    // So a name never ends in a backslash: the delimiter after it is
+    // part of the name and the line falls apart.
+    assert!(err(r"m,t=x\\ f=1").contains("unescaped '='"));
+    assert!(err(r"m,t=a\ f=1").contains("unescaped '='"));
+    assert!(err(r"m,t\=v f=1").contains("missing tag value"));
+    assert_eq!(err(r"m\ f=1"), "missing fields");
+    assert_eq!(err(r"m\\ f=1"), "missing fields");
+}
+
+/// What each part drops a backslash before: a measurement `,` `"` space
+/// `=` (`escape.Unescape`), tags `,` space `=` (`unescapeTag`), field keys
+/// `,` `"` space `=` (`escape.AppendUnescaped`).
+#[test]
+fn each_part_has_its_own_escapes() {
+    assert_eq!(parts(r"a\=b v=1").0, "a=b");
+    assert_eq!(parts(r#"a\"b v=1"#).0, r#"a"b"#);
+    assert_eq!(parts(r"\#x v=1").0, r"\#x");
+    assert_eq!(parts(r#"m,t=a\"b f=1"#).1, tag("t", r#"a\"b"#));
+    assert_eq!(parts(r#"m f\"x=1"#).2, tag(r#"f"x"#, "1"));
+    assert_eq!(parts(r"m f\=x=1").2, tag("f=x", "1"));
+    assert_eq!(parts(r"m f\ x=1,g\,y=2").2[1], ("g,y".into(), "2".into()));
+    // A bare `"` is literal in a field key.
+    assert_eq!(parts(r#"m f"x=1"#).2, tag(r#"f"x"#, "1"));
+    // A tag value may start with a bare `=` (`scanTagsValue` checks its
+    // first byte for `,` and space only).
+    assert_eq!(parts("m,t==x f=1").1, tag("t", "=x"));
+    assert_eq!(parts("m,t== f=1").1, tag("t", "="));
+    assert!(err("m,t=a=b f=1").contains("unescaped '='"));
+    assert!(err("m,=k=a f=1").contains("empty tag key"));
+}
+
+/// Field keys are read in backslash pairs from the left (`scanFields`),
+/// so an even run of backslashes does not escape what follows it.
+#[test]
+fn field_keys_pair_their_backslashes() {
+    assert_eq!(parts(r"m a\\\,b=1").2, tag(r"a\\,b", "1"));
+    assert_eq!(parts(r#"m f\\"x=8"#).2, tag(r#"f\"x"#, "8"));
+    assert_eq!(parts(r#"m f\\\"x=8"#).2, tag(r#"f\\"x"#, "8"));
+    assert!(err(r"m a\\,b=1").contains("missing value"));
+    assert!(err(r"m a\\ b=1").contains("missing value"));
+    // InfluxDB's second pass reads the `=` after `\\` as escaped and
+    // stores a field `a\=1,b`: refused here.
+    assert!(err(r"m a\\=1,b=2").contains("ends in a backslash"));
+    assert!(err(r"m f\\=1").contains("ends in a backslash"));
+}
+
+#[test]
+fn string_fields() {
+    assert_eq!(parts(r#"m f="\"" 1"#).2, tag("f", "\""));
+    assert_eq!(parts(r#"m f="\\" 1"#).2, tag("f", "\\"));
+    assert_eq!(parts(r#"m f="a\\\"b""#).2, tag("f", r#"a\"b"#));
+    assert_eq!(err(r#"m f="\" 1"#), "field \"f\": unterminated string");
+    assert_eq!(err(r#"m f="x\"#), "field \"f\": unterminated string");
+    // A newline inside the quotes is part of the string.
+    assert_eq!(parts("m s=\"a\nb\" 5").2, tag("s", "a\nb"));
+    assert_eq!(parts("m s=\"a\\\nb\" 5").2, tag("s", "a\\\nb"));
+    // InfluxDB would store `a"` for this; refused here.
+    assert!(err(r#"m s="a"b,c=1"#).contains("unexpected 'b'"));
+    assert!(err("m v=\"x\"\t 5").contains("unexpected '\\t'"));
+}
+
+/// A body splits at `\n` outside a string's quotes and not right after a
+/// backslash (`scanLine`); line numbers are where each line starts.
+#[test]
+fn lines_split_as_influxdb_splits_them() {
+    let body =
+        b"m s=\"a\nb\" 5\nn v=2 6\r\nx,t=a\\\nb v=1 7\n# c=1 \"q\nswallowed v=1\n\"\nlast v=1";
+    let got: Vec<(usize, &[u8])> = lines(body).collect();
+    let want: Vec<(usize, &[u8])> = vec![
+        (1, b"m s=\"a\nb\" 5"),
+        (3, b"n v=2 6\r"),
+        (4, b"x,t=a\\\nb v=1 7"),
+        // A comment's `"` after an `=` opens a "string" too.
+        (6, b"# c=1 \"q\nswallowed v=1\n\""),
+        (9, b"last v=1"),
+    ];
+    assert_eq!(got, want);
+    let p = parse(body);
+    let ok: Vec<_> = p.ok().collect();
+    assert_eq!(ok.len(), 4, "{:?}", p.lines);
+    assert_eq!(ok[2].tags[0].1, "a\\\nb");
+    let p = parse(b"m v=1\nm s=\"open\nm v=2\nm v=3\n");
+    let numbered: Vec<_> = p.numbered().map(|(n, l)| (n, l.is_ok())).collect();
+    assert_eq!(numbered, [(1, true), (2, false)]);
+    // A backslash pairs with the byte after it only if one more follows.
+    assert_eq!(lines(b"a\\\nb").count(), 1);
+    assert_eq!(lines(b"a\\\n").count(), 1);
+    assert_eq!(lines(b"a\\\n\n").count(), 1);
+    assert_eq!(lines(b"a\n\\\n").count(), 2);
+}
+
+/// Spaces, tabs and NULs are skipped before a line, its fields and its
+/// timestamp (`skipWhitespace`); only a space separates.
+#[test]
+fn tabs_are_no_separators() {
+    assert_eq!(parts("\t m v=1").0, "m");
+    assert_eq!(parts("\0m v=1").0, "m");
+    assert_eq!(parse_line(b"\t# comment"), Ok(None));
+    assert_eq!(parts("m\tx v=1").0, "m\tx");
+    assert_eq!(parts("m,t=a\tb v=1").1, tag("t", "a\tb"));
+    assert_eq!(one("m \t v=1 \t 5").timestamp, Some(5));
+    assert_eq!(one("m v=1 \t").timestamp, None);
+    assert_eq!(one("m v=1 5   ").timestamp, Some(5));
+    assert!(err("m v=1\t5").contains("invalid value"));
+    assert!(err("m v=1\t").contains("invalid value"));
+    assert!(err("m v=1 5\t").contains("invalid timestamp"));
+    assert!(err("m,t=x\tv=1 5").contains("unescaped '='"));
+    assert_eq!(err("m\tv=1"), "missing fields");
+    // A CRLF line end is the one place metricstream is looser.
+    assert_eq!(one("m v=1 5\r").timestamp, Some(5));
+    assert_eq!(parse_line(b" \r"), Ok(None));
+}
+
+/// What the writer can and cannot put in line protocol.
+#[test]
+fn unwritable_lines() {
+    let line =
+        |m: &'static str, tags: Vec<(&'static str, &'static str)>, field: &'static str| Line {
+            measurement: m.into(),
+            tags: tags
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            fields: vec![(field.into(), FieldValue::Float(1.0))],
+            timestamp: Some(5),
+        };
+    // Writable, and read back the same: backslashes everywhere.
+    for l in [
+        line(r"C:\share", vec![("path", r"C:\share\x")], "value"),
+        line(r"a\,b", vec![(r"k\=", r"v\ "), ("e", "=x")], r"f\\,x"),
+        line(r#"a\"b=c"#, vec![("q", r#"a"b"#)], r#"f\"x"#),
+        line(" lead", vec![("t", " x")], " f"),
+    ] {
+        assert_eq!(l.unwritable(), None, "{l}");
+        assert_eq!(one(&l.to_string()), l, "{l}");
+    }
+    assert_eq!(
+        line(r"C:\share", vec![], "v").to_string(),
+        r"C:\share v=1.0 5"
+    );
+    assert_eq!(
+        line("m", vec![("t", r"a\,b c")], "v").to_string(),
+        r"m,t=a\\,b\ c v=1.0 5"
+    );
+    assert_eq!(line(r"a\=b", vec![], "v").to_string(), r"a\\=b v=1.0 5");
+    for (l, why) in [
+        (line(r"ends\", vec![], "v"), "ends in a backslash"),
+        (line("m", vec![(r"k\", "v")], "v"), "ends in a backslash"),
+        (line("m", vec![("k", r"C:\")], "v"), "ends in a backslash"),
+        (line("m", vec![], r"f\"), "ends in a backslash"),
+        (line("m", vec![("k", "a\nb")], "v"), "newline"),
+        (line("a\nb", vec![], "v"), "newline"),
+        (line("m", vec![("k", "")], "v"), "empty"),
+        (line("#m", vec![], "v"), "comment"),
+        (line("\tm", vec![], "v"), "skipped"),
+        (line("m", vec![], "\0f"), "skipped"),
+        (line("m", vec![], r"f\,x"), "odd run of backslashes"),
+        (line("m", vec![], r"f\\\ x"), "odd run of backslashes"),
+        // `scanLine` pairs the backslashes: the space opens its "fields",
+        // the `=` in the tag key then counts, and the `"` opens a string
+        // that would swallow the next line.
+        (line(r"m\ x", vec![(r"k\=", r#"a"b"#)], "v"), "run on"),
+    ] {
+        let got = l.unwritable().unwrap_or_default();
+        assert!(got.contains(why), "{l:?}: {got:?} lacks {why:?}");
+    }
+    let mut nan = line("m", vec![], "v");
+    nan.fields[0].1 = FieldValue::Float(f64::NAN);
+    assert!(nan.unwritable().is_some());
+}
+
+proptest::proptest! {
+    /// Any line the writer calls writable reads back the same, and ends
+    /// where a body's reader ends it.
+    #[test]
+    fn writable_lines_read_back_the_same(
+        m in NAME,
+        tags in proptest::collection::btree_map(NAME, NAME, 0..4),
+        fields in proptest::collection::btree_map(FIELD_KEY, field_value(), 1..4),
+        ts in proptest::option::of(proptest::num::i64::ANY),
+    ) {
+        let l = Line {
+            measurement: m.into(),
+            tags: tags.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            timestamp: ts,
+        };
+        if l.unwritable().is_none() {
+            let text = l.to_string();
+            proptest::prop_assert_eq!(parse_line(text.as_bytes()), Ok(Some(l.clone())), "{}", text);
+            let body = format!("{text}\nnext v=1");
+            proptest::prop_assert_eq!(lines(body.as_bytes()).count(), 2, "{}", body);
+        }
+    }
+
+    /// Every line the parser takes reads back the same once written, and
+    /// is writable, but where `scanLine`'s guess at quotes would run it on
+    /// into the next line of a body.
+    #[test]
+    fn parsed_lines_are_writable(text in line_text()) {
+        if let Ok(Some(l)) = parse_line(text.as_bytes()) {
+            if let Some(why) = l.unwritable() {
+                proptest::prop_assert!(why.contains("run on"), "{:?}: {}", text, why);
+            }
+            let again = l.to_string();
+            proptest::prop_assert_eq!(parse_line(again.as_bytes()), Ok(Some(l)), "{:?} -> {:?}", text, again);
+        }
+    }
+}
+
+/// Names made of the bytes that matter to the escaping (never ending in
+/// a backslash, which no line can carry).
+const NAME: &str = r#"[a\\\\,= "\t#é]{0,5}[a,= "é]"#;
+/// Field keys: backslashes in pairs, or before a byte nothing escapes.
+const FIELD_KEY: &str = r#"([a,= "\té]|\\\\\\\\|\\\\a){0,4}[a"é]"#;
+
+/// Lines of escaped and bare delimiters and backslashes, most of them
+/// with a parseable shape.
+fn line_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    // Mostly ordinary bytes and escapes; now and then a bare delimiter.
+    let piece = || {
+        prop_oneof![
+            8 => select(vec!["a", "é", "\"", "\t", "#"]),
+            6 => select(vec!["\\\\", "\\,", "\\=", "\\ ", "\\\"", "\\a"]),
+            1 => select(vec![",", "=", " ", "\\"]),
+        ]
+    };
+    let part = move || proptest::collection::vec(piece(), 1..4).prop_map(|p| p.concat());
+    let string = proptest::collection::vec(
+        select(vec!["a", " ", ",", "=", "\\\\", "\\\"", "\\a", "\n"]),
+        0..4,
+    )
+    .prop_map(|p| format!("\"{}\"", p.concat()));
+    let value = prop_oneof![
+        select(vec!["1i", "t", "-2.5"]).prop_map(String::from),
+        string
+    ];
+    let tag = (part(), part()).prop_map(|(k, v)| format!(",{k}={v}"));
+    let field = (part(), value).prop_map(|(k, v)| format!("{k}={v}"));
+    (
+        part(),
+        proptest::collection::vec(tag, 0..3),
+        proptest::collection::vec(field, 1..3),
+        select(vec!["", " 12", " -3 ", " \t5"]),
+    )
+        .prop_map(|(m, tags, fields, ts)| format!("{m}{} {}{ts}", tags.concat(), fields.join(",")))
+}
+
+fn field_value() -> impl proptest::strategy::Strategy<Value = FieldValue<'static>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::num::f64::NORMAL.prop_map(FieldValue::Float),
+        any::<i64>().prop_map(FieldValue::Int),
+        any::<u64>().prop_map(FieldValue::UInt),
+        any::<bool>().prop_map(FieldValue::Bool),
+        r#"[a\\\\,= "\n]{0,5}"#.prop_map(|s| FieldValue::Str(s.into())),
+    ]
 }
 
 mod to_metrics {

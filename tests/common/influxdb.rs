@@ -1,7 +1,8 @@
 //! A real InfluxDB 1.6 (Debian package `influxdb`, installed by
 //! scripts/deps.sh) for the influx sink tests: its own temp dir for meta,
 //! data and WAL, free loopback ports, reporting and the internal monitor
-//! off; and a reader of what it holds through `/query`.
+//! off; writes of raw bodies, and readers of what it holds through
+//! `/query` (points, every field value, series keys).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::broker::free_port;
-use super::{request, wait_for};
+use super::{request, wait_for, Response};
 
 fn binary() -> PathBuf {
     let path = std::env::var_os("METRICSTREAM_INFLUXD")
@@ -76,21 +77,79 @@ impl InfluxDb {
             addr,
             _dir: dir,
         };
+        db.create_database(database);
+        db
+    }
+
+    pub fn create_database(&self, database: &str) {
+        let q = format!("CREATE DATABASE \"{}\"", db_arg(database));
         let r = request(
-            addr,
+            self.addr,
             "POST",
-            &format!(
-                "/query?q={}",
-                encode(&format!(
-                    "CREATE DATABASE \"{db_name}\"",
-                    db_name = db_arg(database)
-                ))
-            ),
+            &format!("/query?q={}", encode(&q)),
             &[],
             b"",
         );
         assert_eq!(r.status, 200, "CREATE DATABASE: {r:?}");
-        db
+    }
+
+    /// `POST /write?db=…` (precision ns) of `body` as it is.
+    pub fn write(&self, db: &str, body: &[u8]) -> Response {
+        let path = format!("/write?db={}", encode(db));
+        let r = request(self.addr, "POST", &path, &[], body);
+        assert!(r.status != 0, "InfluxDB did not answer a write");
+        r
+    }
+
+    /// The JSON answer to InfluxQL `q` in `db`, times in ns; a query
+    /// error fails the test.
+    pub fn query(&self, db: &str, q: &str) -> serde_json::Value {
+        let r = request(
+            self.addr,
+            "GET",
+            &format!("/query?db={}&epoch=ns&q={}", encode(db), encode(q)),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{q}: {r:?}");
+        let j = r.json();
+        assert!(j["results"][0].get("error").is_none(), "{q}: {j}");
+        j
+    }
+
+    /// `SHOW SERIES`: each series key as InfluxDB keeps it (escaped).
+    pub fn series_keys(&self, db: &str) -> Vec<String> {
+        let j = self.query(db, "SHOW SERIES");
+        let mut keys: Vec<String> = j["results"][0]["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+            .filter_map(|row| row[0].as_str().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Every field value of every point in `db` (`SELECT * … GROUP BY *`,
+    /// times in ns). One query per measurement: across measurements a
+    /// field of one named like a tag of another would read as that tag.
+    pub fn fields(&self, db: &str) -> Vec<FieldPoint> {
+        let j = self.query(db, "SHOW MEASUREMENTS");
+        let names: Vec<String> = j["results"][0]["series"][0]["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row[0].as_str().map(str::to_string))
+            .collect();
+        let mut out = Vec::new();
+        for name in names {
+            let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+            let j = self.query(db, &format!("SELECT * FROM \"{quoted}\" GROUP BY *"));
+            out.extend(field_points(&j));
+        }
+        out.sort_by_key(|p| format!("{p:?}"));
+        out
     }
 
     pub fn write_url(&self) -> String {
@@ -115,15 +174,7 @@ impl InfluxDb {
         assert!(result.get("error").is_none(), "query: {j}");
         for s in result["series"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().expect("a name").to_string();
-            let tags: BTreeMap<String, String> = s["tags"]
-                .as_object()
-                .map(|t| {
-                    t.iter()
-                        .filter(|(_, v)| v.as_str().is_some_and(|v| !v.is_empty()))
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let tags = non_empty_tags(&s["tags"]);
             let columns: Vec<&str> = s["columns"]
                 .as_array()
                 .expect("columns")
@@ -143,6 +194,59 @@ impl InfluxDb {
         }
         out
     }
+}
+
+/// The field values of a `SELECT * … GROUP BY *` answer.
+fn field_points(j: &serde_json::Value) -> Vec<FieldPoint> {
+    let mut out = Vec::new();
+    for s in j["results"][0]["series"].as_array().into_iter().flatten() {
+        let measurement = s["name"].as_str().expect("a name").to_string();
+        let tags = non_empty_tags(&s["tags"]);
+        let columns: Vec<&str> = s["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| c.as_str().unwrap_or_default())
+            .collect();
+        for row in s["values"].as_array().expect("values") {
+            let time = row[0].as_i64().expect("a time");
+            for (i, field) in columns.iter().enumerate().skip(1) {
+                if !row[i].is_null() {
+                    out.push(FieldPoint {
+                        measurement: measurement.clone(),
+                        tags: tags.clone(),
+                        field: field.to_string(),
+                        value: row[i].clone(),
+                        time,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One field value of one point, as `/query` reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPoint {
+    pub measurement: String,
+    pub tags: BTreeMap<String, String>,
+    pub field: String,
+    pub value: serde_json::Value,
+    /// ns since the epoch.
+    pub time: i64,
+}
+
+/// A `GROUP BY *` series' tags: a tag key the series lacks comes back as "".
+fn non_empty_tags(tags: &serde_json::Value) -> BTreeMap<String, String> {
+    tags.as_object()
+        .map(|t| {
+            t.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .filter(|(_, v)| !v.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn db_arg(db: &str) -> String {

@@ -13,6 +13,14 @@
 //! NaN and ±Inf (Prometheus' staleness markers included) cannot be stored
 //! in InfluxDB: dead-lettered without being sent.
 //!
+//! Names and labels are escaped as InfluxDB's parser reads them back
+//! (`crate::influx`'s writer: a backslash before each delimiter, every
+//! other backslash as it is, so `C:\share` arrives as `C:\share`). A series
+//! line protocol cannot carry as it is (a label value ending in a
+//! backslash, a newline in a name or label, a metric name starting with
+//! `#`), or that InfluxDB 1.6 would file under another name, is
+//! dead-lettered with the reason, judged once per series.
+//!
 //! # Native histograms and exemplars: dead-lettered
 //! Line protocol has neither. A histogram point is never sent as a float
 //! of its count, nor an exemplar as a float of its value (a store would
@@ -97,8 +105,14 @@ impl Sink for Influx {
         if sample.exemplar().is_some() {
             return Some(NO_EXEMPLARS.to_string());
         }
-        (!sample.value.is_finite())
-            .then(|| "InfluxDB cannot store NaN or infinite values".to_string())
+        if !sample.value.is_finite() {
+            return Some("InfluxDB cannot store NaN or infinite values".to_string());
+        }
+        // Judged once per series: an empty key is a series with no form.
+        if sample.series.encoded("influx", series_key).is_empty() {
+            return unsendable(&key_of(&sample.series));
+        }
+        None
     }
 
     fn encode(&self, samples: &[Sample]) -> Result<Body, EncodeError> {
@@ -136,9 +150,19 @@ fn field(value: Value) -> FieldValue<'static> {
     }
 }
 
-/// `measurement,tag=value,…` for a series, escaped as line protocol wants.
+/// `measurement,tag=value,…` for a series, escaped as line protocol
+/// wants; empty for a series [`unsendable`] refuses (never sent: `refuse`
+/// dead-letters its samples first).
 fn series_key(series: &Series) -> Vec<u8> {
-    let key = Line {
+    let key = key_of(series);
+    if unsendable(&key).is_some() {
+        return Vec::new();
+    }
+    key.to_string().into_bytes()
+}
+
+fn key_of(series: &Series) -> Line<'_> {
+    Line {
         measurement: Cow::Borrowed(&series.name),
         tags: series
             .labels
@@ -149,8 +173,31 @@ fn series_key(series: &Series) -> Vec<u8> {
             .collect(),
         fields: Vec::new(),
         timestamp: None,
-    };
-    key.to_string().into_bytes()
+    }
+}
+
+/// Why a series cannot be sent so that InfluxDB reads back its name and
+/// labels as they are, if it cannot: what line protocol has no form for
+/// (a name or label ending in a backslash, a newline, …), and a metric
+/// name with a backslash right before `,` space `=` or `"`, which
+/// InfluxDB 1.6 accepts and then loses: its index unescapes the name a
+/// second time (`CreateMeasurementIndexIfNotExists`), files it under
+/// another name, and no query finds the points.
+fn unsendable(key: &Line<'_>) -> Option<String> {
+    if let Some(why) = key.unwritable() {
+        return Some(format!("no line-protocol form: {why}"));
+    }
+    let name = key.measurement.as_bytes();
+    let lost = name
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b',' | b' ' | b'=' | b'"'));
+    lost.then(|| {
+        format!(
+            "metric name {:?}: InfluxDB 1.6 files a measurement with a backslash before \
+             ',', ' ', '=' or '\"' under another name, where no query finds it",
+            key.measurement
+        )
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +243,74 @@ mod tests {
         }
         .refuse(&nan)
         .is_some());
+    }
+
+    /// What InfluxDB's parser (and ours, which follows it) reads back
+    /// from a body is the series as it was: backslashes and all.
+    #[test]
+    fn bodies_read_back_as_the_series_were() {
+        let influx = Influx {
+            precision: Precision::Nanoseconds,
+        };
+        let series: &[(&str, &[(&str, &str)])] = &[
+            ("win_disk", &[("path", r"C:\\share\\x"), ("drive", r"D:\x")]),
+            ("cpu load", &[("host", r"two\\ words"), ("k=1", "a,b c=d")]),
+            (r#"q"x=1,y"#, &[("t", r#"a"b"#), ("e", "=x")]),
+            ("é\tx", &[(r"k\,", r"v\\,\ ")]),
+        ];
+        let samples: Vec<Sample> = series
+            .iter()
+            .enumerate()
+            .map(|(i, (name, labels))| {
+                Sample::new(name, labels, Value::Int(i as i64), 7, MetricType::Gauge, 0)
+            })
+            .collect();
+        for s in &samples {
+            assert_eq!(influx.refuse(s), None, "{s:?}");
+        }
+        let body = influx.encode(&samples);
+        let parsed = crate::influx::parse(&body.bytes);
+        assert_eq!(parsed.errors().count(), 0, "{:?}", parsed.lines);
+        let got: Vec<(String, Vec<(String, String)>)> = parsed
+            .ok()
+            .map(|l| {
+                assert_eq!(l.fields.len(), 1);
+                assert_eq!(l.timestamp, Some(7_000_000));
+                let tags = l.tags.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                (l.measurement.to_string(), tags.collect())
+            })
+            .collect();
+        let want: Vec<(String, Vec<(String, String)>)> = samples
+            .iter()
+            .map(|s| (s.name().to_string(), s.labels().to_vec()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// A series line protocol cannot carry as it is, or that InfluxDB 1.6
+    /// would file under another name, is refused with the reason, and so
+    /// never written into a body.
+    #[test]
+    fn series_without_a_line_protocol_form_are_refused() {
+        let influx = Influx {
+            precision: Precision::Milliseconds,
+        };
+        for (name, labels, why) in [
+            ("m", vec![("path", r"C:\")], "ends in a backslash"),
+            (r"m\", vec![], "ends in a backslash"),
+            ("m", vec![(r"k\", "v")], "ends in a backslash"),
+            ("m", vec![("k", "a\nb")], "newline"),
+            ("#m", vec![], "comment"),
+            (r"a\,b", vec![], "another name"),
+            (r"a\=b", vec![], "another name"),
+        ] {
+            let s = Sample::new(name, &labels, Value::Float(1.0), 1, MetricType::Gauge, 0);
+            let got = influx.refuse(&s).unwrap_or_default();
+            assert!(
+                got.contains(why),
+                "{name:?} {labels:?}: {got:?} lacks {why:?}"
+            );
+        }
     }
 
     #[test]
