@@ -268,7 +268,7 @@ mod tests {
         for s in &samples {
             assert_eq!(influx.refuse(s), None, "{s:?}");
         }
-        let body = influx.encode(&samples);
+        let body = influx.encode(&samples).expect("a body");
         let parsed = crate::influx::parse(&body.bytes);
         assert_eq!(parsed.errors().count(), 0, "{:?}", parsed.lines);
         let got: Vec<(String, Vec<(String, String)>)> = parsed
