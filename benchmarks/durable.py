@@ -392,6 +392,36 @@ def targets(rounds, per_round, of_noop, col):
     return out
 
 
+def headline(r):
+    """The header table's rows for this section: (target, figure, met)."""
+    rounds = r["rounds"]
+
+    def per_round(target, fn):
+        out = []
+        for rd in rounds:
+            runs = {x["target"]: x for x in rd["runs"]}
+            x = runs.get(target)
+            try:
+                out.append(fn(x, runs, rd["floor"]) if x else None)
+            except (TypeError, ZeroDivisionError):
+                out.append(None)
+        return out
+
+    ratio = [x for x in per_round("durable", lambda x, runs, f:
+                                  x["requests_per_sec"] / runs["noop"]["requests_per_sec"])
+             if x is not None]
+    p99 = [x for x in per_round("durable", lambda x, runs, f: x["p99_ms"]) if x is not None]
+    errors = sum(x or 0 for x in per_round("durable", lambda x, runs, f: x["errors"]))
+    if not ratio:
+        return []
+    return [
+        ("durable embedded log ≥ 0.6 × do-nothing server (wrk -c50, requests/s)",
+         rng(ratio, 2, "×"), statistics.median(ratio) >= 0.6),
+        ("… durable p99 (wrk -c50)", rng(p99, 2, " ms"), None),
+        ("… with zero errors", str(errors), errors == 0),
+    ]
+
+
 def _f(x, d, unit=""):
     return "–" if x is None else f"{x:,.{d}f}{unit}"
 

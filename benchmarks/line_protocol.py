@@ -233,6 +233,21 @@ def render_section(r):
     return "\n".join(lines) + "\n"
 
 
+def headline(r):
+    """The header table's rows for this section: (target, figure, met)."""
+    peer = {(x["samples_per_request"], x["round"]): x["samples_per_sec"]
+            for x in r["runs"] if x["target"] == "influxdb 1.6"}
+    sizes = {}
+    for x in r["runs"]:
+        if x["target"] == "metricstream durable" and x["format"] == "influx" \
+                and peer.get((x["samples_per_request"], x["round"])):
+            sizes.setdefault(x["samples_per_request"], []).append(
+                x["samples_per_sec"] / peer[(x["samples_per_request"], x["round"])])
+    return [(f"line protocol durable ≥ 2 × InfluxDB 1.6 ({size} fields per request, samples/s)",
+             rw.span(ratios, 2, "×"), statistics.median(ratios) >= 2)
+            for size, ratios in sorted(sizes.items())]
+
+
 def write_section(text):
     rw.write_section(text, SECTION)
 

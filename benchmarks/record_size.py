@@ -254,6 +254,25 @@ def render_section(r):
     return "\n".join(lines) + "\n"
 
 
+def headline(r):
+    """The header table's rows for this section: (target, figure, met)."""
+    rows = []
+    for key, runs in r["runs"].items():
+        name, scenario = key.split("|")
+        if name != "metricstream":
+            continue
+        per = [x["log_bytes"] / x["samples"] for x in runs if x["samples"]]
+        if "wal_bytes" in runs[0]:
+            ratios = [(x["log_bytes"] / x["samples"]) / (x["wal_bytes"] / x["wal_samples"])
+                      for x in runs if x["samples"] and x["wal_samples"]]
+            rows.append(("stored bytes per sample ≤ 1.0 × Prometheus' WAL (Prometheus → serve)",
+                         rw.span(ratios, 2, "×"), statistics.median(ratios) <= 1.0))
+        elif per:
+            rows.append((f"stored bytes per sample ≤ 10 ({scenario})", rw.span(per, 2, " B"),
+                         statistics.median(per) <= 10))
+    return rows
+
+
 def write_section(text):
     rw.write_section(text, SECTION)
 

@@ -3,7 +3,7 @@
 durable and accepted) and Prometheus 2.42's own receiver, fed the same
 remote_write 1.0 requests by `metricstream bench --format remote-write`.
 
-    benchmarks/remote_write.py            # 3 interleaved rounds, 10 s per run
+    benchmarks/remote_write.py            # 5 interleaved rounds, 10 s per run
     RW_RUNS=5 RW_DURATION=15s benchmarks/remote_write.py
     KAFKA=0 benchmarks/remote_write.py    # without the Kafka rows
     benchmarks/remote_write.py --render   # redraw the section from the saved results
@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks/results/remote_write.json"
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 DURATION = os.environ.get("RW_DURATION", "10s")
 KAFKA_DURATION = os.environ.get("RW_KAFKA_DURATION", DURATION)
-RUNS = int(os.environ.get("RW_RUNS", "3"))
+RUNS = int(os.environ.get("RW_RUNS", "5"))
 CLIENTS = int(os.environ.get("RW_CLIENTS", "20"))
 SAMPLES = int(os.environ.get("RW_SAMPLES", "2000"))
 TICK = os.sysconf("SC_CLK_TCK")
@@ -293,6 +293,33 @@ def render_section(r):
     return "\n".join(lines) + "\n"
 
 
+def headline(r):
+    """The header table's rows for this section: (target, figure, met)."""
+    by_round = {}
+    for x in r["runs"]:
+        by_round.setdefault(x["round"], {})[x["target"]] = x
+    ratios, cpu = [], []
+    for runs in by_round.values():
+        d, p = runs.get("metricstream file/durable"), runs.get("prometheus 2.42")
+        if d and p and p["samples_per_sec"]:
+            ratios.append(d["samples_per_sec"] / p["samples_per_sec"])
+        if d:
+            cpu.append(d["server_cpu_per_million"])
+    if not ratios:
+        return []
+    return [
+        ("remote_write durable ≥ 1.5 × Prometheus 2.42's receiver (same bench load, samples/s)",
+         span(ratios, 2, "×"), statistics.median(ratios) >= 1.5),
+        ("… receiver CPU ≤ 0.8 s per million samples", span(cpu, 2, " s"),
+         statistics.median(cpu) <= 0.8),
+    ]
+
+
+def span(xs, d=2, unit=""):
+    """median [min–max]"""
+    return f"{statistics.median(xs):,.{d}f}{unit} [{min(xs):,.{d}f}–{max(xs):,.{d}f}]"
+
+
 def write_section(text, section=SECTION):
     """Replaces (or adds, before the micro-benchmarks) the section in BENCHMARKS.md."""
     path = ROOT / "BENCHMARKS.md"
@@ -321,7 +348,7 @@ def script_main(results, measure, render, write, build=("--bin", "metricstream")
             r["notes"] = json.loads(results.read_text()).get("notes", [])
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(r, indent=2) + "\n")
-    text = render(r)
+    text = suite.stamp(render(r), r["machine"], Path(sys.argv[0]).name)
     write(text)
     print(text)
 
