@@ -21,8 +21,10 @@ export METRICSTREAM_FAULT_SCALE="$SCALE"
 started=$(date +%s)
 status=0
 # Every integration test runs; the ones that are fault scenarios record
-# their figures. One test at a time, so timings are not each other's noise.
-cargo test --locked --tests -- --test-threads=1 || status=$?
+# their figures (--all-features: the tests against real Prometheus, InfluxDB
+# and client libraries too). One test at a time, so timings are not each
+# other's noise.
+cargo test --locked --all-features --tests -- --test-threads=1 || status=$?
 
 if [ -x scripts/fuzz.sh ]; then
   ./scripts/fuzz.sh || status=$?
