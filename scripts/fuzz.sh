@@ -38,18 +38,19 @@ fi
 # The recovery target writes and fsyncs a partition directory per input.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 
-declare -A scenario=([decode]="fuzz: request decoder" [recovery]="fuzz: log recovery" [remote_write]="fuzz: remote_write decoder" [influx]="fuzz: line protocol parser")
+declare -A scenario=([decode]="fuzz: request decoder" [recovery]="fuzz: log recovery" [remote_write]="fuzz: remote_write decoder" [influx]="fuzz: line protocol parser" [otlp]="fuzz: OTLP decoder")
 declare -A checks=(
   [decode]="arbitrary bytes (gzip or not) into the request decoder: a short 4xx message or a batch within every limit that round-trips through storage; never a panic"
   [remote_write]="arbitrary bytes (snappy or not) decoded as remote_write 1.0 and 2.0: an error, or series that keep every validation rule; never a panic"
   [influx]="arbitrary bytes parsed as InfluxDB line protocol: per-line errors that name their line, or lines that print back and re-parse to the same; never a panic"
+  [otlp]="arbitrary bytes (JSON or protobuf, gzip or not) decoded as OTLP/HTTP metrics: a short error, or metrics within every limit with the documented reasons, an answer that encodes and a stored batch that reads back; never a panic"
   [recovery]="partition directories from arbitrary bytes, and valid logs damaged by them: recovery opens, keeps every record before the first damaged byte, reads back contiguously, appends and reopens cleanly; never a panic"
 )
 
 cd fuzz
 found=0
 for t in "${targets[@]}"; do
-  [ -n "${scenario[$t]:-}" ] || { echo "unknown target $t (decode, recovery, remote_write, influx)" >&2; exit 2; }
+  [ -n "${scenario[$t]:-}" ] || { echo "unknown target $t (decode, recovery, remote_write, influx, otlp)" >&2; exit 2; }
   mkdir -p "corpus/$t" "regressions/$t" "artifacts/$t"
   log="artifacts/$t/run.log"
   rm -f artifacts/"$t"/{crash,timeout,oom,leak}-*
