@@ -236,20 +236,26 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def over_rounds(rounds, target, fn):
+    """`fn(run, runs of its round, floor)` for `target`'s run of each
+    round; None where it has none or the figure cannot be taken."""
+    out = []
+    for rd in rounds:
+        runs = {x["target"]: x for x in rd["runs"]}
+        x = runs.get(target)
+        try:
+            out.append(fn(x, runs, rd["floor"]) if x else None)
+        except (TypeError, ZeroDivisionError):
+            out.append(None)
+    return out
+
+
 def render_section(r):
     m, s, fs = r["machine"], r["settings"], r["filesystem"]
     rounds = r["rounds"]
 
     def per_round(target, fn):
-        out = []
-        for rd in rounds:
-            runs = {x["target"]: x for x in rd["runs"]}
-            x = runs.get(target)
-            try:
-                out.append(fn(x, runs, rd["floor"]) if x else None)
-            except (TypeError, ZeroDivisionError):
-                out.append(None)
-        return out
+        return over_rounds(rounds, target, fn)
 
     def col(target, key):
         return per_round(target, lambda x, runs, f: x[key])
@@ -397,15 +403,7 @@ def headline(r):
     rounds = r["rounds"]
 
     def per_round(target, fn):
-        out = []
-        for rd in rounds:
-            runs = {x["target"]: x for x in rd["runs"]}
-            x = runs.get(target)
-            try:
-                out.append(fn(x, runs, rd["floor"]) if x else None)
-            except (TypeError, ZeroDivisionError):
-                out.append(None)
-        return out
+        return over_rounds(rounds, target, fn)
 
     ratio = [x for x in per_round("durable", lambda x, runs, f:
                                   x["requests_per_sec"] / runs["noop"]["requests_per_sec"])

@@ -348,7 +348,9 @@ def script_main(results, measure, render, write, build=("--bin", "metricstream")
             r["notes"] = json.loads(results.read_text()).get("notes", [])
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(r, indent=2) + "\n")
-    text = suite.stamp(render(r), r["machine"], Path(sys.argv[0]).name)
+    # Older results kept the commit beside the machine, not in it.
+    machine = {**r["machine"], "commit": r["machine"].get("commit", r.get("commit", "unknown"))}
+    text = suite.stamp(render(r), machine, Path(sys.argv[0]).name)
     write(text)
     print(text)
 

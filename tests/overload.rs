@@ -84,29 +84,6 @@ fn probe(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Vec<(u16, Duratio
     seen
 }
 
-/// How many metrics `consume` reads from the log (its output lines,
-/// counted without parsing: there are millions).
-fn consumed_lines(data_dir: &std::path::Path) -> u64 {
-    let out = Command::new(BIN)
-        .args([
-            "consume",
-            "--group",
-            "overload",
-            "--from-beginning",
-            "--exit-at-end",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .output()
-        .expect("run consume");
-    assert!(
-        out.status.success(),
-        "consume failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout.iter().filter(|&&b| b == b'\n').count() as u64
-}
-
 fn rate(report: &serde_json::Value) -> f64 {
     report["successful"].as_f64().unwrap() / report["duration_secs"].as_f64().unwrap()
 }
@@ -241,7 +218,11 @@ fn ten_times_capacity_is_shed_and_recovered_from() {
     let mut s = s;
     let status = s.terminate(Duration::from_secs(30));
     assert!(status.success(), "serve after the storm: {status:?}");
-    let found = consumed_lines(dir.path());
+    // Counted without parsing: there are millions of lines.
+    let found = common::consume_stdout(dir.path(), "overload")
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64;
     assert_eq!(
         found, expected,
         "metrics read back from the log vs the 200s clients saw ({ok_requests} requests × \

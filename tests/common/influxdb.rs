@@ -175,12 +175,7 @@ impl InfluxDb {
         for s in result["series"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().expect("a name").to_string();
             let tags = non_empty_tags(&s["tags"]);
-            let columns: Vec<&str> = s["columns"]
-                .as_array()
-                .expect("columns")
-                .iter()
-                .map(|c| c.as_str().unwrap_or_default())
-                .collect();
+            let columns = columns(s);
             let vi = columns
                 .iter()
                 .position(|c| *c == "value")
@@ -202,12 +197,7 @@ fn field_points(j: &serde_json::Value) -> Vec<FieldPoint> {
     for s in j["results"][0]["series"].as_array().into_iter().flatten() {
         let measurement = s["name"].as_str().expect("a name").to_string();
         let tags = non_empty_tags(&s["tags"]);
-        let columns: Vec<&str> = s["columns"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .map(|c| c.as_str().unwrap_or_default())
-            .collect();
+        let columns = columns(s);
         for row in s["values"].as_array().expect("values") {
             let time = row[0].as_i64().expect("a time");
             for (i, field) in columns.iter().enumerate().skip(1) {
@@ -235,6 +225,16 @@ pub struct FieldPoint {
     pub value: serde_json::Value,
     /// ns since the epoch.
     pub time: i64,
+}
+
+/// A `/query` series' column names.
+fn columns(series: &serde_json::Value) -> Vec<&str> {
+    series["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default())
+        .collect()
 }
 
 /// A `GROUP BY *` series' tags: a tag key the series lacks comes back as "".

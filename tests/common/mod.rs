@@ -281,6 +281,16 @@ fn dechunk(mut s: &str) -> String {
 
 /// Runs `metricstream consume` to the end and returns its JSON lines.
 pub fn consume_all(data_dir: &Path, group: &str) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&consume_stdout(data_dir, group))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// What `metricstream consume` prints reading the whole log from the
+/// beginning as `group` (one JSON line per metric); a failed run fails the
+/// test.
+pub fn consume_stdout(data_dir: &Path, group: &str) -> Vec<u8> {
     let out = Command::new(BIN)
         .args([
             "consume",
@@ -298,10 +308,7 @@ pub fn consume_all(data_dir: &Path, group: &str) -> Vec<serde_json::Value> {
         "consume failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
+    out.stdout
 }
 
 /// The JSON lines a `consume` process printed so far.

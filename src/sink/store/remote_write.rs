@@ -162,7 +162,14 @@ pub fn encode_request(samples: &[Sample]) -> Vec<u8> {
         next[i as usize] += 1;
     }
 
-    let mut out = Vec::with_capacity(samples.len() * 24 + series.len() * 128);
+    // Room for the whole request up front: a float sample is at most 24
+    // bytes, each series' labels are known (and encoded once anyway). A
+    // guess that falls short regrows the buffer several times per request.
+    let label_bytes: usize = series
+        .iter()
+        .map(|(s, _)| s.series.encoded("remote-write", encode_labels).len() + 16)
+        .sum();
+    let mut out = Vec::with_capacity(samples.len() * 24 + label_bytes);
     let mut group = grouped.as_slice();
     // Exemplars of series that also carry histograms, in series of their
     // own after all the others: Prometheus (2.42 at least) adds a series'
