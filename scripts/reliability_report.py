@@ -25,6 +25,12 @@ def machine():
     return f"{sh('nproc')} cores ({cpu}), {mem} GiB RAM, {fs} data disk, Linux {platform.release()}"
 
 
+def unit_of(row):
+    """What a row counts: the scenarios fed by a real Prometheus count
+    samples (their figures say so), every other one batches."""
+    return "samples" if "Prometheus" in row["scenario"] else "batches"
+
+
 def cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -36,6 +42,10 @@ def main():
     ap.add_argument("--fuzz-seconds", default="0")
     ap.add_argument("--elapsed", default="0")
     ap.add_argument("--status", default="0")
+    # To render an earlier run again (the renderer changed, not the run):
+    # the commit it measured and when it ended.
+    ap.add_argument("--commit", default=None)
+    ap.add_argument("--when", default=None)
     a = ap.parse_args()
     rows = []
     with open(a.jsonl) as f:
@@ -43,19 +53,23 @@ def main():
             if line.strip():
                 rows.append(json.loads(line))
 
-    commit = sh("git rev-parse --short HEAD")
+    commit = a.commit or sh("git rev-parse --short HEAD")
+    when = a.when or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
     out = []
     out.append("# Reliability report\n")
     out.append(
         "What metricstream survives, measured. Each row is one scenario of the "
         "fault, overload and hostile-input suite: what it checks and what it "
         "measured in the latest run of `scripts/reliability.sh`, which "
-        "regenerates this file. **Acknowledged** counts batches that got a 200; "
-        "**lost** are acknowledged batches a reader did not find afterwards; "
-        "**duplicated** are batches found more than once; **recovery** is the "
-        "slowest restart or return to service in the scenario.\n"
+        "regenerates this file. **Acknowledged** counts batches that got a 2xx "
+        "(samples in the rows fed by Prometheus, whose figures say so: Prometheus "
+        "sends requests of whatever samples it has, so a sample is the unit "
+        "compared); **lost** are acknowledged ones a reader did not find "
+        "afterwards (read back, never a server's counter); **duplicated** are "
+        "ones found more than once; **recovery** is the slowest restart or "
+        "return to service in the scenario.\n"
     )
-    out.append(f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit `{commit}`, "
+    out.append(f"- Run: {when}, commit `{commit}`, "
                f"{int(a.elapsed) // 60} min in all")
     out.append(f"- Machine: {machine()}")
     out.append(f"- Scale: {a.scale}× the CI rounds (`METRICSTREAM_FAULT_SCALE`); "
@@ -63,10 +77,15 @@ def main():
     verdict = "all passed" if a.status == "0" else f"FAILED (exit status {a.status}): see the test output"
     out.append(f"- Tests: {verdict}\n")
 
-    total = {k: sum(r[k] for r in rows) for k in ("acknowledged", "lost", "duplicated")}
+    def total(unit):
+        these = [r for r in rows if unit_of(r) == unit]
+        return {k: sum(r[k] for r in these) for k in ("acknowledged", "lost", "duplicated")}
+
+    b, s_ = total("batches"), total("samples")
     out.append(
-        f"**{len(rows)} scenarios: {total['acknowledged']:,} batches acknowledged, "
-        f"{total['lost']} lost, {total['duplicated']} duplicated.**\n"
+        f"**{len(rows)} scenarios: {b['acknowledged']:,} batches acknowledged, {b['lost']} lost, "
+        f"{b['duplicated']} duplicated; {s_['acknowledged']:,} samples acknowledged (the "
+        f"Prometheus rows), {s_['lost']} lost, {s_['duplicated']} duplicated.**\n"
     )
     out.append("| Scenario | What it checks | Acknowledged | Lost | Duplicated | Recovery | Figures |")
     out.append("|---|---|---:|---:|---:|---:|---|")
