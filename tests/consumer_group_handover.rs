@@ -90,17 +90,7 @@ impl Member {
 
     /// (partition, offset) of every line it printed.
     fn records(&self) -> Vec<(u64, u64)> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                (
-                    l["partition"].as_u64().unwrap(),
-                    l["offset"].as_u64().unwrap(),
-                )
-            })
-            .collect()
+        common::records(&self.lines)
     }
 }
 

@@ -13,9 +13,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Server, BIN};
+use common::Server;
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// The README's fixed part of the figure.
@@ -49,23 +47,8 @@ fn largest_body(metrics: usize) -> usize {
 
 /// Runs `bench` against `serve` at `addr` and returns its JSON report.
 fn bench(addr: std::net::SocketAddr, args: &[&str]) -> serde_json::Value {
-    let out_dir = tempfile::tempdir().unwrap();
-    let json = out_dir.path().join("report.json");
-    let out = Command::new(BIN)
-        .args(["bench", "--keep-alive", "--quiet", "--json"])
-        .arg(&json)
-        .args(["--url", &format!("http://{addr}/metrics")])
-        .args(args)
-        .output()
-        .expect("run bench");
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
-        panic!(
-            "bench wrote no report ({e}); {:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    serde_json::from_str(&text).expect("bench JSON")
+    let url = format!("http://{addr}/metrics");
+    common::bench_report(&[&["--url", url.as_str()], args].concat())
 }
 
 /// `clients` clients send `metrics`-metric bodies for `secs` at a server

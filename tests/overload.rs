@@ -9,13 +9,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::report::{record, scale, Figures};
-use common::{cpp_body, request, Server, BIN};
+use common::{cpp_body, request, Server};
 
 const METRICS_PER_REQUEST: &str = "200";
 const MAX_INFLIGHT: &str = "100";
@@ -28,24 +27,12 @@ const RSS_BOUND_MIB: u64 = 512;
 const ACCEPTED_LATENCY_BOUND: Duration = Duration::from_secs(3);
 
 fn bench(url: &str, extra: &[&str]) -> serde_json::Value {
-    let out_dir = tempfile::tempdir().unwrap();
-    let json = out_dir.path().join("report.json");
-    let out = Command::new(BIN)
-        .args(["bench", "--url", url, "--keep-alive", "--quiet", "--json"])
-        .arg(&json)
-        .args(["--metrics-per-request", METRICS_PER_REQUEST])
-        .args(extra)
-        .output()
-        .expect("run bench");
-    // bench exits 1 when any request failed; the report says which.
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
-        panic!(
-            "bench wrote no report ({e}); {:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    serde_json::from_str(&text).expect("bench JSON")
+    let args = [
+        &["--url", url, "--metrics-per-request", METRICS_PER_REQUEST],
+        extra,
+    ]
+    .concat();
+    common::bench_report(&args)
 }
 
 /// Peak resident memory of `pid` so far (the kernel keeps it: VmHWM).

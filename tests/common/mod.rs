@@ -316,6 +316,11 @@ pub type Lines = Arc<Mutex<Vec<serde_json::Value>>>;
 
 /// (partition, offset) of every batch in `lines`.
 pub fn batches(lines: &Lines) -> std::collections::BTreeSet<(u64, u64)> {
+    records(lines).into_iter().collect()
+}
+
+/// (partition, offset) of every line in `lines`, in order, repeats kept.
+pub fn records(lines: &Lines) -> Vec<(u64, u64)> {
     lines
         .lock()
         .unwrap()
@@ -327,6 +332,28 @@ pub fn batches(lines: &Lines) -> std::collections::BTreeSet<(u64, u64)> {
             )
         })
         .collect()
+}
+
+/// Runs `metricstream bench --keep-alive --quiet` with `args` and returns
+/// its JSON report (bench exits 1 when a request failed; the report says
+/// which, so the exit status is not the verdict).
+pub fn bench_report(args: &[&str]) -> serde_json::Value {
+    let out_dir = tempfile::tempdir().unwrap();
+    let json = out_dir.path().join("report.json");
+    let out = Command::new(BIN)
+        .args(["bench", "--keep-alive", "--quiet", "--json"])
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("run bench");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "bench wrote no report ({e}); {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(&text).expect("bench JSON")
 }
 
 /// Asks `child` to shut down as an operator would (SIGTERM). Not waited
