@@ -17,6 +17,11 @@ pub const DEFAULT_CLIENT: &str = "default";
 /// Longest client id we take, in bytes.
 pub const MAX_CLIENT_ID: usize = 255;
 
+/// The name a verified client certificate gives its client (mutual TLS):
+/// put in each request's extensions by the accept loop, read by admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity(pub String);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// 401: keys are configured and this request has none we know.

@@ -30,3 +30,4 @@ pub mod remote_write;
 pub mod sink;
 mod sync;
 pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! Filled in by the server-TLS work: the acceptor, certificate reload, client certificates.
