@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod certs;
 pub mod fake_store;
 pub mod in_process;
 pub mod influxdb;
