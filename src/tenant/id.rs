@@ -102,7 +102,7 @@ mod tests {
         refused(".", "`.` and `..`");
         refused("..", "`.` and `..`");
         refused(&"x".repeat(151), "at most 150 bytes, this one 151");
-        refused("a b", "` ` is not allowed");
+        refused("a b", "byte 0x20 is not allowed");
         refused("a/b", "`/` is not allowed");
         refused("a:b", "`:` is not allowed");
         refused("tenant\n", "byte 0x0a");
