@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(rules.get("web"), Some(&Rule::Bound("acme".into())));
         assert_eq!(rules.get("ops"), Some(&Rule::Any));
         assert_eq!(rules.len(), 3);
-        assert_eq!((s.tenant_rate_limit, s.partition_by), (50, PartitionBy::Tenant));
+        assert_eq!(
+            (s.tenant_rate_limit, s.partition_by),
+            (50, PartitionBy::Tenant)
+        );
         assert!(serve(&["--tenant", "web"]).is_err());
         assert!(serve(&["--tenant", "web=a b"]).is_err());
         let twice = serve(&["--tenant", "web=a", "--tenant", "web=b"]).unwrap();

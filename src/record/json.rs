@@ -120,7 +120,8 @@ mod tests {
 
     #[test]
     fn the_tenant_follows_the_client() {
-        let mut metrics = decode(br#"{"metrics":[{"name":"a","value":1,"type":"counter"}]}"#).unwrap();
+        let mut metrics =
+            decode(br#"{"metrics":[{"name":"a","value":1,"type":"counter"}]}"#).unwrap();
         fill_timestamps(&mut metrics, 9);
         let value = encode("web", Some("acme"), 9, &metrics).unwrap();
         let text = String::from_utf8(value.clone()).unwrap();

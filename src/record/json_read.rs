@@ -409,15 +409,22 @@ mod tests {
     /// client), by serde anywhere else; both give it back.
     #[test]
     fn the_tenant_is_read_back() {
-        let metrics = crate::batch::decode(br#"{"metrics":[{"name":"a","value":1,"type":"gauge"}]}"#)
-            .unwrap();
+        let metrics =
+            crate::batch::decode(br#"{"metrics":[{"name":"a","value":1,"type":"gauge"}]}"#)
+                .unwrap();
         let mut metrics = metrics;
         crate::record::json::fill_timestamps(&mut metrics, 5);
         let bytes = encode("c", Some("acme"), 5, &metrics).unwrap();
-        assert!(fast(&bytes).is_some(), "serve's own records take the fast path");
+        assert!(
+            fast(&bytes).is_some(),
+            "serve's own records take the fast path"
+        );
         let mut out = Vec::new();
         let head = decode(7, &bytes, &mut Interner::default(), &mut out).unwrap();
-        assert_eq!((head.client_id.as_str(), head.tenant.as_deref()), ("c", Some("acme")));
+        assert_eq!(
+            (head.client_id.as_str(), head.tenant.as_deref()),
+            ("c", Some("acme"))
+        );
         let (_, by_serde) = decode_serde(7, &bytes, &mut Interner::default()).unwrap();
         assert_eq!(by_serde, head);
         let moved = br#"{"received_at":5,"tenant":"beta","client_id":"c","metrics":[]}"#;

@@ -215,14 +215,14 @@ fn encode_within(
         Format::Compact => {
             let received_ms = i64::try_from(received_at)
                 .map_err(|_| RecordError::Encode(format!("receive time {received_at} ms")))?;
-            Payload::Compact(compact::encode(who.client_id, who.tenant, received_ms, part)?)
+            Payload::Compact(compact::encode(
+                who.client_id,
+                who.tenant,
+                received_ms,
+                part,
+            )?)
         }
-        Format::Json => Payload::Ready(json::encode(
-            who.client_id,
-            who.tenant,
-            received_at,
-            part,
-        )?),
+        Format::Json => Payload::Ready(json::encode(who.client_id, who.tenant, received_at, part)?),
     };
     if payload.len() > max_bytes && part.len() > 1 {
         let (a, b) = part.split_at(part.len() / 2);

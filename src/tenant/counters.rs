@@ -198,8 +198,12 @@ mod tests {
         );
         assert_eq!(stats["beta"].rate_limited, 1);
         let mut text = Vec::new();
-        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut text)
-            .unwrap();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut text,
+        )
+        .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(
             text.contains("metricstream_tenant_samples_received_total{tenant=\"acme\"} 3"),

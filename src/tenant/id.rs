@@ -58,7 +58,10 @@ pub fn validate(id: &str) -> Result<(), String> {
         ));
     }
     if id == "." || id == ".." {
-        return Err(format!("{}: not a tenant id (`.` and `..` are refused)", shown()));
+        return Err(format!(
+            "{}: not a tenant id (`.` and `..` are refused)",
+            shown()
+        ));
     }
     Ok(())
 }
@@ -91,7 +94,15 @@ mod tests {
 
     #[test]
     fn ids_are_validated_as_mimir_does() {
-        for good in ["acme", "a", "team-1_prod.eu", "!-_.*'()", "...", "A9", &"x".repeat(150)] {
+        for good in [
+            "acme",
+            "a",
+            "team-1_prod.eu",
+            "!-_.*'()",
+            "...",
+            "A9",
+            &"x".repeat(150),
+        ] {
             assert_eq!(validate(good), Ok(()), "{good}");
         }
         let refused = |id: &str, says: &str| {

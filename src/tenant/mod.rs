@@ -17,8 +17,8 @@ pub mod counters;
 pub mod id;
 pub mod rule;
 
-pub use id::{requested, validate, HEADER, MAX_TENANT_ID};
 pub use counters::{TenantCounters, TenantStats};
+pub use id::{requested, validate, HEADER, MAX_TENANT_ID};
 pub use rule::{Rule, Rules};
 
 /// Why a request's tenant is refused.

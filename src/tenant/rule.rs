@@ -200,7 +200,10 @@ mod tests {
             assert!(bad.parse::<Rule>().is_err(), "{bad:?} parsed");
         }
         let c: ClientRule = "web=acme".parse().unwrap();
-        assert_eq!((c.client.as_str(), c.rule), ("web", Rule::Bound("acme".into())));
+        assert_eq!(
+            (c.client.as_str(), c.rule),
+            ("web", Rule::Bound("acme".into()))
+        );
         // The name may hold `=` (a certificate subject), the rule may not.
         let c: ClientRule = "CN=web=acme|beta".parse().unwrap();
         assert_eq!(c.client, "CN=web");
@@ -224,7 +227,11 @@ mod tests {
     fn rules_file_skips_comments_and_names_the_bad_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tenants");
-        std::fs::write(&path, "# who may use what\nweb=acme\n\n  db = acme|beta \nops=*\n").unwrap();
+        std::fs::write(
+            &path,
+            "# who may use what\nweb=acme\n\n  db = acme|beta \nops=*\n",
+        )
+        .unwrap();
         let rules = Rules::read_file(&path).unwrap();
         assert_eq!(rules.len(), 3);
         assert_eq!(rules[1].client, "db");
@@ -245,18 +252,43 @@ mod tests {
         let table: &[(&str, bool, Option<&str>, Want)] = &[
             ("bound", true, None, Ok(Some("acme"))),
             ("bound", true, Some("acme"), Ok(Some("acme"))),
-            ("bound", true, Some("beta"), Err("client bound is bound to tenant acme: X-Scope-OrgID beta")),
-            ("bound", false, Some("beta"), Err("client bound is bound to tenant acme")),
+            (
+                "bound",
+                true,
+                Some("beta"),
+                Err("client bound is bound to tenant acme: X-Scope-OrgID beta"),
+            ),
+            (
+                "bound",
+                false,
+                Some("beta"),
+                Err("client bound is bound to tenant acme"),
+            ),
             ("bound", false, None, Ok(Some("acme"))),
             ("some", true, None, Ok(None)),
             ("some", true, Some("acme"), Ok(Some("acme"))),
             ("some", true, Some("beta"), Ok(Some("beta"))),
-            ("some", true, Some("gamma"), Err("client some may name tenants acme|beta, not X-Scope-OrgID gamma")),
-            ("some", false, Some("gamma"), Err("client some may name tenants acme|beta")),
+            (
+                "some",
+                true,
+                Some("gamma"),
+                Err("client some may name tenants acme|beta, not X-Scope-OrgID gamma"),
+            ),
+            (
+                "some",
+                false,
+                Some("gamma"),
+                Err("client some may name tenants acme|beta"),
+            ),
             ("any", true, None, Ok(None)),
             ("any", true, Some("gamma"), Ok(Some("gamma"))),
             ("nobody", true, None, Ok(None)),
-            ("nobody", true, Some("acme"), Err("client nobody has no tenant rule: it may not name tenant acme")),
+            (
+                "nobody",
+                true,
+                Some("acme"),
+                Err("client nobody has no tenant rule: it may not name tenant acme"),
+            ),
             ("nobody", false, Some("acme"), Ok(Some("acme"))),
             ("nobody", false, None, Ok(None)),
         ];

@@ -230,7 +230,14 @@ mod tests {
     /// The same sample under two tenants (or none) is three samples.
     #[test]
     fn tenants_tell_samples_apart() {
-        let plain = Sample::new("m", &[("a", "1")], Value::Float(1.0), 5, MetricType::Gauge, 0);
+        let plain = Sample::new(
+            "m",
+            &[("a", "1")],
+            Value::Float(1.0),
+            5,
+            MetricType::Gauge,
+            0,
+        );
         let under = |t: &str| Sample {
             tenant: Some(t.into()),
             ..plain.clone()

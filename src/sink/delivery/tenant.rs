@@ -17,18 +17,24 @@ use crate::sink::Sample;
 pub fn encode(context: &DeliveryContext, samples: &[Sample]) -> Result<Body, EncodeError> {
     let tenant = samples.first().and_then(Sample::tenant);
     if let Some(other) = samples.iter().find(|s| s.tenant() != tenant) {
-        return Err(EncodeError(format!(
+        let why = format!(
             "a batch mixes tenants {} and {}",
             tenant.unwrap_or("(none)"),
             other.tenant().unwrap_or("(none)")
-        )));
+        );
+        // The batcher never cuts one: a bug, said loudly, and still never
+        // sent under the wrong tenant.
+        tracing::error!("{why}");
+        return Err(EncodeError(why));
     }
     let mut body = context.sink.encode(samples)?;
     if let (Some(name), Some(tenant)) = (&context.tenant_header, tenant) {
         // Tenants `serve` stored are header-safe; a record from another
         // writer may hold anything.
         let value = HeaderValue::from_str(tenant).map_err(|_| {
-            EncodeError(format!("tenant {tenant:?} cannot be sent as a {name} header"))
+            EncodeError(format!(
+                "tenant {tenant:?} cannot be sent as a {name} header"
+            ))
         })?;
         body.tenant = Some((name.clone(), value));
     }
