@@ -30,4 +30,5 @@ pub mod remote_write;
 pub mod sink;
 mod sync;
 pub mod telemetry;
+pub mod tenant;
 pub mod tls;

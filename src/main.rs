@@ -16,7 +16,7 @@ use anyhow::Context;
 use cli::{Command, QueueKind, ServeArgs};
 use metricstream::auth::Auth;
 use metricstream::consumer;
-use metricstream::http::{self, App, ServerConfig, Settings};
+use metricstream::http::{self, App, ServerConfig, Settings, TenantSettings};
 use metricstream::queue::file::FileQueue;
 use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
@@ -71,7 +71,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(file) = &a.api_keys_file {
             keys.extend(Auth::read_keys_file(file)?);
         }
-        let app = App::new(
+        let tenants = TenantSettings {
+            rules: a.tenant_rules()?,
+            rate_limit: a.tenant_rate_limit,
+        };
+        let app = App::with_tenants(
             queue,
             Auth::new(keys),
             Settings {
@@ -80,6 +84,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 max_body: a.max_body,
                 max_inflight: a.max_inflight,
             },
+            tenants,
             telemetry,
         );
         let listener =
@@ -91,6 +96,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             workers,
             data_dir = %a.queue.data_dir.display(),
             api_keys = app.auth.enabled(),
+            tenant_rules = app.tenant_rules.len(),
             "starting"
         );
         let config = ServerConfig {

@@ -7,6 +7,8 @@ use prometheus::{
 };
 use serde::Serialize;
 
+use crate::tenant::{TenantCounters, TenantStats};
+
 pub struct Telemetry {
     registry: Registry,
     // The C++ system's four counters, same names in /stats.
@@ -59,6 +61,8 @@ pub struct Telemetry {
     pub connections_refused: IntCounter,
     /// Connections closed for not sending a request head within --idle-timeout.
     pub connections_timed_out: IntCounter,
+    /// Requests, samples and 429s per tenant (`X-Scope-OrgID`).
+    pub tenants: TenantCounters,
 }
 
 /// The `/stats` body.
@@ -86,6 +90,8 @@ pub struct Stats {
     pub connections_timed_out: u64,
     /// Data points received and refused, per ingest protocol.
     pub protocols: std::collections::BTreeMap<&'static str, ProtocolStats>,
+    /// Per tenant (at most 100 by name, the rest as `other`).
+    pub tenants: std::collections::BTreeMap<String, TenantStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -222,6 +228,7 @@ impl Telemetry {
                 "connections_timed_out_total",
                 "connections closed for not sending a request head within --idle-timeout",
             )?,
+            tenants: TenantCounters::register(&r.registry)?,
             registry: r.registry,
         })
     }
@@ -258,6 +265,7 @@ impl Telemetry {
                     (p.as_str(), stats)
                 })
                 .collect(),
+            tenants: self.tenants.stats(),
         }
     }
 

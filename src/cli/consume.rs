@@ -72,6 +72,10 @@ pub struct SinkArgs {
     /// An extra request header K:V (repeatable; e.g. X-Scope-OrgID:tenant1).
     #[arg(long = "header", value_name = "K:V", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
+    /// Send each batch with its tenant in this header (e.g. X-Scope-OrgID);
+    /// a batch never mixes tenants, samples without one get no header.
+    #[arg(long, value_name = "NAME", env = "METRICSTREAM_TENANT_HEADER")]
+    pub tenant_header: Option<String>,
     /// InfluxDB 1.x database (`db`) or 2.x bucket, unless the URL has it.
     #[arg(long, env = "METRICSTREAM_INFLUX_DB")]
     pub influx_db: Option<String>,
@@ -147,11 +151,17 @@ impl SinkArgs {
         if kind != SinkKind::Stdout && self.url.is_none() {
             anyhow::bail!("--sink {:?} needs --url", self.sink);
         }
+        if kind == SinkKind::Stdout && self.tenant_header.is_some() {
+            anyhow::bail!(
+                "--tenant-header needs a store sink (--sink remote-write or influx); stdout prints \"tenant\" on each line"
+            );
+        }
         Ok(SinkConfig {
             kind,
             url: self.url.clone(),
             auth,
             headers: self.headers.clone(),
+            tenant_header: self.tenant_header.clone(),
             influx_db: self.influx_db.clone(),
             influx_org: self.influx_org.clone(),
             influx_precision: self.influx_precision,

@@ -14,6 +14,8 @@ use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy};
 use metricstream::record::Format;
+use metricstream::tenant::rule::ClientRule;
+use metricstream::tenant::Rules;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -31,10 +33,11 @@ pub struct ServeArgs {
           value_parser = EnumValueParser::<AckChoice>::new().map(AckMode::from))]
     pub ack: AckMode,
     /// What picks a message's partition (remote_write, line protocol, OTLP):
-    /// the client id, or each series (name and sorted labels), which keeps a
+    /// the client id; each series (name and sorted labels), which keeps a
     /// series in order in one partition while one big sender spreads over
-    /// all of them. `POST /metrics` batches always stay whole in the
-    /// client's partition.
+    /// all of them; or the request's tenant (X-Scope-OrgID or the client's
+    /// bound tenant; a request without one goes by client). `POST /metrics`
+    /// batches always stay whole in the client's (or tenant's) partition.
     #[arg(long, default_value = "client", env = "METRICSTREAM_PARTITION_BY",
           value_parser = EnumValueParser::<PartitionChoice>::new().map(PartitionBy::from))]
     pub partition_by: PartitionBy,
@@ -62,6 +65,19 @@ pub struct ServeArgs {
     /// File of NAME:SECRET lines, one key per line.
     #[arg(long, env = "METRICSTREAM_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
+    /// Tenant rule as NAME=RULE (repeatable): the client NAME (an API key's
+    /// name or a client certificate's) is bound to one tenant (`acme`), may
+    /// name one of several with X-Scope-OrgID (`acme|beta`), or any (`*`).
+    /// With API keys, a client without a rule may name no tenant.
+    #[arg(long = "tenant", env = "METRICSTREAM_TENANT", value_delimiter = ',')]
+    pub tenants: Vec<ClientRule>,
+    /// File of NAME=RULE lines (`#` comments), one tenant rule per line.
+    #[arg(long, env = "METRICSTREAM_TENANTS_FILE")]
+    pub tenants_file: Option<PathBuf>,
+    /// Requests per second allowed per tenant (0 = no limit), beside
+    /// --rate-limit's per client.
+    #[arg(long, default_value_t = 0, env = "METRICSTREAM_TENANT_RATE_LIMIT")]
+    pub tenant_rate_limit: u32,
     /// Requests handled at once; more get 503 (bounds memory).
     #[arg(long, default_value_t = 1024, env = "METRICSTREAM_MAX_INFLIGHT")]
     pub max_inflight: usize,
@@ -168,6 +184,8 @@ enum PartitionChoice {
     Client,
     /// Each series: murmur2 of the name and the sorted labels.
     Series,
+    /// The request's tenant (by client when it has none).
+    Tenant,
 }
 
 impl From<PartitionChoice> for PartitionBy {
@@ -175,6 +193,7 @@ impl From<PartitionChoice> for PartitionBy {
         match p {
             PartitionChoice::Client => PartitionBy::Client,
             PartitionChoice::Series => PartitionBy::Series,
+            PartitionChoice::Tenant => PartitionBy::Tenant,
         }
     }
 }
@@ -200,6 +219,16 @@ impl From<SyncChoice> for SyncMode {
 }
 
 impl ServeArgs {
+    /// `--tenant` rules and `--tenants-file`'s together (a client given two
+    /// rules is an error).
+    pub fn tenant_rules(&self) -> anyhow::Result<Rules> {
+        let mut rules = self.tenants.clone();
+        if let Some(file) = &self.tenants_file {
+            rules.extend(Rules::read_file(file)?);
+        }
+        Rules::new(rules).map_err(|e| anyhow::anyhow!("--tenant: {e}"))
+    }
+
     /// `--workers`, or one per core.
     pub fn workers(&self) -> usize {
         self.workers
@@ -308,6 +337,42 @@ mod tests {
             .unwrap()
             .file_queue_config();
         assert_eq!((f.log.retention, f.log.retention_bytes), (None, None));
+    }
+
+    #[test]
+    fn tenant_flags() {
+        use metricstream::tenant::Rule;
+        let s = serve(&[]).unwrap();
+        assert!(s.tenant_rules().unwrap().is_empty());
+        assert_eq!(s.tenant_rate_limit, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenants");
+        std::fs::write(&file, "# ops\nops=*\n").unwrap();
+        let s = serve(&[
+            "--tenant",
+            "web=acme",
+            "--tenant",
+            "db=acme|beta",
+            "--tenants-file",
+            file.to_str().unwrap(),
+            "--tenant-rate-limit",
+            "50",
+            "--partition-by",
+            "tenant",
+        ])
+        .unwrap();
+        let rules = s.tenant_rules().unwrap();
+        assert_eq!(rules.get("web"), Some(&Rule::Bound("acme".into())));
+        assert_eq!(rules.get("ops"), Some(&Rule::Any));
+        assert_eq!(rules.len(), 3);
+        assert_eq!(
+            (s.tenant_rate_limit, s.partition_by),
+            (50, PartitionBy::Tenant)
+        );
+        assert!(serve(&["--tenant", "web"]).is_err());
+        assert!(serve(&["--tenant", "web=a b"]).is_err());
+        let twice = serve(&["--tenant", "web=a", "--tenant", "web=b"]).unwrap();
+        assert!(twice.tenant_rules().is_err());
     }
 
     #[test]

@@ -4,15 +4,16 @@
 //! 1. framing: header limits, `Transfer-Encoding` ([`check_headers`]);
 //! 2. the protocol's own header checks: content type, encoding, query
 //!    string ([`Ingest::asked`]);
-//! 3. admission: client id, rate limit, in-flight slot ([`admit`]);
+//! 3. admission: client id, tenant, rate limits, in-flight slot ([`admit`]);
 //! 4. the body, read under `--max-body` and undone from gzip or snappy
 //!    under the same limit ([`body::read`]);
 //! 5. the clock, read once: the time of receipt stands in for every missing
 //!    timestamp and stamps every stored batch ([`Received`]);
 //! 6. the protocol decodes the body and maps it to metrics, counting what it
 //!    refused ([`Ingest::decode`]);
-//! 7. the metrics are split into one message per partition and stored, each
-//!    part durable (or accepted) before the answer ([`Parts`]);
+//! 7. the metrics are split into one message per partition and stored
+//!    under the request's tenant, each part durable (or accepted) before
+//!    the answer ([`Parts`]);
 //! 8. the counters, by one rule ([`count`]);
 //! 9. the answer, in the protocol's shape ([`Ingest::answer`]);
 //! 10. the request's status and latency ([`record`]).
@@ -191,7 +192,8 @@ async fn ingest<P: Ingest>(
         ApiError::bad_request(m)
     })?;
 
-    let mut parts = Parts::new(app, &admitted.client, P::WHOLE);
+    let tenant = admitted.tenant.as_deref();
+    let mut parts = Parts::new(app, &admitted.client, tenant, P::WHOLE);
     parts.extend(decoded.metrics);
     let placed = parts.store(app, received.ms()).await?;
     let stored = Stored {
@@ -199,7 +201,7 @@ async fn ingest<P: Ingest>(
         receipts: placed.receipts,
         refused: decoded.refused,
     };
-    count(app, P::PROTOCOL, &stored, decoded.refused_points);
+    count(app, P::PROTOCOL, tenant, &stored, decoded.refused_points);
     Ok(stored)
 }
 
@@ -209,9 +211,19 @@ async fn ingest<P: Ingest>(
 /// protocol's `samples_received`, and what was refused beside it in the
 /// protocol's `samples_refused` and once in `validation_errors`. A request
 /// the queue refused (503) counts nowhere here: its sender retries it.
-fn count<R>(app: &App, protocol: Protocol, stored: &Stored<R>, refused_points: usize) {
+/// A tenant's stored points count under it too.
+fn count<R>(
+    app: &App,
+    protocol: Protocol,
+    tenant: Option<&str>,
+    stored: &Stored<R>,
+    refused_points: usize,
+) {
     let t = &app.telemetry;
     if stored.metrics > 0 {
+        if let Some(tenant) = tenant {
+            t.tenants.samples(tenant, stored.metrics as u64);
+        }
         t.batches_processed.inc_by(stored.receipts.len() as u64);
         t.metrics_received.inc_by(stored.metrics as u64);
         t.samples_received

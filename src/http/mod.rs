@@ -35,4 +35,4 @@ pub mod state;
 pub use connections::{fit_fd_limit, listen};
 pub use error::ApiError;
 pub use server::{run, ServerConfig};
-pub use state::{App, Settings};
+pub use state::{App, Settings, TenantSettings};

@@ -5,9 +5,12 @@
 //! queue stores a message where it names. With `--partition-by client` (and
 //! always for `POST /metrics`, whose batches stay whole) a request is one
 //! message in its client's partition, keyed by the client. With
+//! `--partition-by tenant` it is one message in its tenant's partition,
+//! keyed by the tenant (a request without a tenant: by client). With
 //! `--partition-by series` every series goes to the partition its series
 //! key hashes to, so a series' samples stay in one partition, in order; a
-//! message is keyed by its first series.
+//! message is keyed by its first series. Every message stores the
+//! request's tenant.
 
 use super::error::ApiError;
 use super::state::App;
@@ -19,6 +22,7 @@ use crate::record::{self, Metric};
 pub struct Parts<'a> {
     by_series: bool,
     client: String,
+    tenant: Option<String>,
     parts: Vec<Part<'a>>,
     /// The part the last metric went to: the next one, of the same series
     /// more often than not (a series' samples come together), goes there
@@ -29,7 +33,7 @@ pub struct Parts<'a> {
 /// The metrics that go into one message.
 struct Part<'a> {
     partition: u32,
-    /// The client, or the series key of the part's first series.
+    /// The client (or tenant), or the series key of the part's first series.
     key: String,
     metrics: Vec<Metric<'a>>,
 }
@@ -44,11 +48,16 @@ pub struct Placed {
 }
 
 impl<'a> Parts<'a> {
-    /// Parts for a request of `client`. `whole` keeps it one message in the
-    /// client's partition whatever `--partition-by` says.
-    pub fn new(app: &App, client: &str, whole: bool) -> Parts<'a> {
+    /// Parts for a request of `client` under `tenant`. `whole` keeps it one
+    /// message in the client's partition whatever `--partition-by` says
+    /// (but `tenant`: still one message, in the tenant's).
+    pub fn new(app: &App, client: &str, tenant: Option<&str>, whole: bool) -> Parts<'a> {
         let partitions = app.queue.partitions().max(1);
         let by_series = app.partition_by == PartitionBy::Series && !whole;
+        let key = match (app.partition_by, tenant) {
+            (PartitionBy::Tenant, Some(t)) => t,
+            _ => client,
+        };
         let parts = if by_series {
             (0..partitions)
                 .map(|partition| Part {
@@ -59,14 +68,15 @@ impl<'a> Parts<'a> {
                 .collect()
         } else {
             vec![Part {
-                partition: partition_for(client.as_bytes(), partitions),
-                key: client.to_string(),
+                partition: partition_for(key.as_bytes(), partitions),
+                key: key.to_string(),
                 metrics: Vec::new(),
             }]
         };
         Parts {
             by_series,
             client: client.to_string(),
+            tenant: tenant.map(str::to_string),
             parts,
             last: None,
         }
@@ -131,15 +141,19 @@ impl<'a> Parts<'a> {
     /// cannot be made into a record is refused before anything is stored.
     pub async fn store(self, app: &App, received_ms: u64) -> Result<Placed, ApiError> {
         let Parts {
-            client, mut parts, ..
+            client,
+            tenant,
+            mut parts,
+            ..
         } = self;
         parts.retain(|p| !p.metrics.is_empty());
         let metrics = parts.iter().map(|p| p.metrics.len()).sum();
         let mut messages = Vec::new();
         for mut part in parts {
-            let values = record::records(
+            let values = record::tenant_records(
                 app.queue.format(),
                 &client,
+                tenant.as_deref(),
                 received_ms,
                 &mut part.metrics,
                 app.queue.max_record_bytes(),

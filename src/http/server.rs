@@ -102,12 +102,13 @@ pub async fn run(
     Ok(report)
 }
 
-/// The rate limiter keeps a cell per client: drop the idle ones now and then.
+/// The rate limiters keep a cell per client (and per tenant): drop the
+/// idle ones now and then.
 async fn forget_idle_clients(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        if let Some(l) = &app.limiter {
+        for l in [&app.limiter, &app.tenant_limiter].into_iter().flatten() {
             l.forget_idle();
         }
     }

@@ -11,6 +11,7 @@ use crate::queue::{PartitionBy, Queue};
 use crate::rate_limit::ClientLimiter;
 use crate::remote_write::TypeCache;
 use crate::telemetry::Telemetry;
+use crate::tenant::Rules;
 
 /// The settings every ingest endpoint shares (`--partition-by`,
 /// `--rate-limit`, `--max-body`, `--max-inflight`).
@@ -27,6 +28,15 @@ pub struct Settings {
     pub max_inflight: usize,
 }
 
+/// The tenant settings (`--tenant`, `--tenants-file`,
+/// `--tenant-rate-limit`); the default: no rules, no per-tenant limit.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    pub rules: Rules,
+    /// Requests per second per tenant; 0 = off.
+    pub rate_limit: u32,
+}
+
 pub struct App {
     pub queue: Arc<dyn Queue>,
     pub auth: Auth,
@@ -39,6 +49,11 @@ pub struct App {
     pub shutting_down: AtomicBool,
     /// Metric types remote_write senders described in metadata requests.
     pub remote_write_types: TypeCache,
+    /// Which client may use which tenant.
+    pub tenant_rules: Rules,
+    /// `--tenant-rate-limit`, keyed by tenant.
+    pub tenant_limiter: Option<ClientLimiter>,
+    pub tenant_rate_limit: u32,
 }
 
 impl App {
@@ -46,6 +61,17 @@ impl App {
         queue: Arc<dyn Queue>,
         auth: Auth,
         settings: Settings,
+        telemetry: Arc<Telemetry>,
+    ) -> Arc<App> {
+        App::with_tenants(queue, auth, settings, TenantSettings::default(), telemetry)
+    }
+
+    /// [`App::new`] with tenant rules and a per-tenant rate limit.
+    pub fn with_tenants(
+        queue: Arc<dyn Queue>,
+        auth: Auth,
+        settings: Settings,
+        tenants: TenantSettings,
         telemetry: Arc<Telemetry>,
     ) -> Arc<App> {
         Arc::new(App {
@@ -59,6 +85,9 @@ impl App {
             inflight: Semaphore::new(settings.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
             remote_write_types: TypeCache::default(),
+            tenant_rules: tenants.rules,
+            tenant_limiter: ClientLimiter::new(tenants.rate_limit),
+            tenant_rate_limit: tenants.rate_limit,
         })
     }
 }

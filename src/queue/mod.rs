@@ -33,6 +33,9 @@ pub enum PartitionBy {
     /// Each series (name and sorted labels): a series' samples stay in order
     /// in one partition, while one big sender spreads over all of them.
     Series,
+    /// The request's tenant (`X-Scope-OrgID`): a tenant's data stays in
+    /// order in one partition; a request without a tenant goes by client.
+    Tenant,
 }
 
 /// When a batch counts as accepted.

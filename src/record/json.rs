@@ -1,6 +1,7 @@
 //! Version 1 of the stored record: the JSON batch,
 //! `{"client_id":…,"received_at":…,"metrics":[…]}` with each metric in the
-//! form `POST /metrics` takes (docs/record.md). The embedded log wrote only
+//! form `POST /metrics` takes, and `"tenant":…` after the client when the
+//! request had one (docs/record.md). The embedded log wrote only
 //! this before version 2; Kafka topics still take it with
 //! `--kafka-format json`, for readers that want text.
 
@@ -16,6 +17,9 @@ use super::RecordError;
 pub struct StoredBatch<'a> {
     #[serde(borrow)]
     pub client_id: Cow<'a, str>,
+    /// The request's tenant (`X-Scope-OrgID`); absent when it had none.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Cow<'a, str>>,
     pub received_at: u64,
     #[serde(borrow)]
     pub metrics: Vec<Metric<'a>>,
@@ -25,6 +29,8 @@ pub struct StoredBatch<'a> {
 #[derive(Serialize)]
 struct BatchRef<'m, 'a> {
     client_id: &'m str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'m str>,
     received_at: u64,
     metrics: &'m [Metric<'a>],
 }
@@ -44,7 +50,7 @@ pub fn normalize(
     mut metrics: Vec<Metric<'_>>,
 ) -> Result<Vec<u8>, RecordError> {
     fill_timestamps(&mut metrics, received_at);
-    encode(client_id, received_at, &metrics)
+    encode(client_id, None, received_at, &metrics)
 }
 
 /// The bytes a metric takes in a version 1 record, about (an upper bound
@@ -59,14 +65,16 @@ pub fn size_of(m: &Metric<'_>) -> usize {
 }
 
 /// The version 1 record of `metrics` (timestamps filled in first, see
-/// [`fill_timestamps`]).
+/// [`fill_timestamps`]) from `client_id`, under `tenant` if any.
 pub fn encode(
     client_id: &str,
+    tenant: Option<&str>,
     received_at: u64,
     metrics: &[Metric<'_>],
 ) -> Result<Vec<u8>, RecordError> {
     let batch = BatchRef {
         client_id,
+        tenant,
         received_at,
         metrics,
     };
@@ -82,7 +90,7 @@ mod tests {
     fn stored(client: &str, received_at: u64, body: &str) -> Vec<u8> {
         let mut metrics = decode(body.as_bytes()).unwrap();
         fill_timestamps(&mut metrics, received_at);
-        encode(client, received_at, &metrics).unwrap()
+        encode(client, None, received_at, &metrics).unwrap()
     }
 
     #[test]
@@ -106,5 +114,22 @@ mod tests {
         assert_eq!(stored.received_at, 1000);
         assert_eq!(stored.metrics[0].timestamp, Some(1000));
         assert_eq!(stored.metrics[1].timestamp, Some(5));
+        assert_eq!(stored.tenant, None);
+        assert!(!String::from_utf8(value).unwrap().contains("tenant"));
+    }
+
+    #[test]
+    fn the_tenant_follows_the_client() {
+        let mut metrics =
+            decode(br#"{"metrics":[{"name":"a","value":1,"type":"counter"}]}"#).unwrap();
+        fill_timestamps(&mut metrics, 9);
+        let value = encode("web", Some("acme"), 9, &metrics).unwrap();
+        let text = String::from_utf8(value.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"client_id":"web","tenant":"acme","received_at":9,"#),
+            "{text}"
+        );
+        let stored: StoredBatch<'_> = serde_json::from_slice(&value).unwrap();
+        assert_eq!(stored.tenant.as_deref(), Some("acme"));
     }
 }

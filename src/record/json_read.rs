@@ -31,10 +31,11 @@ pub fn decode(
 ) -> Result<Head, String> {
     let before = out.len();
     if let Some(received_at) = decode_fast(offset, value, interner, out) {
-        let client_id = client_of(value).unwrap_or_default();
+        let (client_id, tenant) = who_of(value).unwrap_or_default();
         return Ok(Head {
             received_at,
             client_id,
+            tenant,
         });
     }
     out.truncate(before);
@@ -43,15 +44,21 @@ pub fn decode(
     Ok(head)
 }
 
-/// The client of a record the fast path read: its first key (as serve
-/// writes it).
-fn client_of(value: &[u8]) -> Option<String> {
+/// The client and tenant of a record the fast path read: its first key,
+/// and the second when that is the tenant (as serve writes them).
+fn who_of(value: &[u8]) -> Option<(String, Option<String>)> {
     let text = std::str::from_utf8(value).ok()?;
     let mut r = Reader::new(text);
     r.eat(b'{')?;
     (r.string()? == "client_id").then_some(())?;
     r.eat(b':')?;
-    r.string().map(str::to_string)
+    let client = r.string()?.to_string();
+    r.eat(b',')?;
+    if r.string()? != "tenant" {
+        return Some((client, None));
+    }
+    r.eat(b':')?;
+    Some((client, Some(r.string()?.to_string())))
 }
 
 /// Appends the samples of the record at `offset` to `out` and returns when
@@ -220,12 +227,19 @@ impl<'a> Reader<'a> {
     ) -> Option<u64> {
         self.eat(b'{')?;
         let (mut client, mut received_at, mut metrics) = (false, None, false);
+        let mut tenant = false;
         loop {
             let key = self.string()?;
             self.eat(b':')?;
             match key {
                 "client_id" if !client => {
                     client = true;
+                    self.string()?;
+                }
+                // Read back by `who_of` only right after the client, as
+                // serve writes it; anywhere else serde reads the record.
+                "tenant" if client && !tenant && received_at.is_none() => {
+                    tenant = true;
                     self.string()?;
                 }
                 "received_at" if received_at.is_none() => received_at = Some(self.uint()?),
@@ -289,6 +303,7 @@ impl<'a> Reader<'a> {
                 kind: m.kind?,
                 offset,
                 extra: None,
+                tenant: None,
             });
             match self.next()? {
                 b',' => {}
@@ -387,7 +402,38 @@ mod tests {
 
     fn normalize(client: &str, received_at: u64, mut metrics: Vec<Stored<'_>>) -> Vec<u8> {
         crate::record::json::fill_timestamps(&mut metrics, received_at);
-        encode(client, received_at, &metrics).unwrap()
+        encode(client, None, received_at, &metrics).unwrap()
+    }
+
+    /// A record with a tenant: read fast where serve put it (after the
+    /// client), by serde anywhere else; both give it back.
+    #[test]
+    fn the_tenant_is_read_back() {
+        let metrics =
+            crate::batch::decode(br#"{"metrics":[{"name":"a","value":1,"type":"gauge"}]}"#)
+                .unwrap();
+        let mut metrics = metrics;
+        crate::record::json::fill_timestamps(&mut metrics, 5);
+        let bytes = encode("c", Some("acme"), 5, &metrics).unwrap();
+        assert!(
+            fast(&bytes).is_some(),
+            "serve's own records take the fast path"
+        );
+        let mut out = Vec::new();
+        let head = decode(7, &bytes, &mut Interner::default(), &mut out).unwrap();
+        assert_eq!(
+            (head.client_id.as_str(), head.tenant.as_deref()),
+            ("c", Some("acme"))
+        );
+        let (_, by_serde) = decode_serde(7, &bytes, &mut Interner::default()).unwrap();
+        assert_eq!(by_serde, head);
+        let moved = br#"{"received_at":5,"tenant":"beta","client_id":"c","metrics":[]}"#;
+        assert!(fast(moved).is_none());
+        let head = decode(7, moved, &mut Interner::default(), &mut out).unwrap();
+        assert_eq!(head.tenant.as_deref(), Some("beta"));
+        let none = br#"{"client_id":"c","received_at":5,"metrics":[]}"#;
+        let head = decode(7, none, &mut Interner::default(), &mut out).unwrap();
+        assert_eq!(head.tenant, None);
     }
 
     fn fast(bytes: &[u8]) -> Option<(Vec<Sample>, u64)> {

@@ -35,11 +35,13 @@ pub use read::PartitionReader;
 pub use sample::{Extra, Interner, Sample, Series};
 pub use value::Value;
 
-/// Who sent a record, and when it was received (ms).
+/// Who sent a record, under which tenant, and when it was received (ms).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Head {
     pub received_at: u64,
     pub client_id: String,
+    /// The request's tenant (`X-Scope-OrgID`); `None` when it had none.
+    pub tenant: Option<String>,
 }
 
 /// A record's format version.
@@ -131,7 +133,7 @@ impl Payload {
 /// The records that store one request's `metrics` (of one partition) in
 /// `format`, each at most about `max_bytes` before compression (a metric
 /// larger than that alone gets a record of its own). Timestamps are filled
-/// in with `received_at` first.
+/// in with `received_at` first. No tenant: see [`tenant_records`].
 pub fn records(
     format: Format,
     client_id: &str,
@@ -139,6 +141,20 @@ pub fn records(
     metrics: &mut [Metric<'_>],
     max_bytes: usize,
 ) -> Result<Vec<Payload>, RecordError> {
+    tenant_records(format, client_id, None, received_at, metrics, max_bytes)
+}
+
+/// [`records`] of a request under `tenant`: each record stores it (a
+/// record holds one request, so one tenant).
+pub fn tenant_records(
+    format: Format,
+    client_id: &str,
+    tenant: Option<&str>,
+    received_at: u64,
+    metrics: &mut [Metric<'_>],
+    max_bytes: usize,
+) -> Result<Vec<Payload>, RecordError> {
+    let who = Who { client_id, tenant };
     json::fill_timestamps(metrics, received_at);
     let mut out = Vec::new();
     let mut start = 0;
@@ -167,7 +183,7 @@ pub fn records(
         }
         encode_within(
             format,
-            client_id,
+            who,
             received_at,
             &metrics[start..end],
             max_bytes,
@@ -178,11 +194,18 @@ pub fn records(
     Ok(out)
 }
 
+/// Who a record is from: its client and tenant.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    client_id: &'a str,
+    tenant: Option<&'a str>,
+}
+
 /// Encodes `part`; a record over `max_bytes` (JSON escapes can make one so)
 /// is made again as two, down to single metrics.
 fn encode_within(
     format: Format,
-    client_id: &str,
+    who: Who<'_>,
     received_at: u64,
     part: &[Metric<'_>],
     max_bytes: usize,
@@ -192,14 +215,19 @@ fn encode_within(
         Format::Compact => {
             let received_ms = i64::try_from(received_at)
                 .map_err(|_| RecordError::Encode(format!("receive time {received_at} ms")))?;
-            Payload::Compact(compact::encode(client_id, None, received_ms, part)?)
+            Payload::Compact(compact::encode(
+                who.client_id,
+                who.tenant,
+                received_ms,
+                part,
+            )?)
         }
-        Format::Json => Payload::Ready(json::encode(client_id, received_at, part)?),
+        Format::Json => Payload::Ready(json::encode(who.client_id, who.tenant, received_at, part)?),
     };
     if payload.len() > max_bytes && part.len() > 1 {
         let (a, b) = part.split_at(part.len() / 2);
-        encode_within(format, client_id, received_at, a, max_bytes, out)?;
-        return encode_within(format, client_id, received_at, b, max_bytes, out);
+        encode_within(format, who, received_at, a, max_bytes, out)?;
+        return encode_within(format, who, received_at, b, max_bytes, out);
     }
     out.push(payload);
     Ok(())

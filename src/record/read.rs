@@ -138,6 +138,7 @@ impl PartitionReader {
         value: &[u8],
         out: &mut Vec<Sample>,
     ) -> Result<Head, RecordError> {
+        let before = out.len();
         let result = match super::format_of(offset, value)? {
             Format::Json => json_read::decode(offset, value, &mut self.interner, out)
                 .map_err(|why| RecordError::Corrupt { offset, what: why }),
@@ -145,6 +146,17 @@ impl PartitionReader {
         };
         if !matches!(result, Err(RecordError::NeedsEpoch { .. })) {
             self.next = Some(offset + 1);
+        }
+        // Every sample of a record has the record's tenant: one string,
+        // shared.
+        if let Ok(Head {
+            tenant: Some(t), ..
+        }) = &result
+        {
+            let tenant: Arc<str> = Arc::from(t.as_str());
+            for s in &mut out[before..] {
+                s.tenant = Some(tenant.clone());
+            }
         }
         result
     }
@@ -366,6 +378,7 @@ fn samples(
                 kind,
                 offset,
                 extra,
+                tenant: None,
             });
         }
         let Some(info) = info else { continue };
@@ -390,6 +403,7 @@ fn samples(
                     help: help.clone(),
                     ..Extra::default()
                 })),
+                tenant: None,
             });
         }
         for e in info.exemplars {
@@ -412,6 +426,7 @@ fn samples(
                     exemplar: Some(labels),
                     ..Extra::default()
                 })),
+                tenant: None,
             });
         }
     }
@@ -420,6 +435,9 @@ fn samples(
     Ok(Head {
         received_at,
         client_id: body.client_id,
+        // Proto3 has no absent string: "" is no tenant (an empty tenant id
+        // is never valid).
+        tenant: (!body.tenant.is_empty()).then_some(body.tenant),
     })
 }
 

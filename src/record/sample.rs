@@ -92,6 +92,10 @@ pub struct Sample {
     pub offset: u64,
     /// What a plain float sample does not have (rare, so kept apart).
     pub extra: Option<Arc<Extra>>,
+    /// The tenant of the record it came from (shared by the record's
+    /// samples); `None` when the request had none. The same series of two
+    /// tenants is two series to a store: batches never mix tenants.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// The rest of a data point, where there is any.
@@ -146,7 +150,13 @@ impl Sample {
             kind,
             offset,
             extra: None,
+            tenant: None,
         }
+    }
+
+    /// The tenant of the record it came from, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     pub fn name(&self) -> &str {
@@ -172,6 +182,8 @@ impl Sample {
 struct JsonBatch<'a> {
     #[serde(borrow, default)]
     client_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    tenant: Option<Cow<'a, str>>,
     received_at: u64,
     #[serde(borrow)]
     metrics: Vec<RawMetric<'a>>,
@@ -360,6 +372,8 @@ pub fn decode_serde(
                 kind: m.kind,
                 offset,
                 extra,
+                // Stamped by the partition reader, from the head.
+                tenant: None,
             }
         })
         .collect();
@@ -368,6 +382,7 @@ pub fn decode_serde(
         Head {
             received_at: record.received_at,
             client_id: record.client_id.into_owned(),
+            tenant: record.tenant.map(Cow::into_owned),
         },
     ))
 }

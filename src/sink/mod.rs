@@ -97,6 +97,8 @@ pub struct SinkConfig {
     pub auth: http::Auth,
     /// `--header K:V`.
     pub headers: Vec<(String, String)>,
+    /// `--tenant-header NAME`: each batch names its tenant in this header.
+    pub tenant_header: Option<String>,
     /// InfluxDB 1.x database or 2.x bucket, 2.x org, timestamp precision.
     pub influx_db: Option<String>,
     pub influx_org: Option<String>,
@@ -121,6 +123,7 @@ impl Default for SinkConfig {
             url: None,
             auth: http::Auth::None,
             headers: Vec::new(),
+            tenant_header: None,
             influx_db: None,
             influx_org: None,
             influx_precision: Precision::Milliseconds,
@@ -174,11 +177,20 @@ pub fn open(
         &cfg.headers,
         cfg.request_timeout,
     ))?;
+    let tenant_header = cfg
+        .tenant_header
+        .as_deref()
+        .map(|name| {
+            hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| anyhow::anyhow!("--tenant-header {name:?}: not a header name"))
+        })
+        .transpose()?;
     let dead = dead_letter::DeadLetters::open(&dead_letter_file(data_dir, group))?;
     tracing::info!(
         sink = sink.name(),
         url,
         dead_letters = %dead.path().display(),
+        tenant_header = cfg.tenant_header.as_deref(),
         "delivering into a store"
     );
     let context = DeliveryContext {
@@ -193,6 +205,7 @@ pub fn open(
         linger: cfg.linger,
         retry_min: cfg.retry_min,
         retry_max: cfg.retry_max.max(cfg.retry_min),
+        tenant_header,
     };
     Ok(Box::new(pipeline::Pipeline::new(
         rt.clone(),

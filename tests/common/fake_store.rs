@@ -1,7 +1,7 @@
 //! A tiny HTTP/1.1 store for the sink tests: answers each request as a
 //! script says (status, headers, body; by its number, or seeing the
 //! request), keeps connections alive, and records
-//! when each request came, its content type and body; a remote_write body
+//! when each request came, its headers, content type and body; a remote_write body
 //! (1.0 or 2.0) decodes into the points it holds ([`Received::decoded`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub type RequestScript = dyn Fn(usize, &Received) -> Option<Answer> + Send + Syn
 #[derive(Clone)]
 pub struct Received {
     pub at: Instant,
+    /// Every header line as sent (names lowercased), in order.
+    pub headers: Vec<(String, String)>,
     pub content_type: String,
     pub body: Vec<u8>,
     pub status: Option<u16>,
@@ -71,6 +73,7 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &RequestScr
     loop {
         let mut length = 0usize;
         let mut content_type = String::new();
+        let mut headers = Vec::new();
         let mut line = String::new();
         let mut first = true;
         loop {
@@ -84,6 +87,7 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &RequestScr
             }
             if !first {
                 if let Some((k, v)) = line.split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
                     if k.eq_ignore_ascii_case("content-length") {
                         length = v.trim().parse().unwrap_or(0);
                     } else if k.eq_ignore_ascii_case("content-type") {
@@ -99,6 +103,7 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Received>>, script: &RequestScr
         }
         let request = Received {
             at: Instant::now(),
+            headers,
             content_type: content_type.clone(),
             body,
             status: None,
@@ -178,6 +183,16 @@ pub struct Decoded {
 }
 
 impl Received {
+    /// The values of header `name` (any case), in order.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The body as remote_write 2.0 when its content type says so, else
     /// 1.0; panics if it is neither.
     pub fn decoded(&self) -> Decoded {

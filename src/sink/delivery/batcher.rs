@@ -1,10 +1,12 @@
 //! One partition's worker: a batcher, and a sender per lane.
 //! - The batcher takes the partition's records in offset order, decodes
 //!   them and puts each sample in its series' lane (by the series' hash: a
-//!   series always goes the same way). Per lane it cuts batches (at most
-//!   `max_samples` and about `max_bytes`; a batch that is not full goes
-//!   `linger` after its first sample came in) and encodes each into a
-//!   request body while earlier ones are in flight.
+//!   series always goes the same way). Per lane and tenant it cuts batches
+//!   (at most `max_samples` and about `max_bytes`; a batch that is not full
+//!   goes `linger` after its first sample came in), so a batch never mixes
+//!   tenants, and encodes each into a request body while earlier ones are
+//!   in flight. A series of one tenant is in one lane and one open batch:
+//!   its samples still go in order.
 //! - Each lane's sender ([`LaneSender`]) delivers its batches one at a
 //!   time, in order. A series' samples thus reach the store in order, while
 //!   the lanes' requests are in flight together (as Prometheus' own
@@ -13,6 +15,7 @@
 //! - The [`AckTracker`] knows the oldest sample not delivered yet, in any
 //!   lane: everything before it is acknowledged, and only that.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -23,6 +26,7 @@ use tokio::time::Instant;
 use super::ack_tracker::{Ack, AckTracker};
 use super::context::DeliveryContext;
 use super::lane::LaneSender;
+use crate::hash::Fx;
 use crate::record::PartitionReader;
 use crate::sink::store::{Body, EncodeError};
 use crate::sink::Sample;
@@ -49,7 +53,12 @@ struct Batch {
     first: u64,
 }
 
-/// The batch a lane is filling: its samples not cut into a batch yet.
+/// The batches a lane is filling, one per tenant (`None`: samples without
+/// one); emptied ones are dropped, so a tenant gone quiet costs nothing.
+type Filling = HashMap<Option<Arc<str>>, OpenBatch, Fx>;
+
+/// The batch a lane is filling for one tenant: its samples not cut into a
+/// batch yet.
 #[derive(Default)]
 struct OpenBatch {
     samples: Vec<Sample>,
@@ -96,8 +105,8 @@ async fn batch(
     tracker: Arc<Mutex<AckTracker>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // One open batch per lane, in the lanes' order.
-    let mut filling: Vec<OpenBatch> = outs.iter().map(|_| OpenBatch::default()).collect();
+    // The open batches of each lane, in the lanes' order.
+    let mut filling: Vec<Filling> = outs.iter().map(|_| Filling::default()).collect();
     let mut reader = PartitionReader::new();
     let mut decoded = Vec::new();
     let mut received_at = 0;
@@ -105,7 +114,11 @@ async fn batch(
         if *stop.borrow() {
             return;
         }
-        let until = filling.iter().filter_map(|o| o.deadline).min();
+        let until = filling
+            .iter()
+            .flat_map(|lane| lane.values())
+            .filter_map(|o| o.deadline)
+            .min();
         let linger_over = async move {
             match until {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -133,7 +146,11 @@ async fn batch(
                 }
                 let mut t = lock(&tracker);
                 for s in decoded.drain(..) {
-                    let open = &mut filling[lane_of(&s, outs.len())];
+                    let lane = &mut filling[lane_of(&s, outs.len())];
+                    let open = match lane.get_mut(&s.tenant) {
+                        Some(open) => open,
+                        None => lane.entry(s.tenant.clone()).or_default(),
+                    };
                     if open.samples.is_empty() {
                         t.open(s.offset);
                         open.samples.reserve(context.max_samples);
@@ -146,22 +163,25 @@ async fn batch(
             _ = linger_over => now = Some(Instant::now()),
             _ = stop.changed() => return,
         }
-        for (open, out) in filling.iter_mut().zip(&outs) {
-            let lingered = now.is_some_and(|now| open.deadline.is_some_and(|d| d <= now));
-            let mut cut = false;
-            while full(open, &context) || (lingered && !open.samples.is_empty()) {
-                cut = true;
-                let b = cut_batch(open, &context, &tracker);
-                if out.send(b).await.is_err() {
-                    return;
+        for (lane, out) in filling.iter_mut().zip(&outs) {
+            for open in lane.values_mut() {
+                let lingered = now.is_some_and(|now| open.deadline.is_some_and(|d| d <= now));
+                let mut cut = false;
+                while full(open, &context) || (lingered && !open.samples.is_empty()) {
+                    cut = true;
+                    let b = cut_batch(open, &context, &tracker);
+                    if out.send(b).await.is_err() {
+                        return;
+                    }
+                }
+                // The linger counts from the first sample of the batch being filled.
+                if open.samples.is_empty() {
+                    open.deadline = None;
+                } else if cut || open.deadline.is_none() {
+                    open.deadline = Some(Instant::now() + context.linger);
                 }
             }
-            // The linger counts from the first sample of the batch being filled.
-            if open.samples.is_empty() {
-                open.deadline = None;
-            } else if cut || open.deadline.is_none() {
-                open.deadline = Some(Instant::now() + context.linger);
-            }
+            lane.retain(|_, open| !open.samples.is_empty());
         }
     }
 }
@@ -198,7 +218,7 @@ fn cut_batch(
     let body = samples
         .iter()
         .all(|s| context.sink.refuse(s).is_none())
-        .then(|| context.sink.encode(&samples));
+        .then(|| super::tenant::encode(context, &samples));
     Batch {
         samples,
         body,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderName;
+
 use super::dead_letter::DeadLetters;
 use super::http::Endpoint;
 use crate::sink::metrics::ConsumeMetrics;
@@ -25,4 +27,6 @@ pub struct DeliveryContext {
     pub linger: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// `--tenant-header`: the header each batch names its tenant in.
+    pub tenant_header: Option<HeaderName>,
 }

@@ -31,6 +31,9 @@ pub struct DeadLetters {
 struct Entry<'a> {
     partition: u32,
     offset: u64,
+    /// The tenant of the sample's record, where it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
     // The sample in the shape of `consume`'s JSON lines.
     name: &'a str,
     value: crate::record::Value,
@@ -94,6 +97,7 @@ impl DeadLetters {
             let entry = Entry {
                 partition,
                 offset: s.offset,
+                tenant: s.tenant(),
                 name: s.name(),
                 value: s.value,
                 kind: s.kind,

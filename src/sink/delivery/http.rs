@@ -178,6 +178,10 @@ impl Client {
         for (k, v) in body.headers {
             h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
+        // The batch's tenant (`--tenant-header`), over a fixed `--header`.
+        if let Some((k, v)) = &body.tenant {
+            h.insert(k.clone(), v.clone());
+        }
         request
     }
 

@@ -132,7 +132,7 @@ impl LaneSender {
             let part = &ok[a..b];
             let body = match encoded.take() {
                 Some(body) => body,
-                None => sink.encode(part),
+                None => super::tenant::encode(&self.context, part),
             };
             let verdict = match body {
                 Ok(body) => self.send_until_decided(part, body).await?,
@@ -331,6 +331,7 @@ mod tests {
                 encoding: None,
                 headers: &[],
                 bytes: Bytes::from(names.join("\n")),
+                tenant: None,
             })
         }
         fn already_stored(&self, _: u16, _: &str) -> bool {
@@ -385,6 +386,7 @@ mod tests {
             linger: Duration::from_millis(10),
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(100),
+            tenant_header: None,
         });
         let (_stop_tx, stop) = watch::channel(false);
         let mut lane = LaneSender::lanes(&context, 0, 1, &stop).unwrap().remove(0);

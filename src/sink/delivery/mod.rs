@@ -12,6 +12,7 @@
 //!   [`backoff`]: how long to wait before trying again;
 //! - [`marks`], [`recent`]: what may be in the store already (sent before a
 //!   crash, or delivered lately), so a replay is not a refusal;
+//! - [`tenant`]: a batch's tenant as a request header (`--tenant-header`);
 //! - [`dead_letter`]: where refused samples go;
 //! - [`ack_tracker`]: which records are delivered, so their offsets may be
 //!   committed;
@@ -28,3 +29,4 @@ pub mod marks;
 pub mod pipeline;
 pub mod recent;
 pub mod retry;
+pub mod tenant;

@@ -51,8 +51,8 @@ impl Recent {
     }
 }
 
-/// Series (its hash), timestamp, the value's exact bits, and what the
-/// point is: a native histogram (every field of it) or an exemplar (its
+/// Series (its hash), timestamp, the value's exact bits, its tenant, and
+/// what the point is: a native histogram (every field of it) or an exemplar (its
 /// labels) is not the float sample of the same value, nor another
 /// histogram of the same count.
 fn fingerprint(s: &Sample) -> u64 {
@@ -71,6 +71,11 @@ fn fingerprint(s: &Sample) -> u64 {
             text(v, &mut h);
         }
     }
+    // The same series of two tenants is two series (two stores, in effect).
+    if let Some(t) = s.tenant() {
+        h.write_u64(TENANT);
+        text(t, &mut h);
+    }
     // One more round so the last word is mixed as well as the others.
     h.write_u64(0x9e37_79b9_7f4a_7c15);
     h.finish()
@@ -80,6 +85,8 @@ fn fingerprint(s: &Sample) -> u64 {
 /// its fingerprint stays what it was before histograms were delivered).
 const HISTOGRAM: u64 = 1;
 const EXEMPLAR: u64 = 2;
+/// A tenant follows (none: the fingerprint of before tenants existed).
+const TENANT: u64 = 3;
 
 /// A string, its length first so that ("ab", "c") and ("a", "bc") differ.
 fn text(s: &str, h: &mut FxHasher) {
@@ -218,5 +225,29 @@ mod tests {
         let mut r = Recent::new(16);
         r.insert(&points[1]);
         assert!(r.contains(&hist(int_histogram(T))));
+    }
+
+    /// The same sample under two tenants (or none) is three samples.
+    #[test]
+    fn tenants_tell_samples_apart() {
+        let plain = Sample::new(
+            "m",
+            &[("a", "1")],
+            Value::Float(1.0),
+            5,
+            MetricType::Gauge,
+            0,
+        );
+        let under = |t: &str| Sample {
+            tenant: Some(t.into()),
+            ..plain.clone()
+        };
+        let mut r = Recent::new(16);
+        r.insert(&under("acme"));
+        assert!(r.contains(&under("acme")));
+        assert!(!r.contains(&under("beta")));
+        assert!(!r.contains(&plain));
+        r.insert(&plain);
+        assert!(r.contains(&plain));
     }
 }

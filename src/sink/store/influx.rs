@@ -134,6 +134,7 @@ impl Sink for Influx {
             encoding: None,
             headers: &[],
             bytes: text.into(),
+            tenant: None,
         })
     }
 

@@ -21,6 +21,7 @@ pub mod test_points;
 pub mod wire;
 
 use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
 
 use crate::sink::delivery::retry::{self, Answer, Decision};
 use crate::sink::Sample;
@@ -33,6 +34,9 @@ pub struct Body {
     /// Protocol headers beside the body (remote_write's version header).
     pub headers: &'static [(&'static str, &'static str)],
     pub bytes: Bytes,
+    /// The batch's tenant as `--tenant-header` names it: set by the
+    /// delivery, not the store (`crate::sink::delivery::tenant`).
+    pub tenant: Option<(HeaderName, HeaderValue)>,
 }
 
 /// Why a batch cannot be made into a request body (a body past what

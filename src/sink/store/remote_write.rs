@@ -110,6 +110,7 @@ pub fn snappy_body(
         encoding: Some("snappy"),
         headers,
         bytes: bytes.into(),
+        tenant: None,
     })
 }
 

@@ -16,6 +16,9 @@ use crate::sink::Output;
 #[derive(Serialize)]
 struct Line<'a> {
     client_id: &'a str,
+    /// The record's tenant, on the lines of records that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
     partition: u32,
     offset: u64,
     #[serde(flatten)]
@@ -130,6 +133,7 @@ fn write_json(
     for metric in &batch.metrics {
         let line = Line {
             client_id: &batch.client_id,
+            tenant: batch.tenant.as_deref(),
             partition,
             offset,
             metric,
@@ -174,6 +178,7 @@ fn write_samples(
         };
         let line = Line {
             client_id: &head.client_id,
+            tenant: head.tenant.as_deref(),
             partition,
             offset: s.offset,
             metric: &metric,
