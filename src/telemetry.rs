@@ -59,6 +59,10 @@ pub struct Telemetry {
     pub connections_refused: IntCounter,
     /// Connections closed for not sending a request head within --idle-timeout.
     pub connections_timed_out: IntCounter,
+    /// TLS certificate reloads by result (`ok`, `error`).
+    pub tls_reloads: IntCounterVec,
+    /// TLS handshakes that failed, by reason class (`tls::server::failure_reason`).
+    pub tls_handshake_failures: IntCounterVec,
 }
 
 /// The `/stats` body.
@@ -221,6 +225,16 @@ impl Telemetry {
             connections_timed_out: r.counter(
                 "connections_timed_out_total",
                 "connections closed for not sending a request head within --idle-timeout",
+            )?,
+            tls_reloads: r.counter_vec(
+                "tls_reloads_total",
+                "TLS certificate reloads (SIGHUP or changed files), by result",
+                &["result"],
+            )?,
+            tls_handshake_failures: r.counter_vec(
+                "tls_handshake_failures_total",
+                "TLS handshakes that failed, by reason class",
+                &["reason"],
             )?,
             registry: r.registry,
         })

@@ -10,7 +10,7 @@ use tokio::sync::SemaphorePermit;
 
 use super::error::ApiError;
 use super::state::App;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, PeerIdentity};
 use crate::telemetry::Protocol;
 
 /// A request let in: its client id, and its slot until it is dropped.
@@ -20,8 +20,14 @@ pub struct Admitted<'a> {
 }
 
 /// Client id → rate limit → in-flight slot, refusing with 401/400, 429 or 503.
-pub fn admit<'a>(app: &'a App, headers: &HeaderMap) -> Result<Admitted<'a>, ApiError> {
-    let client = app.auth.client_for(headers).map_err(|e| match e {
+/// `peer`: the name of the client's verified certificate (mutual TLS), from
+/// the request's extensions.
+pub fn admit<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
+) -> Result<Admitted<'a>, ApiError> {
+    let client = app.auth.client_of(headers, peer).map_err(|e| match e {
         AuthError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
         AuthError::BadClientId(m) => ApiError::bad_request(m),
     })?;
