@@ -17,6 +17,9 @@ use super::Response;
 
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
+/// TLS 1.3 and 1.2.
+pub const BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
 /// What a client offers.
 pub struct Offer<'a> {
     /// The CA it trusts the server's certificate by.
@@ -32,7 +35,7 @@ impl<'a> Offer<'a> {
         Offer {
             ca,
             client_cert: None,
-            versions: &[&rustls::version::TLS13, &rustls::version::TLS12],
+            versions: BOTH,
             alpn: &[b"http/1.1"],
         }
     }
