@@ -241,6 +241,10 @@ fn refusals_store_nothing() {
                 ..Offer::new(&setup.ca.pem)
             },
         );
+        // What the client is told: rustls' alert for each.
+        assert!(none.contains("CertificateRequired"), "{none}");
+        assert!(other.contains("UnknownCA"), "{other}");
+        assert!(old.contains("CertificateExpired"), "{old}");
         seen.push(format!(
             "{version:?}: no certificate: {none}; another CA: {other}; expired: {old}"
         ));
@@ -472,6 +476,29 @@ fn certificates_rotate_under_load_without_a_failed_request() {
 }
 
 #[test]
+fn changed_files_are_picked_up_without_a_signal() {
+    let setup = Setup::new();
+    let next = setup.ca.server(setup.path(), "next", &[]);
+    let next_der = metricstream::tls::pem::certificates(&next.cert).unwrap()[0].to_vec();
+    let s = setup.start(None, &[]);
+    let config = Offer::new(&setup.ca.pem).config();
+    assert_ne!(
+        https::server_cert(&https::connect(s.addr, &config).unwrap()),
+        next_der
+    );
+    replace(&setup.server, &next);
+    // The watcher looks every 5 s.
+    common::wait_for(
+        "the new certificate without SIGHUP",
+        Duration::from_secs(5) + SLACK,
+        || https::server_cert(&https::connect(s.addr, &config).unwrap()) == next_der,
+    );
+    assert!(s
+        .log_text()
+        .contains("TLS certificate reloaded (the files changed)"));
+}
+
+#[test]
 fn a_bad_file_is_a_start_up_error_naming_it() {
     let setup = Setup::new();
     let missing = setup.path().join("missing-key.pem");
@@ -576,16 +603,13 @@ fn slow_clients_on_the_tls_port() {
             .connect(name, tcp)
             .await
             .unwrap();
-        let (_sender, conn) = hyper::client::conn::http2::handshake::<
-            _,
-            _,
-            http_body_util::Full<bytes::Bytes>,
-        >(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tls),
-        )
-        .await
-        .unwrap();
+        let (_sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Full<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tls),
+            )
+            .await
+            .unwrap();
         let started = Instant::now();
         tokio::time::timeout(idle + SLACK, conn)
             .await
