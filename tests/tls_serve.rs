@@ -499,6 +499,20 @@ fn changed_files_are_picked_up_without_a_signal() {
 }
 
 #[test]
+fn api_keys_on_a_plaintext_public_address_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let warning = "API keys are configured but the listener is plaintext";
+    let public = Server::start(
+        dir.path(),
+        &["--listen", "0.0.0.0:0", "--api-key", "web:s3cret"],
+    );
+    assert!(public.log_text().contains(warning), "{}", public.log_text());
+    drop(public);
+    let loopback = Server::start(dir.path(), &["--api-key", "web:s3cret"]);
+    assert!(!loopback.log_text().contains(warning));
+}
+
+#[test]
 fn a_bad_file_is_a_start_up_error_naming_it() {
     let setup = Setup::new();
     let missing = setup.path().join("missing-key.pem");
