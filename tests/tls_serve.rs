@@ -531,6 +531,61 @@ fn a_bad_file_is_a_start_up_error_naming_it() {
     assert!(err.contains("missing-key.pem"), "{err}");
 }
 
+/// A client posting one batch after another over TLS, each on a new
+/// connection, while an attack runs (as tests/slow_clients.rs's `Normal`).
+struct NormalTls {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<u64>, Vec<String>)>,
+}
+
+impl NormalTls {
+    fn start(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> NormalTls {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            let mut seq = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                seq += 1;
+                let body = cpp_body("tls", seq);
+                match https::request(addr, &config, "POST", "/metrics", &[JSON], body.as_bytes()) {
+                    Ok(r) if r.status == 200 => acked.push(seq),
+                    Ok(r) => failed.push(format!("{seq}: {r:?}")),
+                    Err(e) => failed.push(format!("{seq}: {e}")),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (acked, failed)
+        });
+        NormalTls { stop, thread }
+    }
+
+    /// Stops it; fails unless every request got a 200. The acknowledged seqs.
+    fn finish(self, during: &str) -> BTreeSet<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (acked, failed) = self.thread.join().unwrap();
+        assert!(
+            failed.is_empty(),
+            "{during}: normal requests failed: {failed:?}"
+        );
+        assert!(
+            acked.len() >= 10,
+            "{during}: only {} normal requests",
+            acked.len()
+        );
+        acked.into_iter().collect()
+    }
+}
+
+/// The log holds exactly the acknowledged batches.
+fn assert_stored_exactly(data: &Path, acked: &BTreeSet<u64>) {
+    let got = stored(data);
+    let seqs: Vec<u64> = got.iter().map(|(_, q)| q.parse().unwrap()).collect();
+    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), seqs.len(), "a batch stored twice");
+    assert_eq!(&unique, acked, "stored and acknowledged differ");
+}
+
 /// Whether the server has closed `s` (EOF or reset), waiting up to `within`.
 fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     s.set_read_timeout(Some(within)).unwrap();
@@ -553,6 +608,7 @@ fn slow_clients_on_the_tls_port() {
     let setup = Setup::new();
     let mut s = setup.start(None, &["--idle-timeout", "2s", "--request-timeout", "2s"]);
     let config = Offer::new(&setup.ca.pem).config();
+    let normal = NormalTls::start(s.addr, config.clone());
 
     // TCP that never sends a ClientHello: closed at the idle timeout.
     let opened = Instant::now();
@@ -645,8 +701,56 @@ fn slow_clients_on_the_tls_port() {
         "{text}"
     );
     assert!(https::sample(&text, "metricstream_connections_timed_out_total") >= 22.0);
+    let acked = normal.finish("slow clients on the TLS port");
     s.terminate(Duration::from_secs(20));
-    assert_eq!(stored(&s.data_dir), vec![]);
+    assert_stored_exactly(&s.data_dir, &acked);
+}
+
+/// Pipelines requests over TLS without reading an answer until the
+/// server closes the connection: true if it did before `deadline`.
+fn write_without_reading(c: &mut https::TlsStream, deadline: Instant) -> bool {
+    c.sock
+        .set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let burst = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100);
+    while Instant::now() < deadline {
+        match c.write(&burst).and_then(|_| c.flush()) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn a_tls_client_that_never_reads_its_answers_is_cut_off() {
+    let setup = Setup::new();
+    let s = setup.start(None, &["--idle-timeout", "2s", "--request-timeout", "2s"]);
+    let config = Offer::new(&setup.ca.pem).config();
+    let normal = NormalTls::start(s.addr, config.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = https::connect(s.addr, &config).unwrap();
+            std::thread::spawn(move || write_without_reading(&mut c, deadline))
+        })
+        .collect();
+    for r in readers {
+        assert!(
+            r.join().unwrap(),
+            "a TLS client that reads nothing still connected after 30 s"
+        );
+    }
+    let acked = normal.finish("TLS clients that never read");
+    let text = https::metrics_text(s.addr, &config);
+    assert!(
+        https::sample(&text, "metricstream_connections_timed_out_total") >= 3.0,
+        "{text}"
+    );
+    let mut s = s;
+    s.terminate(Duration::from_secs(20));
+    assert_stored_exactly(&s.data_dir, &acked);
 }
 
 #[test]
