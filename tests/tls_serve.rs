@@ -805,6 +805,15 @@ fn the_connection_cap_holds_with_tls_connections() {
     .unwrap();
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.contains("--max-connections"), "{r:?}");
+    // A client that prefers h2 is refused in HTTP/1.1, which it can read.
+    let both = Offer {
+        alpn: &[b"h2", b"http/1.1"],
+        ..Offer::new(&setup.ca.pem)
+    };
+    let mut c = https::connect(s.addr, &both.config()).unwrap();
+    assert_eq!(c.conn.alpn_protocol(), Some(b"http/1.1".as_slice()));
+    let r = https::exchange(&mut c, "GET", "/health", &[], b"").unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
     drop(busy);
     s.terminate(Duration::from_secs(20));
     let got: Vec<String> = stored(&s.data_dir).into_iter().map(|(_, q)| q).collect();

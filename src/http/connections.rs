@@ -188,7 +188,7 @@ pub async fn serve(
                     None => {
                         registry.telemetry.connections_refused.inc();
                         if let Ok(permit) = refusing.clone().try_acquire_owned() {
-                            let acceptor = tls.as_ref().map(|t| t.acceptor());
+                            let acceptor = tls.as_ref().map(|t| t.refusal_acceptor());
                             tokio::spawn(refuse(tcp, refusal.clone(), acceptor, permit));
                         }
                     }

@@ -84,6 +84,15 @@ impl TlsServer {
         TlsAcceptor::from(self.config())
     }
 
+    /// An acceptor for a connection refused at the cap, whose canned 503
+    /// is HTTP/1.1 text: ALPN offers `http/1.1` only, so that a client
+    /// preferring h2 does not read it as HTTP/2 frames.
+    pub fn refusal_acceptor(&self) -> TlsAcceptor {
+        let mut config = ServerConfig::clone(&self.config());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
+
     pub fn config(&self) -> Arc<ServerConfig> {
         crate::sync::read(&self.current).clone()
     }
