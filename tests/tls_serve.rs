@@ -819,3 +819,62 @@ fn the_connection_cap_holds_with_tls_connections() {
     let got: Vec<String> = stored(&s.data_dir).into_iter().map(|(_, q)| q).collect();
     assert!(got.iter().all(|q| q == "1") && !got.is_empty(), "{got:?}");
 }
+
+#[test]
+fn shutdown_closes_idle_tls_h2_and_handshaking_connections() {
+    let setup = Setup::new();
+    let mut s = setup.start(None, &[]);
+    // Idle over HTTP/1.1 after an answer, idle over HTTP/2 after an
+    // answer, and a TCP connection that has sent no ClientHello.
+    let mut h1 = https::connect(s.addr, &Offer::new(&setup.ca.pem).config()).unwrap();
+    let r = https::exchange(&mut h1, "GET", "/health", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let _handshaking = TcpStream::connect(s.addr).unwrap();
+    let h2 = Offer {
+        alpn: &[b"h2"],
+        ..Offer::new(&setup.ca.pem)
+    }
+    .config();
+    let addr = s.addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h2_conn = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(h2)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = hyper::Request::get("https://localhost/health")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+        (sender, conn)
+    });
+    let started = Instant::now();
+    let status = s.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}\n{}", s.log_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?} with idle TLS connections open",
+        started.elapsed()
+    );
+    // The HTTP/2 connection was closed by the server (GOAWAY, then EOF).
+    let (_sender, conn) = h2_conn;
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), conn)
+            .await
+            .expect("the HTTP/2 connection still open after shutdown")
+            .unwrap()
+            .ok();
+    });
+}
