@@ -5,6 +5,13 @@
 //! (Prometheus' `basic_auth`, InfluxDB 1.x's `?u=&p=`: the password is the
 //! key, the user name is free) carry the same keys; without keys, the bearer
 //! token or the Basic user name is the client id.
+//!
+//! Over mutual TLS a verified client certificate names the client too
+//! ([`Auth::client_of`]): without keys its name is the client id (the
+//! header's free-form id is ignored: the certificate is verified, the
+//! header is not); with keys, a request with an `Authorization` header is
+//! judged by its key alone, and one without is admitted as the
+//! certificate's name, the certificate being the credential a key would be.
 
 use std::borrow::Cow;
 
@@ -106,6 +113,30 @@ impl Auth {
         self.client_id(first)
     }
 
+    /// The client id for a request: its headers and, over mutual TLS, the
+    /// name its verified client certificate gives (the rules are above).
+    pub fn client_of(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<String, AuthError> {
+        let Some(peer) = peer else {
+            return self.client_for(headers);
+        };
+        if self.enabled() && headers.contains_key(header::AUTHORIZATION) {
+            return self.client_for(headers);
+        }
+        let id = peer.0.as_bytes();
+        if !valid_id(id) {
+            return Err(AuthError::BadClientId(format!(
+                "client certificate: its name (subject CN, DNS or URI SAN) {:?} is not a usable client id \
+                 (1-{MAX_CLIENT_ID} printable ASCII characters without spaces)",
+                peer.0.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(peer.0.clone())
+    }
+
     /// The client id for a request's `Authorization` header.
     pub fn client_id(&self, header: Option<&HeaderValue>) -> Result<String, AuthError> {
         if self.enabled() {
@@ -120,7 +151,7 @@ impl Auth {
             None => Cow::Borrowed(strip_bearer(raw).unwrap_or(raw)),
         };
         let id = id.trim_ascii();
-        if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.iter().all(|b| b.is_ascii_graphic()) {
+        if !valid_id(id) {
             return Err(AuthError::BadClientId(format!(
                 "Authorization: the client id must be 1-{MAX_CLIENT_ID} printable ASCII characters without spaces"
             )));
@@ -152,6 +183,11 @@ impl Auth {
             .map(|k| k.name.clone())
             .ok_or(AuthError::Unauthorized("Authorization: unknown API key"))
     }
+}
+
+/// 1 to MAX_CLIENT_ID printable ASCII characters, no spaces.
+fn valid_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && id.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// `secret == presented` in time that depends only on `presented.len()`
@@ -335,6 +371,42 @@ mod tests {
             Auth::default().client_for(&HeaderMap::new()).unwrap(),
             "default"
         );
+    }
+
+    #[test]
+    fn a_verified_certificate_names_the_client() {
+        let peer = PeerIdentity("agent-7".into());
+        let mut with_header = HeaderMap::new();
+        with_header.insert(header::AUTHORIZATION, hv("Bearer s3cret"));
+        let none = HeaderMap::new();
+        // No keys: the certificate's name, whatever the header says.
+        let open = Auth::default();
+        assert_eq!(open.client_of(&none, Some(&peer)).unwrap(), "agent-7");
+        assert_eq!(
+            open.client_of(&with_header, Some(&peer)).unwrap(),
+            "agent-7"
+        );
+        assert_eq!(open.client_of(&with_header, None).unwrap(), "s3cret");
+        // Keys: a header is judged by its key alone; no header, the certificate.
+        let keyed = Auth::new(vec!["web:s3cret".parse().unwrap()]);
+        assert_eq!(keyed.client_of(&with_header, Some(&peer)).unwrap(), "web");
+        assert_eq!(keyed.client_of(&none, Some(&peer)).unwrap(), "agent-7");
+        let mut wrong = HeaderMap::new();
+        wrong.insert(header::AUTHORIZATION, hv("Bearer nope"));
+        assert!(matches!(
+            keyed.client_of(&wrong, Some(&peer)),
+            Err(AuthError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            keyed.client_of(&none, None),
+            Err(AuthError::Unauthorized(_))
+        ));
+        // A name that cannot be a client id is refused, not mangled.
+        let spaced = PeerIdentity("Jane Doe".into());
+        assert!(matches!(
+            open.client_of(&none, Some(&spaced)),
+            Err(AuthError::BadClientId(_))
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use metricstream::queue::file::FileQueue;
 use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
 use metricstream::telemetry::Telemetry;
+use metricstream::tls::server::TlsServer;
 
 fn main() -> ExitCode {
     match run() {
@@ -87,6 +88,26 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             tenants,
             telemetry,
         );
+        let tls = match a.tls_files() {
+            Some(files) => {
+                let server = Arc::new(
+                    TlsServer::new(files, app.telemetry.tls_reloads.clone())
+                        .context("TLS (--tls-cert, --tls-key, --tls-client-ca)")?,
+                );
+                let sighup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+                tokio::spawn(server.clone().watch(sighup));
+                Some(server)
+            }
+            None => None,
+        };
+        if app.auth.enabled() && tls.is_none() && !a.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %a.listen,
+                "API keys are configured but the listener is plaintext on a non-loopback \
+                 address: keys cross the network readable; set --tls-cert and --tls-key"
+            );
+        }
         let listener =
             http::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(
@@ -97,6 +118,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             data_dir = %a.queue.data_dir.display(),
             api_keys = app.auth.enabled(),
             tenant_rules = app.tenant_rules.len(),
+            tls = tls.is_some(),
             "starting"
         );
         let config = ServerConfig {
@@ -107,7 +129,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 idle_timeout: a.idle_timeout,
             },
         };
-        let report = http::run(listener, app, config, shutdown_signal()?).await?;
+        let report = http::run_tls(listener, app, config, tls, shutdown_signal()?).await?;
         Ok(if report.lost == 0 {
             ExitCode::SUCCESS
         } else {

@@ -63,6 +63,10 @@ pub struct Telemetry {
     pub connections_timed_out: IntCounter,
     /// Requests, samples and 429s per tenant (`X-Scope-OrgID`).
     pub tenants: TenantCounters,
+    /// TLS certificate reloads by result (`ok`, `error`).
+    pub tls_reloads: IntCounterVec,
+    /// TLS handshakes that failed, by reason class (`tls::server::failure_reason`).
+    pub tls_handshake_failures: IntCounterVec,
 }
 
 /// The `/stats` body.
@@ -229,6 +233,16 @@ impl Telemetry {
                 "connections closed for not sending a request head within --idle-timeout",
             )?,
             tenants: TenantCounters::register(&r.registry)?,
+            tls_reloads: r.counter_vec(
+                "tls_reloads_total",
+                "TLS certificate reloads (SIGHUP or changed files), by result",
+                &["result"],
+            )?,
+            tls_handshake_failures: r.counter_vec(
+                "tls_handshake_failures_total",
+                "TLS handshakes that failed, by reason class",
+                &["reason"],
+            )?,
             registry: r.registry,
         })
     }

@@ -16,6 +16,7 @@ use metricstream::queue::{AckMode, PartitionBy};
 use metricstream::record::Format;
 use metricstream::tenant::rule::ClientRule;
 use metricstream::tenant::Rules;
+use metricstream::tls::server::{ClientAuth, TlsFiles};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -150,6 +151,36 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512 * 1024, env = "METRICSTREAM_MAX_RECORD_BYTES",
           value_parser = clap::value_parser!(u64).range(4096..=(64 << 20)))]
     pub max_record_bytes: u64,
+    /// TLS: the listener's certificate chain (PEM, leaf first). With
+    /// --tls-key the port speaks only TLS (https://; HTTP/1.1, or HTTP/2 by
+    /// ALPN). Reloaded on SIGHUP and when the files change.
+    #[arg(long, env = "METRICSTREAM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "METRICSTREAM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: CA certificates (PEM) that client certificates must be
+    /// signed by; a verified certificate's subject CN (else its first DNS,
+    /// else URI SAN) names the client.
+    #[arg(long, env = "METRICSTREAM_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Mutual TLS: whether a client must present a certificate
+    /// [default: required]. `optional`: one without is served as without TLS
+    /// client certificates (API key or Authorization header).
+    #[arg(
+        long,
+        value_enum,
+        env = "METRICSTREAM_TLS_CLIENT_AUTH",
+        requires = "tls_client_ca"
+    )]
+    tls_client_auth: Option<ClientAuthChoice>,
+}
+
+/// The `--tls-client-auth` choices, for [`ClientAuth`].
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ClientAuthChoice {
+    Optional,
+    Required,
 }
 
 /// The `--kafka-format` choices.
@@ -234,6 +265,20 @@ impl ServeArgs {
         self.workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1)
+    }
+
+    /// The listener's TLS files, if --tls-cert and --tls-key are given.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        let (cert, key) = (self.tls_cert.clone()?, self.tls_key.clone()?);
+        Some(TlsFiles {
+            cert,
+            key,
+            client_ca: self.tls_client_ca.clone(),
+            client_auth: match self.tls_client_auth {
+                Some(ClientAuthChoice::Optional) => ClientAuth::Optional,
+                Some(ClientAuthChoice::Required) | None => ClientAuth::Required,
+            },
+        })
     }
 
     pub fn file_queue_config(&self) -> FileQueueConfig {
@@ -373,6 +418,58 @@ mod tests {
         assert!(serve(&["--tenant", "web=a b"]).is_err());
         let twice = serve(&["--tenant", "web=a", "--tenant", "web=b"]).unwrap();
         assert!(twice.tenant_rules().is_err());
+    }
+
+    #[test]
+    fn tls_flags() {
+        assert!(serve(&[]).unwrap().tls_files().is_none());
+        let t = serve(&["--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap()
+            .tls_files()
+            .unwrap();
+        assert_eq!(t.cert, PathBuf::from("c.pem"));
+        assert_eq!(t.client_ca, None);
+        let t = serve(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap()
+        .tls_files()
+        .unwrap();
+        assert_eq!(t.client_auth, ClientAuth::Required);
+        let t = serve(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+            "--tls-client-auth",
+            "optional",
+        ])
+        .unwrap()
+        .tls_files()
+        .unwrap();
+        assert_eq!(t.client_auth, ClientAuth::Optional);
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls-client-ca", "ca.pem"],
+            &[
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+                "--tls-client-auth",
+                "optional",
+            ],
+        ] {
+            assert!(serve(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

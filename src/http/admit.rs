@@ -11,7 +11,7 @@ use tokio::sync::SemaphorePermit;
 
 use super::error::ApiError;
 use super::state::App;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, PeerIdentity};
 use crate::telemetry::Protocol;
 use crate::tenant::{self, TenantError};
 
@@ -25,13 +25,20 @@ pub struct Admitted<'a> {
 }
 
 /// Client id → tenant → rate limits (client's, tenant's) → in-flight slot,
-/// refusing with 401/400/403, 429 or 503.
-pub fn admit<'a>(app: &'a App, headers: &HeaderMap) -> Result<Admitted<'a>, ApiError> {
-    let client = app.auth.client_for(headers).map_err(|e| match e {
+/// refusing with 401/400/403, 429 or 503. `peer`: the name of the client's verified certificate (mutual TLS), from
+/// the request's extensions.
+pub fn admit<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    peer: Option<&PeerIdentity>,
+) -> Result<Admitted<'a>, ApiError> {
+    let client = app.auth.client_of(headers, peer).map_err(|e| match e {
         AuthError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
         AuthError::BadClientId(m) => ApiError::bad_request(m),
     })?;
-    let tenant = tenant_of(app, &client, headers)?;
+    // Identified: by an API key, or by a verified client certificate.
+    let identified = app.auth.enabled() || peer.is_some();
+    let tenant = tenant_of(app, &client, identified, headers)?;
     if let Some(limiter) = &app.limiter {
         if let Err(wait) = limiter.check(&client) {
             app.telemetry.rate_limited_requests.inc();
@@ -73,9 +80,15 @@ pub fn admit<'a>(app: &'a App, headers: &HeaderMap) -> Result<Admitted<'a>, ApiE
 
 /// The request's tenant by the client's rule (`crate::tenant::rule`), 400
 /// for a header that is no tenant id, 403 for a tenant the client may not
-/// use. Counted per tenant from here on, whatever the answer after. A
-/// client is identified when API keys are configured.
-fn tenant_of(app: &App, client: &str, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// use. Counted per tenant from here on, whatever the answer after. An
+/// `identified` client (API keys configured, or a verified certificate)
+/// without a rule may not name a tenant.
+fn tenant_of(
+    app: &App,
+    client: &str,
+    identified: bool,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
     let refused = |e| match e {
         TenantError::Invalid(m) => ApiError::bad_request(m),
         TenantError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
@@ -83,7 +96,7 @@ fn tenant_of(app: &App, client: &str, headers: &HeaderMap) -> Result<Option<Stri
     let requested = tenant::requested(headers).map_err(refused)?;
     let tenant = app
         .tenant_rules
-        .admit(client, app.auth.enabled(), requested)
+        .admit(client, identified, requested)
         .map_err(refused)?;
     if let Some(t) = &tenant {
         app.telemetry.tenants.request(t);

@@ -14,6 +14,13 @@
 //!   newcomer get a canned 503 with Retry-After.
 //! - Shutdown: stop accepting; idle connections close at once (one stuck
 //!   in half a head after a short grace), busy ones after their answer.
+//! - TLS (`--tls-cert`): the handshake runs in the connection's task, after
+//!   it was admitted (it holds a slot, may be evicted as idle), within
+//!   `--idle-timeout`. Plain HTTP to the TLS port gets a plain 400 saying
+//!   so. ALPN `h2` is served by hyper's HTTP/2 server, whose idle close is
+//!   ours: no request in flight for `--idle-timeout` → graceful close. The
+//!   write timeout sits on the TCP stream, under TLS, so a client that stops
+//!   reading is cut off whatever it speaks.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,18 +35,21 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 use super::error::ApiError;
+use crate::auth::PeerIdentity;
 use crate::telemetry::Telemetry;
+use crate::tls::server::{failure_reason, peer_identity, TlsServer};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -59,6 +69,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// `inflight` of a connection closed as idle: no request may start on it.
 const CLOSED: u32 = u32::MAX;
+/// Requests one HTTP/2 connection may have in flight at once (each also
+/// takes one of `--max-inflight`).
+const H2_MAX_STREAMS: u32 = 100;
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Listens with a backlog for a burst of connections the accept loop has
 /// not taken yet (tokio's default of 1024 overflowed in the idle-flood test;
@@ -105,11 +120,13 @@ pub fn fit_fd_limit(max_connections: usize) -> usize {
 
 /// Accepts and serves until `stop` turns true, then stops accepting and
 /// waits for every connection to close. Dropping the future drops them all.
+/// With `tls`, every connection is TLS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: Config,
     telemetry: Arc<Telemetry>,
+    tls: Option<Arc<TlsServer>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let registry = Arc::new(Registry {
@@ -122,6 +139,10 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.idle_timeout)
         .keep_alive(true);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS);
+    let protocols = Protocols { http1: http, h2 };
     let refusal: Arc<[u8]> = refusal(registry.max).into();
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut tasks = JoinSet::new();
@@ -159,14 +180,16 @@ pub async fn serve(
                             registry: registry.clone(),
                             router: router.clone(),
                             stop: conn_stop.clone(),
-                            write_timeout: config.idle_timeout,
+                            idle_timeout: config.idle_timeout,
+                            tls: tls.clone(),
                         };
-                        tasks.spawn(serving.run(tcp, http.clone()));
+                        tasks.spawn(serving.run(tcp, protocols.clone()));
                     }
                     None => {
                         registry.telemetry.connections_refused.inc();
                         if let Ok(permit) = refusing.clone().try_acquire_owned() {
-                            tokio::spawn(refuse(tcp, refusal.clone(), permit));
+                            let acceptor = tls.as_ref().map(|t| t.refusal_acceptor());
+                            tokio::spawn(refuse(tcp, refusal.clone(), acceptor, permit));
                         }
                     }
                 }
@@ -218,9 +241,44 @@ fn refusal(max: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn refuse(mut tcp: TcpStream, answer: Arc<[u8]>, _permit: OwnedSemaphorePermit) {
+async fn refuse(
+    tcp: TcpStream,
+    answer: Arc<[u8]>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let Some(acceptor) = tls else {
+        answer_and_close(tcp, &answer).await;
+        return;
+    };
+    // A TLS client can read a 503 only inside TLS: the handshake is the
+    // price, bounded like the answer (and by MAX_REFUSING at once).
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        tcp.write_all(&answer).await?;
+        if let Ok(stream) = acceptor.accept(tcp).await {
+            answer_and_close(stream, &answer).await;
+        }
+    })
+    .await;
+}
+
+/// The answer to plain HTTP sent to the TLS port.
+fn plaintext_answer() -> Vec<u8> {
+    let body = r#"{"error":"this port speaks TLS: send the request to https:// (not http://)"}"#;
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Writes a canned answer, then closes once the client did (within 1 s).
+async fn answer_and_close<S>(mut tcp: S, answer: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        tcp.write_all(answer).await?;
         tcp.shutdown().await?;
         // Read what the client sent until it closes: closing with unread
         // data resets the connection, which can discard our answer.
@@ -359,7 +417,35 @@ struct Serving {
     registry: Arc<Registry>,
     router: Router,
     stop: watch::Receiver<bool>,
-    write_timeout: Duration,
+    /// `--idle-timeout`: the handshake's bound, the write timeout, and
+    /// HTTP/2's idle close.
+    idle_timeout: Duration,
+    tls: Option<Arc<TlsServer>>,
+}
+
+/// The HTTP servers a connection may speak.
+#[derive(Clone)]
+struct Protocols {
+    http1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+/// The TCP stream with the write timeout, under TLS if any.
+type Limited = std::pin::Pin<Box<TimeoutStream<TcpStream>>>;
+
+fn write_limited(tcp: TcpStream, timeout: Duration) -> Limited {
+    let mut io = TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(timeout));
+    Box::pin(io)
+}
+
+/// Why a TLS connection got no further than its handshake.
+enum Refused {
+    /// It sent plain HTTP (already answered 400).
+    Plaintext,
+    /// Closed before sending anything.
+    Closed,
+    Failed(io::Error),
 }
 
 /// The answer could not be written within the write timeout.
@@ -370,13 +456,62 @@ fn io_timed_out(e: &hyper::Error) -> bool {
 }
 
 impl Serving {
-    async fn run(mut self, tcp: TcpStream, http: http1::Builder) {
+    async fn run(mut self, tcp: TcpStream, protocols: Protocols) {
+        let Some(tls) = self.tls.clone() else {
+            let io = TokioIo::new(self.write_limited(tcp));
+            let service = self.service(None);
+            let served = protocols.http1.serve_connection(io, service);
+            tokio::pin!(served);
+            self.drive(served, |c| c.graceful_shutdown(), false).await;
+            return;
+        };
+        let Some(stream) = self.handshake(tcp, &tls).await else {
+            return;
+        };
+        let session = stream.get_ref().1;
+        let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+        let service = self.service(peer_identity(session));
+        let io = TokioIo::new(stream);
+        if h2 {
+            let served = protocols.h2.serve_connection(io, service);
+            tokio::pin!(served);
+            self.drive(served, |c| c.graceful_shutdown(), true).await;
+        } else {
+            let served = protocols.http1.serve_connection(io, service);
+            tokio::pin!(served);
+            self.drive(served, |c| c.graceful_shutdown(), false).await;
+        }
+    }
+
+    /// A client that stops reading its answers is cut off like an idle
+    /// one: hyper has no write timeout, and a write that makes no progress
+    /// for this long fails with TimedOut. The timer only starts when the
+    /// kernel says "not now", so a write that goes through costs nothing.
+    /// Under TLS, so that TLS's own buffering cannot hide a stuck client.
+    fn write_limited(&self, tcp: TcpStream) -> Limited {
+        write_limited(tcp, self.idle_timeout)
+    }
+
+    /// Each request counted in flight on this connection while the router
+    /// handles it, with the client certificate's name in its extensions.
+    fn service(
+        &self,
+        peer: Option<PeerIdentity>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future = impl std::future::Future<Output = Result<Response<Body>, Infallible>> + Send,
+    > + Clone {
         let (conn, registry, router) = (
             self.conn.clone(),
             self.registry.clone(),
             self.router.clone(),
         );
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if let Some(peer) = &peer {
+                req.extensions_mut().insert(peer.clone());
+            }
             let inflight = InFlight::begin(&conn, &registry);
             let router = router.clone();
             async move {
@@ -385,20 +520,83 @@ impl Serving {
                 };
                 router.oneshot(req).await
             }
-        });
-        // A client that stops reading its answers is cut off like an idle
-        // one: hyper has no write timeout, and a write that makes no progress
-        // for this long fails with TimedOut. The timer only starts when the
-        // kernel says "not now", so a write that goes through costs nothing.
-        let mut io = TimeoutStream::new(tcp);
-        io.set_write_timeout(Some(self.write_timeout));
-        let io = Box::pin(io);
-        let served = http.serve_connection(TokioIo::new(io), service);
-        tokio::pin!(served);
+        })
+    }
+
+    /// The TLS handshake, within the idle timeout, given up if the
+    /// connection is picked at the cap or the server stops meanwhile.
+    /// Every failure is counted by its class and logged at debug.
+    async fn handshake(&mut self, tcp: TcpStream, tls: &TlsServer) -> Option<TlsStream<Limited>> {
+        let acceptor = tls.acceptor();
+        let write_timeout = self.idle_timeout;
+        let attempt = async move {
+            let mut first = [0u8; 1];
+            let n = tcp.peek(&mut first).await.map_err(Refused::Failed)?;
+            if n == 0 {
+                return Err(Refused::Closed);
+            }
+            if first[0] != TLS_HANDSHAKE_RECORD {
+                answer_and_close(tcp, &plaintext_answer()).await;
+                return Err(Refused::Plaintext);
+            }
+            acceptor
+                .accept(write_limited(tcp, write_timeout))
+                .await
+                .map_err(Refused::Failed)
+        };
+        let conn = self.conn.clone();
+        let outcome = tokio::select! {
+            done = tokio::time::timeout(self.idle_timeout, attempt) => done,
+            // Picked at the cap, or shutting down: a handshake is not a
+            // request in flight.
+            _ = conn.close.notified() => return None,
+            () = stopped(&mut self.stop) => return None,
+        };
+        let telemetry = &self.registry.telemetry;
+        let reason = match outcome {
+            Ok(Ok(stream)) => return Some(stream),
+            Err(_elapsed) => {
+                telemetry.connections_timed_out.inc();
+                tracing::debug!("TLS handshake: no ClientHello within --idle-timeout");
+                "timeout"
+            }
+            Ok(Err(Refused::Plaintext)) => {
+                tracing::debug!("TLS port: plain HTTP answered 400");
+                "plaintext_http"
+            }
+            Ok(Err(Refused::Closed)) => {
+                tracing::debug!("TLS port: closed before a ClientHello");
+                "closed"
+            }
+            Ok(Err(Refused::Failed(e))) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                failure_reason(&e)
+            }
+        };
+        telemetry
+            .tls_handshake_failures
+            .with_label_values(&[reason])
+            .inc();
+        None
+    }
+
+    /// Serves one connection until hyper is done with it, closing it when
+    /// picked at the cap or at shutdown; `h2`: also after `--idle-timeout`
+    /// with no request in flight (hyper's HTTP/2 server has no idle close).
+    async fn drive<C>(
+        mut self,
+        mut served: std::pin::Pin<&mut C>,
+        graceful: impl Fn(std::pin::Pin<&mut C>),
+        h2: bool,
+    ) where
+        C: std::future::Future<Output = Result<(), hyper::Error>>,
+    {
         // Dropped then, even if hyper is not done.
         let mut drop_at: Option<Instant> = None;
         // Shutting down: closed then if idle.
         let mut idle_check_at: Option<Instant> = None;
+        // HTTP/2: when it may have been idle for --idle-timeout.
+        let mut h2_idle_at = h2.then(|| Instant::now() + self.idle_timeout);
         let mut stopping = false;
         loop {
             tokio::select! {
@@ -414,7 +612,7 @@ impl Serving {
                 // Picked at the cap (already CLOSED): hyper flushes the last
                 // answer and closes an idle keep-alive connection at once.
                 _ = self.conn.close.notified(), if drop_at.is_none() => {
-                    served.as_mut().graceful_shutdown();
+                    graceful(served.as_mut());
                     drop_at = Some(Instant::now() + CLOSE_GRACE);
                 }
                 // hyper closes a connection idle after an answer, or with
@@ -423,7 +621,7 @@ impl Serving {
                 // rather than at the idle timeout.
                 () = stopped(&mut self.stop), if !stopping => {
                     stopping = true;
-                    served.as_mut().graceful_shutdown();
+                    graceful(served.as_mut());
                     idle_check_at = Some(Instant::now() + SHUTDOWN_GRACE);
                 }
                 // Idle now: nothing can start on it, and the last answer
@@ -434,8 +632,38 @@ impl Serving {
                         break;
                     }
                 }
+                () = sleep_until(h2_idle_at), if drop_at.is_none() => {
+                    h2_idle_at = self.h2_idle_until();
+                    if h2_idle_at.is_none() {
+                        self.registry.telemetry.connections_timed_out.inc();
+                        tracing::debug!("HTTP/2 connection idle for --idle-timeout: closing");
+                        // GOAWAY, then closed: no stream is open.
+                        graceful(served.as_mut());
+                        drop_at = Some(Instant::now() + CLOSE_GRACE);
+                    }
+                }
                 () = sleep_until(drop_at) => break,
             }
+        }
+    }
+
+    /// None once the connection has had no request in flight for
+    /// `--idle-timeout` (then it is marked CLOSED); else when to look again.
+    fn h2_idle_until(&self) -> Option<Instant> {
+        let idle_since = self.conn.idle_since.load(Ordering::Relaxed);
+        let due = self.registry.epoch + Duration::from_millis(idle_since) + self.idle_timeout;
+        let busy = self.conn.inflight.load(Ordering::Acquire) != 0;
+        if busy {
+            return Some(Instant::now() + self.idle_timeout);
+        }
+        if due > Instant::now() {
+            return Some(due);
+        }
+        if self.conn.close_if_idle() {
+            None
+        } else {
+            // A request began between the two reads.
+            Some(Instant::now() + self.idle_timeout)
         }
     }
 }

@@ -160,7 +160,11 @@ async fn answer_query(app: &App, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     check_headers(&parts.headers)?;
     let query = query_of(parts.uri.query(), Api::V1)?;
-    let _admitted = admit(app, &credentials(&parts.headers, &query))?;
+    let _admitted = admit(
+        app,
+        &credentials(&parts.headers, &query),
+        parts.extensions.get(),
+    )?;
     // InfluxDB reads `q` from the URL or, in a POST, from a form body.
     let mut q = query.q;
     if q.is_none() {

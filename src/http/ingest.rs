@@ -176,7 +176,11 @@ async fn ingest<P: Ingest>(
 ) -> Result<Stored<P::Refused>, ApiError> {
     check_headers(&head.headers)?;
     let asked = protocol.asked(head)?;
-    let admitted = admit(app, &protocol.credentials(&asked, &head.headers))?;
+    let admitted = admit(
+        app,
+        &protocol.credentials(&asked, &head.headers),
+        head.extensions.get(),
+    )?;
     let body = body::read(body, &head.headers, app.max_body, P::CODING).await?;
     let received = Received::now();
 

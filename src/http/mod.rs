@@ -34,5 +34,5 @@ pub mod state;
 
 pub use connections::{fit_fd_limit, listen};
 pub use error::ApiError;
-pub use server::{run, ServerConfig};
+pub use server::{run, run_tls, ServerConfig};
 pub use state::{App, Settings, TenantSettings};

@@ -21,6 +21,7 @@ use super::otlp;
 use super::state::App;
 use super::{admin, connections, influx, json, remote_write};
 use crate::queue::ShutdownReport;
+use crate::tls::server::TlsServer;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ServerConfig {
@@ -59,7 +60,19 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<ShutdownReport> {
-    tracing::info!(listen = %listener.local_addr()?, "metricstream serving");
+    run_tls(listener, app, config, None, shutdown).await
+}
+
+/// [`run`], with every connection TLS when `tls` is given.
+pub async fn run_tls(
+    listener: TcpListener,
+    app: Arc<App>,
+    config: ServerConfig,
+    tls: Option<Arc<TlsServer>>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<ShutdownReport> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, scheme, "metricstream serving");
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = router(app.clone(), config.request_timeout);
     let mut server = tokio::spawn(connections::serve(
@@ -67,6 +80,7 @@ pub async fn run(
         service,
         config.connections,
         app.telemetry.clone(),
+        tls,
         stop_rx,
     ));
     let forgetting = tokio::spawn(forget_idle_clients(app.clone()));

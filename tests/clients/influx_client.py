@@ -2,7 +2,10 @@
 (influxdb-client, the 2.x API) and prints, as one JSON object per line,
 what metricstream must have stored for them.
 
-Usage: influx_client.py URL TOKEN
+Usage: influx_client.py URL TOKEN [CA_FILE [CERT_FILE KEY_FILE]]
+
+With an https URL, CA_FILE is the CA the server's certificate is checked
+against, CERT_FILE and KEY_FILE a client certificate (mutual TLS).
 
 Every field type (float, integer, unsigned, boolean, string) and every
 precision the client offers (ns, us, ms, s) go through the client's
@@ -21,6 +24,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 url, token = sys.argv[1], sys.argv[2]
+tls = {}
+if len(sys.argv) > 3:
+    tls["ssl_ca_cert"] = sys.argv[3]
+if len(sys.argv) > 5:
+    tls["cert_file"], tls["cert_key_file"] = sys.argv[4], sys.argv[5]
 BUCKET = "telegraf"
 BASE_NS = 1_700_000_000_123_456_789
 # The int64 that a float cannot hold.
@@ -35,7 +43,7 @@ def emit(name, value, tags, ns):
     print(json.dumps({"expect": expect}), flush=True)
 
 
-with InfluxDBClient(url=url, token=token, org="my-org") as client:
+with InfluxDBClient(url=url, token=token, org="my-org", **tls) as client:
     write = client.write_api(write_options=SYNCHRONOUS)
     precisions = [
         (WritePrecision.NS, 1),

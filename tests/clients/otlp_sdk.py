@@ -14,7 +14,8 @@ section "OpenTelemetry (OTLP/HTTP)"), and prints it as one JSON object:
 quantiles are printed as numbers (how they are written out is metricstream's
 business; what they are is not).
 
-Usage: otlp_sdk.py ENDPOINT COMPRESSION SERVICE TEMPORALITY
+Usage: otlp_sdk.py ENDPOINT COMPRESSION SERVICE TEMPORALITY [CA_FILE [CERT_FILE KEY_FILE]]
+(the files for an https ENDPOINT: the CA it trusts, a client certificate)
   ENDPOINT     e.g. http://127.0.0.1:9090/v1/metrics
   COMPRESSION  gzip or none
   SERVICE      the service.name resource attribute
@@ -51,7 +52,7 @@ class KeepingExporter(OTLPMetricExporter):
         return result
 
 
-def record(endpoint, compression, service, temporality):
+def record(endpoint, compression, service, temporality, tls=None):
     preferred = {}
     if temporality == "delta":
         delta = AggregationTemporality.DELTA
@@ -61,6 +62,7 @@ def record(endpoint, compression, service, temporality):
         compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression,
         headers={"Authorization": "otel-sdk"},
         preferred_temporality=preferred,
+        **(tls or {}),
     )
     # Exports only at shutdown (the interval is far longer than the run).
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
@@ -203,7 +205,13 @@ def metric(m, scope):
 
 def main():
     endpoint, compression, service, temporality = sys.argv[1:5]
-    exporter = record(endpoint, compression, service, temporality)
+    # Optional: CA_FILE [CERT_FILE KEY_FILE] for an https endpoint.
+    tls = {}
+    if len(sys.argv) > 5:
+        tls["certificate_file"] = sys.argv[5]
+    if len(sys.argv) > 7:
+        tls["client_certificate_file"], tls["client_key_file"] = sys.argv[6], sys.argv[7]
+    exporter = record(endpoint, compression, service, temporality, tls)
     rows = [r for request in exporter.sent for r in expected(request)]
     for r in rows:
         assert not (isinstance(r["value"], float) and math.isnan(r["value"])), r

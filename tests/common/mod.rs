@@ -10,6 +10,7 @@ pub mod influxdb;
 pub mod prometheus;
 pub mod report;
 pub mod sink;
+pub mod tls;
 pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -169,6 +169,11 @@ pub struct RemoteWriteConfig {
     pub send_native_histograms: bool,
     /// Exemplars too (2.42 needs the `exemplar-storage` feature to keep any).
     pub send_exemplars: bool,
+    /// `tls_config`: the CA file the receiver's certificate is checked
+    /// against, and a client certificate and key to present (mutual TLS).
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl RemoteWriteConfig {
@@ -184,6 +189,9 @@ impl RemoteWriteConfig {
             max_backoff: Duration::from_secs(1),
             send_native_histograms: false,
             send_exemplars: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 
@@ -211,6 +219,19 @@ impl RemoteWriteConfig {
         );
         if let Some(token) = &self.bearer_token {
             y += &format!("    authorization:\n      credentials: '{token}'\n");
+        }
+        let tls = [
+            ("ca_file", &self.tls_ca_file),
+            ("cert_file", &self.tls_cert_file),
+            ("key_file", &self.tls_key_file),
+        ];
+        if tls.iter().any(|(_, f)| f.is_some()) {
+            y += "    tls_config:\n";
+            for (key, file) in tls {
+                if let Some(file) = file {
+                    y += &format!("      {key}: '{}'\n", file.display());
+                }
+            }
         }
         y
     }
