@@ -95,6 +95,8 @@ pub struct SinkConfig {
     pub kind: SinkKind,
     pub url: Option<String>,
     pub auth: http::Auth,
+    /// `--tls-*`: how to speak TLS to an `https://` URL.
+    pub tls: crate::tls::client::TlsClientOptions,
     /// `--header K:V`.
     pub headers: Vec<(String, String)>,
     /// InfluxDB 1.x database or 2.x bucket, 2.x org, timestamp precision.
@@ -120,6 +122,7 @@ impl Default for SinkConfig {
             kind: SinkKind::Stdout,
             url: None,
             auth: http::Auth::None,
+            tls: Default::default(),
             headers: Vec::new(),
             influx_db: None,
             influx_org: None,
@@ -168,16 +171,18 @@ pub fn open(
         ),
         _ => url.to_string(),
     };
-    let endpoint = rt.block_on(http::Endpoint::resolve(
+    let endpoint = rt.block_on(http::Endpoint::resolve_tls(
         &url,
         &cfg.auth,
         &cfg.headers,
         cfg.request_timeout,
+        &cfg.tls,
     ))?;
     let dead = dead_letter::DeadLetters::open(&dead_letter_file(data_dir, group))?;
     tracing::info!(
         sink = sink.name(),
         url,
+        tls = endpoint.tls.is_some(),
         dead_letters = %dead.path().display(),
         "delivering into a store"
     );
