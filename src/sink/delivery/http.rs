@@ -231,8 +231,8 @@ impl Client {
                 Ok(s) => open(s).await,
                 Err(e) => {
                     return Answer::Unreachable(format!(
-                        "TLS handshake with {addr} ({:?}): {}",
-                        tls.server_name,
+                        "TLS handshake with {addr} (verifying {}): {}",
+                        tls.server_name.to_str(),
                         error_chain(&e)
                     ))
                 }
