@@ -45,7 +45,7 @@ DURATION = os.environ.get("DURATION", "10s")
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 # The section scripts, run in this order by `benchmarks/run.py` (each
 # writes its own section of BENCHMARKS.md and results/<name>.json).
-SECTIONS = ["durable", "remote_write", "line_protocol", "sinks", "record_size"]
+SECTIONS = ["durable", "remote_write", "line_protocol", "sinks", "record_size", "tls"]
 CONNS = [int(c) for c in os.environ.get("CONNS", "50,500").split(",")]
 
 # The C++ system's published figures (../shared/DESIGN.md), for comparison.
@@ -648,7 +648,7 @@ def main():
     # section; the same binary, built above at this commit, is reused.
     if not os.environ.get("SKIP_SECTIONS"):
         env = dict(os.environ, DUR_RUNS=str(ROUNDS), RW_RUNS=str(ROUNDS), LP_RUNS=str(ROUNDS),
-                   SINK_RUNS=str(ROUNDS), RS_RUNS=str(ROUNDS))
+                   SINK_RUNS=str(ROUNDS), RS_RUNS=str(ROUNDS), TLS_RUNS=str(ROUNDS))
         for name in SECTIONS:
             print(f"== benchmarks/{name}.py", file=sys.stderr, flush=True)
             subprocess.run([sys.executable, str(ROOT / f"benchmarks/{name}.py")], cwd=ROOT,

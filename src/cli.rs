@@ -8,6 +8,7 @@ mod bench;
 mod config_file;
 mod consume;
 mod serve;
+mod tls_client;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

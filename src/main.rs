@@ -43,7 +43,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = rt.block_on(loadgen::run(a.into_config()))?;
+            let report = rt.block_on(loadgen::run(a.into_config()?))?;
             Ok(if report.failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -1,5 +1,6 @@
 //! One simulated client's HTTP/1.1 plumbing on hyper's low-level API: a
-//! TCP_NODELAY socket, a handshake, one request, the whole body read back.
+//! TCP_NODELAY socket, with https a TLS handshake on it, an HTTP
+//! handshake, one request, the whole body read back.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::config::Format;
+use super::config::{Format, Tls};
 use super::outcome::{classify_hyper, classify_io, judge_response, FailureKind, Outcome};
 
 /// Where requests go, resolved once so no request pays for a DNS lookup.
@@ -25,23 +26,38 @@ pub struct Target {
     pub host: HeaderValue,
     /// Origin-form request target (`/metrics?…`): hyper sends the URI as given.
     pub path: Uri,
+    /// `https://`: TLS on every connection.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    /// Parses an `http://host[:port]/path` URL and resolves the host.
-    pub async fn resolve(url: &str) -> anyhow::Result<Self> {
+    /// Parses an `http://host[:port]/path` URL, or `https://` with `tls`
+    /// (default port 443), and resolves the host.
+    pub async fn resolve(url: &str, tls: Option<Tls>) -> anyhow::Result<Self> {
         let uri: Uri = url
             .parse()
             .with_context(|| format!("invalid --url `{url}`"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => bail!("--url `{url}`: scheme `{other}` not supported, use http"),
-            None => bail!("--url `{url}`: missing scheme, e.g. http://127.0.0.1:8080/metrics"),
+        match (uri.scheme_str(), &tls) {
+            (Some("http"), None) | (Some("https"), Some(_)) => {}
+            (Some("http"), Some(_)) => {
+                bail!("--url `{url}` is plain http: TLS settings need an https:// URL")
+            }
+            (Some("https"), None) => {
+                bail!("--url `{url}`: https needs a TLS client config (the caller builds it)")
+            }
+            (Some(other), _) => {
+                bail!("--url `{url}`: scheme `{other}` not supported, use http or https")
+            }
+            (None, _) => {
+                bail!("--url `{url}`: missing scheme, e.g. http://127.0.0.1:8080/metrics")
+            }
         }
         let authority = uri
             .authority()
             .with_context(|| format!("--url `{url}`: missing host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
         // IPv6 literals come bracketed (`[::1]`); the resolver wants them bare.
         let host_name = authority
             .host()
@@ -59,7 +75,12 @@ impl Target {
             .map_or("/", |p| p.as_str())
             .parse::<Uri>()
             .with_context(|| format!("--url `{url}`: bad path"))?;
-        Ok(Self { addr, host, path })
+        Ok(Self {
+            addr,
+            host,
+            path,
+            tls,
+        })
     }
 }
 
@@ -91,6 +112,10 @@ pub struct Client {
     config: ClientConfig,
     headers: HeaderMap,
     connection: Option<Connection>,
+    /// Connections opened (TLS handshakes completed, with https).
+    opened: u64,
+    /// https: of those, resumed sessions.
+    resumed: u64,
 }
 
 impl Client {
@@ -145,7 +170,15 @@ impl Client {
             config,
             headers,
             connection: None,
+            opened: 0,
+            resumed: 0,
         }
+    }
+
+    /// Adds the connections this client opened to `stats`.
+    pub fn tally_connections(&self, stats: &mut super::stats::Stats) {
+        stats.connections += self.opened;
+        stats.resumed += self.resumed;
     }
 
     /// Sends one body and judges the answer. Never panics on network trouble.
@@ -194,7 +227,9 @@ impl Client {
             }
             self.connection = None;
         }
-        let mut connection = connect(self.target.addr).await?;
+        let (mut connection, resumed) = connect(self.target.addr, self.target.tls.as_ref()).await?;
+        self.opened += 1;
+        self.resumed += u64::from(resumed);
         let response = connection
             .sender
             .send_request(request)
@@ -208,13 +243,34 @@ impl Client {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<Connection, FailureKind> {
+/// A new connection, and whether its TLS handshake resumed a session.
+async fn connect(addr: SocketAddr, tls: Option<&Tls>) -> Result<(Connection, bool), FailureKind> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|_| FailureKind::ConnectError)?;
     // Small request, small answer: don't let Nagle hold either back.
     stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    match tls {
+        None => Ok((http(stream).await?, false)),
+        Some(tls) => {
+            let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config))
+                .connect(tls.server_name.clone(), stream)
+                .await
+                // Whatever went wrong, it went wrong in the handshake.
+                .map_err(|_| FailureKind::Tls)?;
+            let resumed =
+                stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            Ok((http(stream).await?, resumed))
+        }
+    }
+}
+
+/// The HTTP/1.1 handshake on a connected stream (plain or TLS).
+async fn http<I>(io: I) -> Result<Connection, FailureKind>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| classify_hyper(&e))?;
     // The connection's own error also reaches the pending request, which is
@@ -244,18 +300,18 @@ mod tests {
 
     #[tokio::test]
     async fn target_parsing() {
-        let target = Target::resolve("http://127.0.0.1:8080/metrics")
+        let target = Target::resolve("http://127.0.0.1:8080/metrics", None)
             .await
             .unwrap();
         assert_eq!(target.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(target.host, "127.0.0.1:8080");
         assert_eq!(target.path, "/metrics");
 
-        let target = Target::resolve("http://[::1]/a?b=c").await.unwrap();
+        let target = Target::resolve("http://[::1]/a?b=c", None).await.unwrap();
         assert_eq!(target.addr, "[::1]:80".parse().unwrap());
         assert_eq!(target.path, "/a?b=c");
 
-        let target = Target::resolve("http://127.0.0.1:9").await.unwrap();
+        let target = Target::resolve("http://127.0.0.1:9", None).await.unwrap();
         assert_eq!(target.path, "/");
 
         for bad in [
@@ -264,7 +320,34 @@ mod tests {
             "not a url",
             "",
         ] {
-            assert!(Target::resolve(bad).await.is_err(), "{bad:?}");
+            assert!(Target::resolve(bad, None).await.is_err(), "{bad:?}");
         }
+    }
+
+    // ring's provider is deprecated for lacking post-quantum key exchange
+    // (see metricstream's src/tls/mod.rs); what matters here is the URL check.
+    #[allow(deprecated)]
+    #[tokio::test]
+    async fn https_needs_tls_and_http_refuses_it() {
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let tls = Tls {
+            config: std::sync::Arc::new(config),
+            server_name: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        };
+        let target = Target::resolve("https://127.0.0.1/metrics", Some(tls.clone()))
+            .await
+            .unwrap();
+        assert_eq!(target.addr, "127.0.0.1:443".parse().unwrap());
+        assert!(target.tls.is_some());
+        assert!(Target::resolve("https://127.0.0.1/m", None).await.is_err());
+        assert!(Target::resolve("http://127.0.0.1/m", Some(tls))
+            .await
+            .is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! What to run: the plain settings `metricstream bench`'s flags map onto.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -31,11 +32,30 @@ impl Format {
     }
 }
 
+/// `https://`: the rustls client config and the name to verify, built by
+/// the caller (`metricstream bench` builds them as the sinks do, from its
+/// `--tls-*` flags), so this crate decides nothing about trust.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+    /// SNI and the name the server's certificate must carry.
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The same config object (a rustls config has no equality of its own).
+impl PartialEq for Tls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+    }
+}
+
 /// One load run. [`Default`] holds the same defaults as the command's flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
-    /// Endpoint to POST to (plain http only).
+    /// Endpoint to POST to: `http://`, or `https://` with `tls`.
     pub url: String,
+    /// TLS for an `https://` url (required for one, refused for `http://`).
+    pub tls: Option<Tls>,
     /// Concurrent clients; each is one task with its own connection(s).
     pub clients: u32,
     /// Requests per client; ignored when `duration` is set.
@@ -57,7 +77,8 @@ pub struct BenchConfig {
     pub series_churn: bool,
     /// Fields per line (line protocol), 1 to 3.
     pub fields_per_line: u32,
-    /// Reuse one connection per client; else a fresh one per request.
+    /// Reuse one connection per client; else a fresh one per request (a
+    /// TLS handshake each, with https).
     pub keep_alive: bool,
     /// Closed loop: pause between one client's requests (unused with `rate`).
     pub interval: Duration,
@@ -77,6 +98,7 @@ impl Default for BenchConfig {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:8080/metrics".to_string(),
+            tls: None,
             clients: 20,
             requests: 50,
             duration: None,

@@ -37,7 +37,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use hyper::header::HeaderValue;
 
-pub use config::{BenchConfig, Format};
+pub use config::{BenchConfig, Format, Tls};
 pub use outcome::{FailureKind, Outcome};
 pub use report::{Report, RunParams};
 
@@ -48,7 +48,7 @@ pub use report::{Report, RunParams};
 pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
     config.check()?;
     let plan = schedule::Plan::from_config(&config);
-    let target = client::Target::resolve(&config.url).await?;
+    let target = client::Target::resolve(&config.url, config.tls.clone()).await?;
     let metrics = config.metrics_per_request as usize;
     let samples = config.samples_per_request as usize;
     let pool = match config.format {
@@ -147,6 +147,7 @@ fn run_params(config: &BenchConfig) -> RunParams {
         format: (config.format != Format::Json).then(|| config.format.as_str().to_string()),
         samples_per_request: (config.format != Format::Json).then_some(config.samples_per_request),
         keep_alive: config.keep_alive,
+        tls: config.tls.is_some(),
         interval_ms: u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
         gzip: config.gzip,
         auth: if config.api_key.is_some() {

@@ -13,6 +13,9 @@ pub enum FailureKind {
     BadBody,
     /// TCP connect failed (refused, unreachable, …).
     ConnectError,
+    /// https: the TLS handshake failed, or the server refused the
+    /// connection at the TLS layer (e.g. our certificate).
+    Tls,
     /// No complete answer within `--timeout`.
     Timeout,
     /// The server closed or reset the connection before a full response.
@@ -32,6 +35,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Status(code) => write!(f, "status_{code}"),
             FailureKind::BadBody => f.write_str("bad_body"),
             FailureKind::ConnectError => f.write_str("connect_error"),
+            FailureKind::Tls => f.write_str("tls_error"),
             FailureKind::Timeout => f.write_str("timeout"),
             FailureKind::Reset => f.write_str("reset"),
             FailureKind::ProtocolError => f.write_str("protocol_error"),
@@ -112,6 +116,13 @@ pub fn classify_hyper(error: &hyper::Error) -> FailureKind {
 
 /// Sorts a socket error (from connect or write) into a kind.
 pub fn classify_io(error: &io::Error) -> FailureKind {
+    // tokio-rustls reports TLS failures as io errors holding rustls' error.
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        return FailureKind::Tls;
+    }
     match error.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
@@ -176,6 +187,7 @@ mod tests {
         assert_eq!(FailureKind::IoError.to_string(), "io_error");
         assert_eq!(FailureKind::BadBody.to_string(), "bad_body");
         assert_eq!(FailureKind::NotSent.to_string(), "not_sent");
+        assert_eq!(FailureKind::Tls.to_string(), "tls_error");
     }
 
     #[test]
@@ -186,5 +198,10 @@ mod tests {
         assert_eq!(classify_io(&pipe), FailureKind::Reset);
         let other = io::Error::other("boom");
         assert_eq!(classify_io(&other), FailureKind::IoError);
+        let alert = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA),
+        );
+        assert_eq!(classify_io(&alert), FailureKind::Tls);
     }
 }

@@ -29,6 +29,8 @@ pub struct RunParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub samples_per_request: Option<u32>,
     pub keep_alive: bool,
+    /// `https://` (a TLS handshake per connection opened).
+    pub tls: bool,
     pub interval_ms: u64,
     pub gzip: bool,
     /// `"bearer"` (--api-key) or `"load_client"` (per-client C++ style).
@@ -61,6 +63,16 @@ pub struct Report {
     pub max_ms: f64,
     /// Failure count by kind (`status_503`, `timeout`, …).
     pub failures: BTreeMap<String, u64>,
+    /// Connections opened (with https: TLS handshakes completed). Equal
+    /// to the requests with a new connection per request; about the
+    /// clients with keep-alive.
+    pub connections_opened: u64,
+    /// Connections opened per second (with https: handshakes/s).
+    pub connections_per_sec: f64,
+    /// https only: how many of the handshakes resumed an earlier session
+    /// (rustls' client resumes when the server allows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_resumed: Option<u64>,
     pub params: RunParams,
 }
 
@@ -115,6 +127,9 @@ impl Report {
                 .iter()
                 .map(|(kind, count)| (kind.to_string(), *count))
                 .collect(),
+            connections_opened: stats.connections,
+            connections_per_sec: per_sec(stats.connections as f64),
+            tls_resumed: params.tls.then_some(stats.resumed),
             params,
         }
     }
@@ -142,6 +157,16 @@ impl Report {
         row("Latency p99:", format!("{:.3} ms", self.p99_ms));
         row("Latency p99.9:", format!("{:.3} ms", self.p999_ms));
         row("Latency max:", format!("{:.3} ms", self.max_ms));
+        if let Some(resumed) = self.tls_resumed {
+            row("TLS handshakes:", self.connections_opened.to_string());
+            row("  of them resumed:", resumed.to_string());
+            row(
+                "Handshakes/sec:",
+                format!("{:.2}", self.connections_per_sec),
+            );
+        } else {
+            row("Connections opened:", self.connections_opened.to_string());
+        }
         let mut text = format!("=== Load Test Results ===\n{out}");
         if !self.failures.is_empty() {
             text.push_str("Failures by kind:\n");
@@ -164,8 +189,9 @@ impl Report {
         };
         let _ = writeln!(
             text,
-            "({} clients, {mode}, {per_request}, {}{}; latency of successful requests{})",
+            "({} clients, {mode}, {per_request}, {}{}{}; latency of successful requests{})",
             p.clients,
+            if p.tls { "https, " } else { "" },
             if p.keep_alive {
                 "keep-alive"
             } else {
@@ -208,6 +234,7 @@ mod tests {
             format: None,
             samples_per_request: None,
             keep_alive: false,
+            tls: false,
             interval_ms: 0,
             gzip: false,
             auth: "load_client".into(),
@@ -291,6 +318,36 @@ mod tests {
         assert!(json["params"].get("format").is_none());
         assert!(json["params"].get("samples_per_request").is_none());
         assert!(report.table().contains("Metrics/sec:"));
+        assert!(json.get("tls_resumed").is_none());
+    }
+
+    #[test]
+    fn tls_runs_report_handshakes() {
+        let mut stats = known_stats();
+        stats.connections = 1100;
+        stats.resumed = 1000;
+        let tls = RunParams {
+            url: "https://127.0.0.1:8443/metrics".into(),
+            tls: true,
+            ..params()
+        };
+        let report = Report::from_stats(&stats, Duration::from_secs(2), tls);
+        assert_eq!(report.connections_opened, 1100);
+        assert_eq!(report.connections_per_sec, 550.0);
+        assert_eq!(report.tls_resumed, Some(1000));
+        let table = report.table();
+        for needle in [
+            "TLS handshakes:",
+            "1100",
+            "of them resumed:",
+            "Handshakes/sec:",
+            "https, ",
+        ] {
+            assert!(table.contains(needle), "missing {needle:?} in\n{table}");
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["tls_resumed"], 1000);
+        assert_eq!(json["params"]["tls"], true);
     }
 
     #[test]

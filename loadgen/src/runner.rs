@@ -164,6 +164,7 @@ async fn closed_loop(
             }
         }
     }
+    client.tally_connections(&mut stats);
     stats
 }
 
@@ -209,5 +210,6 @@ async fn open_loop(
         stats.record(outcome, origin.elapsed());
         load.counters.note(outcome);
     }
+    client.tally_connections(&mut stats);
     stats
 }

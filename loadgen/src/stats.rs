@@ -21,6 +21,11 @@ pub struct Stats {
     pub latency_sum_us: u128,
     pub successful: u64,
     pub failures: BTreeMap<FailureKind, u64>,
+    /// Connections opened (TCP connects that went on to HTTP, after a
+    /// completed TLS handshake with https).
+    pub connections: u64,
+    /// https: of those, handshakes that resumed an earlier session.
+    pub resumed: u64,
 }
 
 impl Stats {
@@ -31,6 +36,8 @@ impl Stats {
             latency_sum_us: 0,
             successful: 0,
             failures: BTreeMap::new(),
+            connections: 0,
+            resumed: 0,
         })
     }
 
@@ -73,6 +80,8 @@ impl Stats {
             .context("merge latency histograms")?;
         self.latency_sum_us += other.latency_sum_us;
         self.successful += other.successful;
+        self.connections += other.connections;
+        self.resumed += other.resumed;
         for (kind, count) in &other.failures {
             self.record_failures(*kind, *count);
         }

@@ -5,18 +5,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::positive_duration;
+use super::tls_client::TlsClientArgs;
 
 /// Load generator for the ingest endpoint: POSTs realistic metric batches and
 /// reports throughput, latency percentiles and failures by kind.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Endpoint to POST to (plain http only).
+    /// Endpoint to POST to: http://, or https:// (see the --tls-* flags;
+    /// with --new-connection every request pays a TLS handshake).
     #[arg(
         long,
         env = "METRICSTREAM_BENCH_URL",
         default_value = "http://127.0.0.1:8080/metrics"
     )]
     pub url: String,
+
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 
     /// Concurrent clients; each is one task with its own connection(s).
     #[arg(
@@ -195,8 +200,19 @@ impl BenchArgs {
         self.keep_alive && !self.new_connection
     }
 
-    pub fn into_config(self) -> loadgen::BenchConfig {
-        loadgen::BenchConfig {
+    /// The load generator's config; with an https URL the TLS client
+    /// config is built here (files read), as the sinks build theirs.
+    pub fn into_config(self) -> anyhow::Result<loadgen::BenchConfig> {
+        let tls = self
+            .tls
+            .options()
+            .for_url(&self.url)?
+            .map(|c| loadgen::Tls {
+                config: c.config,
+                server_name: c.server_name,
+            });
+        Ok(loadgen::BenchConfig {
+            tls,
             keep_alive: self.keep_alive(),
             url: self.url,
             clients: self.clients,
@@ -215,7 +231,7 @@ impl BenchArgs {
             timeout: self.timeout,
             json: self.json,
             quiet: self.quiet,
-        }
+        })
     }
 }
 
@@ -271,7 +287,7 @@ mod tests {
     fn defaults() {
         // Two copies of the defaults (flags, library): they must agree.
         assert_eq!(
-            parse(&[]).unwrap().into_config(),
+            parse(&[]).unwrap().into_config().unwrap(),
             loadgen::BenchConfig::default()
         );
         let args = parse(&[]).unwrap();
@@ -336,13 +352,15 @@ mod tests {
     fn config_carries_the_flags() {
         let config = parse(&["--interval-ms", "100", "--keep-alive", "--clients", "2"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         assert_eq!(config.interval, Duration::from_millis(100));
         assert!(config.keep_alive);
         assert_eq!(config.clients, 2);
         let config = parse(&["--keep-alive", "--new-connection"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         assert!(!config.keep_alive);
     }
 
@@ -350,11 +368,16 @@ mod tests {
     fn remote_write_flags() {
         let config = parse(&["--format", "remote-write", "--samples-per-request", "500"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         assert_eq!(config.format, loadgen::Format::RemoteWrite);
         assert_eq!(config.samples_per_request, 500);
         assert_eq!(
-            parse(&["--format", "json"]).unwrap().into_config().format,
+            parse(&["--format", "json"])
+                .unwrap()
+                .into_config()
+                .unwrap()
+                .format,
             loadgen::Format::Json
         );
     }
@@ -363,7 +386,8 @@ mod tests {
     fn otlp_flags() {
         let config = parse(&["--format", "otlp", "--samples-per-request", "100", "--gzip"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         assert_eq!(config.format, loadgen::Format::Otlp);
         assert_eq!((config.samples_per_request, config.gzip), (100, true));
     }
@@ -378,6 +402,37 @@ mod tests {
             .unwrap()
             .keep_alive());
         assert!(!parse(&["--new-connection"]).unwrap().keep_alive());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let plain = parse(&[]).unwrap().into_config().unwrap();
+        assert!(plain.tls.is_none());
+        let args = parse(&[
+            "--url",
+            "https://127.0.0.1:8443/metrics",
+            "--tls-insecure-skip-verify",
+            "--tls-server-name",
+            "ingest.internal",
+        ])
+        .unwrap();
+        let config = args.into_config().unwrap();
+        let tls = config.tls.expect("https has TLS");
+        assert_eq!(
+            tls.server_name,
+            rustls::pki_types::ServerName::try_from("ingest.internal").unwrap()
+        );
+        assert_eq!(tls.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let e = parse(&["--tls-ca", "/ca.pem"])
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        let e = parse(&["--url", "https://h/m", "--tls-ca", "/nonexistent/ca.pem"])
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/ca.pem"), "{e:#}");
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::tls_client::TlsClientArgs;
 use super::{parse_duration, positive_duration, QueueArgs, QueueKind};
 use metricstream::consumer::{ConsumeConfig, KafkaSource, Source};
 use metricstream::influx::Precision;
 use metricstream::sink::delivery::http::Auth;
 use metricstream::sink::{SinkConfig, SinkKind};
+use metricstream::tls::client::TlsClientOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SinkArg {
@@ -69,6 +71,8 @@ pub struct SinkArgs {
     /// `Authorization: Token TOKEN` (InfluxDB).
     #[arg(long, env = "METRICSTREAM_INFLUX_TOKEN", hide_env_values = true)]
     pub influx_token: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// An extra request header K:V (repeatable; e.g. X-Scope-OrgID:tenant1).
     #[arg(long = "header", value_name = "K:V", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -156,10 +160,25 @@ impl SinkArgs {
                 "--tenant-header needs a store sink (--sink remote-write or influx); stdout prints \"tenant\" on each line"
             );
         }
+        let tls = self.tls.options();
+        match (&self.url, kind) {
+            // Checked now, so a TLS flag with an http:// URL stops the
+            // start; the files are read when the sink opens.
+            (Some(url), k) if k != SinkKind::Stdout => {
+                tls.check(url)?;
+            }
+            _ if tls != TlsClientOptions::default() => {
+                anyhow::bail!(
+                    "--tls-* flags are for a store's https:// --url; --sink stdout has none"
+                )
+            }
+            _ => {}
+        }
         Ok(SinkConfig {
             kind,
             url: self.url.clone(),
             auth,
+            tls,
             headers: self.headers.clone(),
             tenant_header: self.tenant_header.clone(),
             influx_db: self.influx_db.clone(),
@@ -303,5 +322,70 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("one of"), "{e}");
         assert!(consume(&["--group", "g", "--header", "nocolon"]).is_err());
+    }
+
+    fn remote_write(url: &str, more: &[&str]) -> anyhow::Result<ConsumeConfig> {
+        let mut args = vec!["--group", "g", "--sink", "remote-write", "--url", url];
+        args.extend(more);
+        consume(&args)
+    }
+
+    #[test]
+    fn tls_flags() {
+        let c = remote_write(
+            "https://mimir:443/api/v1/push",
+            &[
+                "--tls-ca",
+                "/ca.pem",
+                "--tls-cert",
+                "/c.pem",
+                "--tls-key",
+                "/k.pem",
+                "--tls-server-name",
+                "mimir.internal",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.sink.tls,
+            TlsClientOptions {
+                ca: Some("/ca.pem".into()),
+                cert: Some("/c.pem".into()),
+                key: Some("/k.pem".into()),
+                server_name: Some("mimir.internal".into()),
+                insecure_skip_verify: false,
+            }
+        );
+        let c = remote_write("https://m/w", &["--tls-insecure-skip-verify"]).unwrap();
+        assert!(c.sink.tls.insecure_skip_verify);
+        // No flag: https with the system's CAs; http stays plain.
+        assert_eq!(
+            remote_write("https://m/w", &[]).unwrap().sink.tls,
+            TlsClientOptions::default()
+        );
+        assert!(remote_write("http://m/w", &[]).is_ok());
+    }
+
+    #[test]
+    fn tls_start_up_errors() {
+        let e = remote_write("http://m:9090/api/v1/write", &["--tls-ca", "/ca.pem"]).unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        let e = remote_write("http://m/w", &["--tls-insecure-skip-verify"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--tls-insecure-skip-verify given"),
+            "{e}"
+        );
+        let e = remote_write("https://m/w", &["--tls-cert", "/c.pem"]).unwrap_err();
+        assert!(e.to_string().contains("needs --tls-key"), "{e}");
+        let e = remote_write(
+            "https://m/w",
+            &["--tls-ca", "/ca.pem", "--tls-insecure-skip-verify"],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("give one of them"), "{e}");
+        let e = remote_write("https://m/w", &["--tls-server-name", "a b"]).unwrap_err();
+        assert!(format!("{e:#}").contains("neither a DNS name"), "{e:#}");
+        let e = consume(&["--group", "g", "--tls-ca", "/ca.pem"]).unwrap_err();
+        assert!(e.to_string().contains("stdout"), "{e}");
     }
 }

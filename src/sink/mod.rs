@@ -95,6 +95,8 @@ pub struct SinkConfig {
     pub kind: SinkKind,
     pub url: Option<String>,
     pub auth: http::Auth,
+    /// `--tls-*`: how to speak TLS to an `https://` URL.
+    pub tls: crate::tls::client::TlsClientOptions,
     /// `--header K:V`.
     pub headers: Vec<(String, String)>,
     /// `--tenant-header NAME`: each batch names its tenant in this header.
@@ -122,6 +124,7 @@ impl Default for SinkConfig {
             kind: SinkKind::Stdout,
             url: None,
             auth: http::Auth::None,
+            tls: Default::default(),
             headers: Vec::new(),
             tenant_header: None,
             influx_db: None,
@@ -171,11 +174,12 @@ pub fn open(
         ),
         _ => url.to_string(),
     };
-    let endpoint = rt.block_on(http::Endpoint::resolve(
+    let endpoint = rt.block_on(http::Endpoint::resolve_tls(
         &url,
         &cfg.auth,
         &cfg.headers,
         cfg.request_timeout,
+        &cfg.tls,
     ))?;
     let tenant_header = cfg
         .tenant_header
@@ -189,6 +193,7 @@ pub fn open(
     tracing::info!(
         sink = sink.name(),
         url,
+        tls = endpoint.tls.is_some(),
         dead_letters = %dead.path().display(),
         tenant_header = cfg.tenant_header.as_deref(),
         "delivering into a store"

@@ -242,7 +242,7 @@ pub fn try_request(
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response"))
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();

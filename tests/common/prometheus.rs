@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::broker::free_port;
-use super::{request, wait_for};
+use super::certs::Pair;
+use super::{parse_response, request, wait_for, Response};
+use rustls::pki_types::ServerName;
 
 fn binary(var: &str, name: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).or_else(|| {
@@ -252,6 +254,9 @@ impl From<RemoteWrite> for RemoteWriteConfig {
 /// remote_write itself (`--web.enable-remote-write-receiver`) with
 /// `receiver`, making it a store; turn on `features`
 /// (`--enable-feature=...`, e.g. `native-histograms`, `exemplar-storage`).
+///
+/// With `web_tls` its web listener (API, remote_write receiver, /metrics)
+/// speaks only TLS (`--web.config.file`), and the readers here go over https.
 #[derive(Clone, Debug)]
 pub struct PrometheusConfig {
     pub scrape: Vec<SocketAddr>,
@@ -261,6 +266,88 @@ pub struct PrometheusConfig {
     pub remote_write: Option<RemoteWriteConfig>,
     pub receiver: bool,
     pub features: Vec<String>,
+    pub web_tls: Option<WebTls>,
+}
+
+/// `tls_server_config` of Prometheus' web config file, and what the
+/// harness's own requests need to get through it.
+#[derive(Clone, Debug)]
+pub struct WebTls {
+    /// `cert_file`, `key_file`.
+    pub server: Pair,
+    /// The CA that signed `server`: the harness trusts it.
+    pub ca: PathBuf,
+    /// `client_auth_type: RequireAndVerifyClientCert` with this
+    /// `client_ca_file`; the harness then presents `harness_client`.
+    pub client_ca: Option<PathBuf>,
+    pub harness_client: Option<Pair>,
+    /// The name the harness verifies `server` by (default: 127.0.0.1, an
+    /// IP SAN).
+    pub harness_server_name: Option<String>,
+}
+
+impl WebTls {
+    fn yaml(&self) -> String {
+        let mut y = format!(
+            "tls_server_config:\n  cert_file: '{}'\n  key_file: '{}'\n",
+            self.server.cert.display(),
+            self.server.key.display()
+        );
+        if let Some(ca) = &self.client_ca {
+            y += &format!(
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: '{}'\n",
+                ca.display()
+            );
+        }
+        y
+    }
+
+    /// The harness's client config: trusts `ca`, presents `harness_client`.
+    fn client_config(&self) -> (Arc<rustls::ClientConfig>, ServerName<'static>) {
+        let o = metricstream::tls::client::TlsClientOptions {
+            ca: Some(self.ca.clone()),
+            cert: self.harness_client.as_ref().map(|p| p.cert.clone()),
+            key: self.harness_client.as_ref().map(|p| p.key.clone()),
+            ..Default::default()
+        };
+        let name = self.harness_server_name.as_deref().unwrap_or("127.0.0.1");
+        (
+            o.client_config().expect("the harness's TLS client config"),
+            metricstream::tls::client::server_name(name).expect("a server name"),
+        )
+    }
+}
+
+/// The harness's TLS client for a web listener: its config, the name it verifies.
+type HarnessTls = (Arc<rustls::ClientConfig>, ServerName<'static>);
+
+/// One HTTP/1.1 GET over TLS on a fresh connection; status 0 on a
+/// transport error, as [`request`].
+fn https_get(addr: SocketAddr, (config, name): &HarnessTls, path: &str) -> Response {
+    use std::io::{Read, Write};
+    let attempt = || -> std::io::Result<Response> {
+        let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
+            .map_err(std::io::Error::other)?;
+        let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tls.write_all(head.as_bytes())?;
+        let mut raw = Vec::new();
+        match tls.read_to_end(&mut raw) {
+            Ok(_) => {}
+            // A close without close_notify after a whole answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        parse_response(&raw)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response"))
+    };
+    attempt().unwrap_or(Response {
+        status: 0,
+        headers: vec![],
+        body: String::new(),
+    })
 }
 
 impl Default for PrometheusConfig {
@@ -273,6 +360,7 @@ impl Default for PrometheusConfig {
             remote_write: None,
             receiver: false,
             features: Vec::new(),
+            web_tls: None,
         }
     }
 }
@@ -314,6 +402,9 @@ pub struct Prometheus {
     dir: tempfile::TempDir,
     receiver: bool,
     features: Vec<String>,
+    /// `--web.config.file` when the web listener speaks TLS, and the
+    /// harness's client config for it.
+    web: Option<(PathBuf, HarnessTls)>,
     pub log: Log,
 }
 
@@ -343,6 +434,11 @@ impl Prometheus {
         let addr = loopback(free_port());
         let path = dir.path().join("prometheus.yml");
         std::fs::write(&path, config.yaml(addr)).expect("write prometheus.yml");
+        let web = config.web_tls.as_ref().map(|t| {
+            let web = dir.path().join("web.yml");
+            std::fs::write(&web, t.yaml()).expect("write web.yml");
+            (web, t.client_config())
+        });
         let mut p = Prometheus {
             child: None,
             addr,
@@ -350,6 +446,7 @@ impl Prometheus {
             dir,
             receiver: config.receiver,
             features: config.features,
+            web,
             log: Log::default(),
         };
         p.spawn();
@@ -372,10 +469,38 @@ impl Prometheus {
         if !self.features.is_empty() {
             cmd.arg(format!("--enable-feature={}", self.features.join(",")));
         }
+        if let Some((web, _)) = &self.web {
+            cmd.arg(format!("--web.config.file={}", web.display()));
+        }
         let mut child = cmd.spawn().expect("start prometheus");
         collect_stderr(&mut child, &self.log);
-        wait_http("prometheus", self.addr, "/-/ready", &mut child, &self.log);
+        wait_for("prometheus", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "prometheus exited at start: {status}; its log:\n{}",
+                    self.log.lock().unwrap()
+                );
+            }
+            self.get("/-/ready").status == 200
+        });
         self.child = Some(child);
+    }
+
+    /// `http` or `https`, as its web listener speaks.
+    pub fn scheme(&self) -> &'static str {
+        if self.web.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `GET path` on its web listener, over TLS if it speaks TLS.
+    fn get(&self, path: &str) -> Response {
+        match &self.web {
+            Some((_, tls)) => https_get(self.addr, tls, path),
+            None => request(self.addr, "GET", path, &[], b""),
+        }
     }
 
     /// SIGTERM (Prometheus flushes its head and remote_write queue), SIGKILL
@@ -476,7 +601,7 @@ impl Prometheus {
     /// `GET path` on its HTTP API, the JSON `data` of a 200 with status
     /// "success", else a panic saying what came back.
     pub fn api(&self, path: &str) -> serde_json::Value {
-        let r = request(self.addr, "GET", path, &[], b"");
+        let r = self.get(path);
         assert_eq!(
             r.status, 200,
             "GET {path} on Prometheus {}: {r:?}",
@@ -510,7 +635,7 @@ impl Prometheus {
 
     /// A number from Prometheus' own /metrics, summed over its label sets.
     pub fn own_metric(&self, name: &str) -> f64 {
-        let text = request(self.addr, "GET", "/metrics", &[], b"").body;
+        let text = self.get("/metrics").body;
         text.lines()
             .filter(|l| {
                 l.strip_prefix(name)

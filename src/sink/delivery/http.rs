@@ -1,6 +1,7 @@
 //! The delivery's HTTP/1.1 client, on hyper's low-level API (as the load
-//! generator's): one keep-alive connection per lane, fixed headers (auth,
-//! `--header`), a timeout per request. It carries a store's [`Body`] and
+//! generator's): one keep-alive connection per lane, plain or TLS
+//! (`https://`, [`crate::tls::client`]), fixed headers (auth, `--header`),
+//! a timeout per request (connecting and the TLS handshake included). It carries a store's [`Body`] and
 //! brings back an [`Answer`] for the retry policy ([`super::retry`]); the
 //! stores never touch the network.
 
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::backoff::parse_retry_after;
 use super::retry::Answer;
 use crate::sink::store::Body;
+use crate::tls::client::{error_chain, is_tls_error, TlsClientOptions, TlsConnector};
 
 /// Where and how to send: resolved once, shared by the workers.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct Endpoint {
     /// Host, authentication and `--header`s.
     pub headers: HeaderMap,
     pub timeout: Duration,
+    /// `https://`: the TLS handshake to run after connecting.
+    pub tls: Option<TlsConnector>,
 }
 
 /// How to authenticate.
@@ -51,20 +55,37 @@ impl Endpoint {
         extra: &[(String, String)],
         timeout: Duration,
     ) -> anyhow::Result<Endpoint> {
+        Endpoint::resolve_tls(url, auth, extra, timeout, &TlsClientOptions::default()).await
+    }
+
+    /// [`resolve`](Self::resolve) for `http://` or `https://` (default port
+    /// 443), the TLS flags in `tls` (an error with an `http://` URL).
+    pub async fn resolve_tls(
+        url: &str,
+        auth: &Auth,
+        extra: &[(String, String)],
+        timeout: Duration,
+        tls: &TlsClientOptions,
+    ) -> anyhow::Result<Endpoint> {
         let uri: Uri = url
             .parse()
             .with_context(|| format!("invalid --url `{url}`"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => bail!("--url `{url}`: scheme `{other}` not supported, use http"),
+            Some("http" | "https") => {}
+            Some(other) => {
+                bail!("--url `{url}`: scheme `{other}` not supported, use http or https")
+            }
             None => {
                 bail!("--url `{url}`: missing scheme, e.g. http://prometheus:9090/api/v1/write")
             }
         }
+        let tls = tls.for_url(url)?;
         let authority = uri
             .authority()
             .with_context(|| format!("--url `{url}`: missing host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -112,6 +133,7 @@ impl Endpoint {
             path,
             headers,
             timeout,
+            tls,
         })
     }
 }
@@ -201,27 +223,57 @@ impl Client {
             }
             self.connection = None;
         }
-        let stream = match TcpStream::connect(self.endpoint.addr).await {
+        let addr = self.endpoint.addr;
+        let stream = match TcpStream::connect(addr).await {
             Ok(s) => s,
-            Err(e) => {
-                return Answer::Unreachable(format!("connect to {}: {e}", self.endpoint.addr))
-            }
+            Err(e) => return Answer::Unreachable(format!("connect to {addr}: {e}")),
         };
         let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = match http1::handshake(TokioIo::new(stream)).await {
-            Ok(pair) => pair,
-            Err(e) => return Answer::Unreachable(e.to_string()),
+        let opened = match &self.endpoint.tls {
+            None => open(stream).await,
+            Some(tls) => match tls.connect(stream).await {
+                Ok(s) => open(s).await,
+                Err(e) => {
+                    return Answer::Unreachable(format!(
+                        "TLS handshake with {addr} (verifying {}): {}",
+                        tls.server_name.to_str(),
+                        error_chain(&e)
+                    ))
+                }
+            },
         };
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (mut sender, driver) = match opened {
+            Ok(pair) => pair,
+            Err(e) => return Answer::Unreachable(error_chain(&e)),
+        };
         let answer = match sender.send_request(request).await {
             Ok(response) => read(response).await,
-            Err(e) => Answer::NoAnswer(e.to_string()),
+            // With TLS 1.3 the server judges our certificate after the
+            // client's side of the handshake is done, so its refusal (an
+            // alert) arrives as the first request's error. A server that
+            // refuses the connection at the TLS layer has served nothing
+            // on it: the store does not have the request.
+            Err(e) if is_tls_error(&e) => {
+                Answer::Unreachable(format!("TLS handshake with {addr}: {}", error_chain(&e)))
+            }
+            Err(e) => Answer::NoAnswer(error_chain(&e)),
         };
         self.connection = Some(Connection { sender, driver });
         answer
     }
+}
+
+/// HTTP/1.1 on a connected stream (plain or TLS); the task driving the
+/// connection is returned to die with it.
+async fn open<I>(io: I) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, driver))
 }
 
 async fn read(response: hyper::Response<hyper::body::Incoming>) -> Answer {
