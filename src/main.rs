@@ -20,6 +20,7 @@ use metricstream::http::{self, App, ServerConfig, Settings};
 use metricstream::queue::file::FileQueue;
 use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
+use metricstream::status::Status;
 use metricstream::telemetry::Telemetry;
 
 fn main() -> ExitCode {
@@ -82,6 +83,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             telemetry,
         );
+        let status = Status::new(a.status_config(app.queue.partitions()), app.telemetry.clone());
+        status.spawn_sampler();
+        app.status
+            .set(status)
+            .map_err(|_| anyhow::anyhow!("the status figures were set up twice"))?;
         let listener =
             http::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(

@@ -14,6 +14,7 @@ use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy};
 use metricstream::record::Format;
+use metricstream::status::{Backend, StatusConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -223,6 +224,27 @@ impl ServeArgs {
             enqueue_timeout: self.enqueue_timeout,
             retention_check: Duration::from_secs(30),
             max_record_bytes: self.max_record_bytes as usize,
+        }
+    }
+
+    /// What the status page needs to know (`partitions`: the queue's, which
+    /// with Kafka is the topic's).
+    pub fn status_config(&self, partitions: u32) -> StatusConfig {
+        let file = self.file_queue_config();
+        StatusConfig {
+            data_dir: self.queue.data_dir.clone(),
+            partitions,
+            backend: match self.queue.queue {
+                super::QueueKind::File => Backend::Embedded,
+                super::QueueKind::Kafka => Backend::Kafka {
+                    brokers: self.queue.brokers.clone().unwrap_or_default(),
+                    topic: self.queue.topic.clone(),
+                },
+            },
+            ack: self.ack,
+            retention_bytes: file.log.retention_bytes,
+            retention: file.log.retention,
+            segment_bytes: file.log.segment_bytes,
         }
     }
 

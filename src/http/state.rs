@@ -2,7 +2,7 @@
 //! queue only as the `Queue` trait.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::queue::{PartitionBy, Queue};
 use crate::rate_limit::ClientLimiter;
 use crate::remote_write::TypeCache;
+use crate::status::Status;
 use crate::telemetry::Telemetry;
 
 /// The settings every ingest endpoint shares (`--partition-by`,
@@ -39,6 +40,9 @@ pub struct App {
     pub shutting_down: AtomicBool,
     /// Metric types remote_write senders described in metadata requests.
     pub remote_write_types: TypeCache,
+    /// The status page's figures (`GET /api/status`), set once by whoever
+    /// starts the server; unset, the endpoint answers 503.
+    pub status: OnceLock<Arc<Status>>,
 }
 
 impl App {
@@ -59,6 +63,7 @@ impl App {
             inflight: Semaphore::new(settings.max_inflight.max(1)),
             shutting_down: AtomicBool::new(false),
             remote_write_types: TypeCache::default(),
+            status: OnceLock::new(),
         })
     }
 }
