@@ -83,7 +83,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             telemetry,
         );
-        let status = Status::new(a.status_config(app.queue.partitions()), app.telemetry.clone());
+        let status = Status::new(
+            a.status_config(app.queue.partitions()),
+            app.telemetry.clone(),
+        );
         status.spawn_sampler();
         app.status
             .set(status)

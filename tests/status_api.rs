@@ -49,7 +49,11 @@ fn read_back(dir: &Path, group: &str) -> Vec<(u64, Option<u64>)> {
 }
 
 fn committed(dir: &Path, group: &str, p: u64) -> Option<u64> {
-    let path = dir.join("groups").join(group).join("offsets").join(p.to_string());
+    let path = dir
+        .join("groups")
+        .join(group)
+        .join("offsets")
+        .join(p.to_string());
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().parse().unwrap())
@@ -72,7 +76,13 @@ fn figures_match_what_consume_the_group_files_and_the_file_system_say() {
     post_batches(&server, &clients, 20);
     // One refused request of each kind the page counts: a 400 and a 415.
     assert_eq!(server.post("{", &[]).status, 400);
-    let r = request(server.addr, "POST", "/metrics", &[("Content-Type", "text/plain")], b"x");
+    let r = request(
+        server.addr,
+        "POST",
+        "/metrics",
+        &[("Content-Type", "text/plain")],
+        b"x",
+    );
     assert_eq!(r.status, 415);
 
     // Records and offsets per partition, as the reader of the queue sees them.
@@ -101,7 +111,12 @@ fn figures_match_what_consume_the_group_files_and_the_file_system_say() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["status"].as_str().unwrap().to_string(), r["requests"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(refusals, vec![("400".into(), 1), ("415".into(), 1)]);
     // The sampler ticks every second; within its 5 s window the batches show.
@@ -153,7 +168,10 @@ fn figures_match_what_consume_the_group_files_and_the_file_system_say() {
     assert_eq!(g["lag_records"].as_u64(), Some(30));
     let seen = read_back(dir.path(), "reader");
     assert_eq!(seen.iter().map(|s| s.0).sum::<u64>(), 30);
-    assert_eq!(group(&status(&server), "reader")["lag_records"].as_u64(), Some(0));
+    assert_eq!(
+        group(&status(&server), "reader")["lag_records"].as_u64(),
+        Some(0)
+    );
 
     // Disk: statvfs of the data directory, and its walked size, both read
     // around the answer (free space moves with everything else on the disk).
@@ -164,7 +182,10 @@ fn figures_match_what_consume_the_group_files_and_the_file_system_say() {
     let free = |v: &rustix::fs::StatVfs| v.f_bavail * v.f_frsize;
     let d = &s["disk"];
     let shown_free = d["free_bytes"].as_u64().unwrap();
-    let (lo, hi) = (free(&before).min(free(&after)), free(&before).max(free(&after)));
+    let (lo, hi) = (
+        free(&before).min(free(&after)),
+        free(&before).max(free(&after)),
+    );
     let slack = 64 << 20;
     assert!(
         shown_free + slack >= lo && shown_free <= hi + slack,
@@ -191,9 +212,21 @@ fn with_api_keys_the_figures_need_a_key_and_the_page_does_not() {
     let r = server.get("/api/status");
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().contains("API key"));
-    let wrong = request(server.addr, "GET", "/api/status", &[("Authorization", "Bearer nope")], b"");
+    let wrong = request(
+        server.addr,
+        "GET",
+        "/api/status",
+        &[("Authorization", "Bearer nope")],
+        b"",
+    );
     assert_eq!(wrong.status, 401);
-    let ok = request(server.addr, "GET", "/api/status", &[("Authorization", "Bearer s3cret")], b"");
+    let ok = request(
+        server.addr,
+        "GET",
+        "/api/status",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    );
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(!ok.body.contains("s3cret"));
     // The page and its files are static and carry no figures.
@@ -205,7 +238,13 @@ fn with_api_keys_the_figures_need_a_key_and_the_page_does_not() {
     ] {
         let r = server.get(path);
         assert_eq!(r.status, 200, "{path}");
-        assert!(r.header("content-type").unwrap().starts_with(kind), "{path}");
-        assert!(r.header("content-security-policy").unwrap().contains("connect-src 'self'"));
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(r
+            .header("content-security-policy")
+            .unwrap()
+            .contains("connect-src 'self'"));
     }
 }

@@ -94,8 +94,5 @@ pub async fn api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    json_response(
-        status,
-        serde_json::json!({ "error": message }).to_string(),
-    )
+    json_response(status, serde_json::json!({ "error": message }).to_string())
 }

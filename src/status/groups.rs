@@ -60,9 +60,8 @@ pub fn read(data_dir: &Path, partitions: u32) -> io::Result<Vec<GroupFiles>> {
         Err(e) => return Err(e),
     };
     let locked = locked_inodes()?;
-    let held = |path: &Path| -> bool {
-        fs::metadata(path).is_ok_and(|m| locked.contains(&m.ino()))
-    };
+    let held =
+        |path: &Path| -> bool { fs::metadata(path).is_ok_and(|m| locked.contains(&m.ino())) };
     let mut groups = Vec::new();
     for entry in entries {
         let entry = entry?;

@@ -82,8 +82,7 @@ impl Status {
                 tick.tick().await;
                 let s = status.clone();
                 let prev = std::mem::take(&mut sizes);
-                let Ok((now, grown)) =
-                    tokio::task::spawn_blocking(move || s.log_sizes(prev)).await
+                let Ok((now, grown)) = tokio::task::spawn_blocking(move || s.log_sizes(prev)).await
                 else {
                     // The blocking task panicked: keep sampling the counters.
                     continue;
@@ -189,8 +188,16 @@ impl Status {
                     name: p.as_str(),
                     samples_per_second: r.samples_per_second,
                     requests_per_second: r.requests_per_second,
-                    samples_total: self.telemetry.samples_received.with_label_values(&label).get(),
-                    samples_refused: self.telemetry.samples_refused.with_label_values(&label).get(),
+                    samples_total: self
+                        .telemetry
+                        .samples_received
+                        .with_label_values(&label)
+                        .get(),
+                    samples_refused: self
+                        .telemetry
+                        .samples_refused
+                        .with_label_values(&label)
+                        .get(),
                     samples_history: r.samples_history,
                     requests_history: r.requests_history,
                     refusals,
@@ -271,7 +278,11 @@ impl Status {
 }
 
 /// One partition of the embedded log, and its reader for the groups' lag.
-fn partition(data_dir: &Path, p: u32, now_ms: i64) -> io::Result<(PartitionReport, Option<LogReader>)> {
+fn partition(
+    data_dir: &Path,
+    p: u32,
+    now_ms: i64,
+) -> io::Result<(PartitionReport, Option<LogReader>)> {
     let dir = data_dir::partition_dir(data_dir, p);
     let bytes_on_disk = disk::allocated_bytes(&dir)?;
     let mut reader = match LogReader::open(&dir) {
@@ -340,7 +351,10 @@ fn group(
             (Some(from), Some(Some(reader))) => {
                 let lag = part.end_offset.saturating_sub(from);
                 let oldest = timestamp_at(reader, from, part.end_offset)?;
-                (Some(lag), Some(oldest.map_or(0.0, |t| age_seconds(now_ms, t))))
+                (
+                    Some(lag),
+                    Some(oldest.map_or(0.0, |t| age_seconds(now_ms, t))),
+                )
             }
             (Some(from), _) => (Some(part.end_offset.saturating_sub(from)), Some(0.0)),
             (None, _) => (None, None),

@@ -145,11 +145,14 @@ mod tests {
         assert_eq!(json.requests_per_second, 10.0);
         assert_eq!(json.samples_history.len(), (RING - 1) / SPARK_STEP_SECS);
         assert!(json.samples_history.iter().all(|r| *r == 100.0));
-        assert_eq!(rates.protocols()[1], ProtocolRates {
-            samples_history: vec![0.0; 60],
-            requests_history: vec![0.0; 60],
-            ..ProtocolRates::default()
-        });
+        assert_eq!(
+            rates.protocols()[1],
+            ProtocolRates {
+                samples_history: vec![0.0; 60],
+                requests_history: vec![0.0; 60],
+                ..ProtocolRates::default()
+            }
+        );
         let (growth, span) = rates.log_growth();
         assert_eq!((growth, span), (1000.0, 300.0));
     }
