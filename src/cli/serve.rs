@@ -14,6 +14,7 @@ use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy};
 use metricstream::record::Format;
+use metricstream::status::kafka::KafkaSource;
 use metricstream::status::{Backend, StatusConfig};
 
 #[derive(Args, Debug, Clone)]
@@ -135,6 +136,17 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512 * 1024, env = "METRICSTREAM_MAX_RECORD_BYTES",
           value_parser = clap::value_parser!(u64).range(4096..=(64 << 20)))]
     pub max_record_bytes: u64,
+    /// Kafka: a consumer group the status page shows (repeatable), whether
+    /// or not the broker lists it. Groups the broker lists that consume the
+    /// topic are shown anyway; this is for brokers that do not list groups.
+    /// In the environment, separate several with ','.
+    #[arg(
+        long = "status-group",
+        value_name = "NAME",
+        env = "METRICSTREAM_STATUS_GROUP",
+        value_delimiter = ','
+    )]
+    pub status_groups: Vec<String>,
 }
 
 /// The `--kafka-format` choices.
@@ -236,10 +248,12 @@ impl ServeArgs {
             partitions,
             backend: match self.queue.queue {
                 super::QueueKind::File => Backend::Embedded,
-                super::QueueKind::Kafka => Backend::Kafka {
+                super::QueueKind::Kafka => Backend::Kafka(KafkaSource {
                     brokers: self.queue.brokers.clone().unwrap_or_default(),
                     topic: self.queue.topic.clone(),
-                },
+                    properties: self.queue.kafka_properties.clone(),
+                    groups: self.status_groups.clone(),
+                }),
             },
             ack: self.ack,
             retention_bytes: file.log.retention_bytes,

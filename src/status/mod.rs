@@ -3,7 +3,8 @@
 //! telemetry counters, through a bounded ring of per-second snapshots,
 //! [`rates`]), what waits in each partition of the embedded log, how far
 //! behind each consumer group is ([`groups`]), the disk ([`disk`]) and the
-//! dead-letter files.
+//! dead-letter files. With Kafka as the queue, the partitions and groups
+//! come from the brokers, asked by a thread of their own ([`kafka`]).
 //!
 //! Everything is read from the data directory the way a separate process
 //! would (log readers, group files, `/proc/locks`), never from the log
@@ -12,12 +13,13 @@
 
 pub mod disk;
 pub mod groups;
+pub mod kafka;
 pub mod rates;
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::Collector;
@@ -27,6 +29,7 @@ use crate::data_dir;
 use crate::log::LogReader;
 use crate::queue::AckMode;
 use crate::telemetry::{Protocol, Telemetry};
+use kafka::{KafkaReport, KafkaSource, KafkaWatch};
 use rates::{Rates, Snapshot};
 
 /// Which queue the server writes.
@@ -35,7 +38,7 @@ pub enum Backend {
     /// The embedded log in the data directory.
     Embedded,
     /// A Kafka cluster: partitions and groups live on the brokers.
-    Kafka { brokers: String, topic: String },
+    Kafka(KafkaSource),
 }
 
 /// What the status figures need to know of the server's configuration.
@@ -57,6 +60,9 @@ pub struct Status {
     telemetry: Arc<Telemetry>,
     rates: Rates,
     started: Instant,
+    /// With Kafka: the brokers' figures, once [`Status::spawn_sampler`]
+    /// has started their thread.
+    kafka: OnceLock<Arc<KafkaWatch>>,
 }
 
 impl Status {
@@ -66,12 +72,25 @@ impl Status {
             telemetry,
             rates: Rates::default(),
             started: Instant::now(),
+            kafka: OnceLock::new(),
         })
     }
 
     /// Takes a snapshot every second, for as long as the runtime runs. The
-    /// log's size is read from the file system in a blocking thread.
+    /// log's size is read from the file system in a blocking thread. With
+    /// Kafka, also starts the thread that asks the brokers.
     pub fn spawn_sampler(self: &Arc<Status>) -> tokio::task::JoinHandle<()> {
+        if let Backend::Kafka(source) = &self.config.backend {
+            if self.kafka.get().is_none() {
+                match KafkaWatch::start(source.clone()) {
+                    // Only this call sets it: a second call finds it set.
+                    Ok(w) => {
+                        let _ = self.kafka.set(w);
+                    }
+                    Err(e) => tracing::error!("cannot start the status page's Kafka thread: {e}"),
+                }
+            }
+        }
         let status = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -162,9 +181,7 @@ impl Status {
     /// Every figure of the page, read now. Blocking (file system).
     pub fn report(&self) -> io::Result<Report> {
         let c = &self.config;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = unix_ms();
         let mut notes = Vec::new();
         let rates = self.rates.protocols();
         let by_status = self.requests_by_status();
@@ -207,6 +224,7 @@ impl Status {
 
         let (mut partitions, mut groups) = (Vec::new(), Vec::new());
         let mut log_bytes = None;
+        let mut kafka = None;
         let (write_rate, write_window) = self.rates.log_growth();
         match &c.backend {
             Backend::Embedded => {
@@ -216,16 +234,25 @@ impl Status {
                     partitions.push(report);
                     readers.push(reader);
                 }
-                log_bytes = Some(partitions.iter().map(|p| p.bytes_on_disk).sum());
+                log_bytes = Some(partitions.iter().filter_map(|p| p.bytes_on_disk).sum());
                 for g in groups::read(&c.data_dir, c.partitions)? {
                     groups.push(group(g, &partitions, &mut readers, now_ms)?);
                 }
             }
-            Backend::Kafka { brokers, topic } => notes.push(format!(
-                "Queue: Kafka topic {topic} at {brokers}. Partitions, offsets and consumer \
-                 groups live on the brokers and are not read by this page yet; the local \
-                 disk holds only the spill."
-            )),
+            Backend::Kafka(source) => match self.kafka.get() {
+                Some(watch) => {
+                    let parts = watch.report(now_ms);
+                    partitions = parts.partitions;
+                    groups = parts.groups;
+                    notes.extend(parts.notes);
+                    kafka = Some(parts.summary);
+                }
+                None => notes.push(format!(
+                    "Queue: Kafka topic {} at {}. The thread that reads the brokers' figures \
+                     did not start (see the server's log).",
+                    source.topic, source.brokers
+                )),
+            },
         }
 
         let data_dir_bytes = disk::allocated_bytes(&c.data_dir)?;
@@ -238,7 +265,7 @@ impl Status {
                 c.retention_bytes,
                 c.retention,
             ),
-            Backend::Kafka { .. } => None,
+            Backend::Kafka(_) => None,
         };
         let disk = DiskReport {
             data_dir: c.data_dir.display().to_string(),
@@ -257,7 +284,7 @@ impl Status {
             generated_at_ms: now_ms,
             queue: match c.backend {
                 Backend::Embedded => "embedded",
-                Backend::Kafka { .. } => "kafka",
+                Backend::Kafka(_) => "kafka",
             },
             ack: c.ack,
             rate_window_seconds: rates::NOW_WINDOW_SECS as u64,
@@ -272,6 +299,7 @@ impl Status {
             groups,
             disk,
             dead_letters: dead_letters(&c.data_dir)?,
+            kafka,
             notes,
         })
     }
@@ -303,7 +331,7 @@ fn partition(
             start_offset: start,
             end_offset: end,
             records: end - start,
-            bytes_on_disk,
+            bytes_on_disk: Some(bytes_on_disk),
             oldest_record_age_seconds: oldest_ms.map(|t| age_seconds(now_ms, t)),
         },
         Some(reader),
@@ -317,6 +345,13 @@ fn timestamp_at(reader: &mut LogReader, offset: u64, end: u64) -> io::Result<Opt
         return Ok(None);
     }
     Ok(reader.read(offset, 1)?.first().map(|r| r.timestamp_ms))
+}
+
+/// Now, in ms since the Unix epoch (0 for a clock before it).
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn age_seconds(now_ms: i64, then_ms: i64) -> f64 {
@@ -333,10 +368,11 @@ fn group(
 ) -> io::Result<GroupReport> {
     let mut out = GroupReport {
         name: g.name,
-        members_alive: g.members_alive,
-        members_dead: g.members_dead,
+        state: None,
+        members_alive: Some(g.members_alive),
+        members_dead: Some(g.members_dead),
         lag_records: 0,
-        lag_seconds: 0.0,
+        lag_seconds: Some(0.0),
         partitions: Vec::new(),
     };
     for ((committed, owned), part) in g.partitions.into_iter().zip(partitions) {
@@ -360,7 +396,9 @@ fn group(
             (None, _) => (None, None),
         };
         out.lag_records += lag_records.unwrap_or(0);
-        out.lag_seconds = out.lag_seconds.max(lag_seconds.unwrap_or(0.0));
+        out.lag_seconds = out
+            .lag_seconds
+            .map(|s| s.max(lag_seconds.unwrap_or(0.0)));
         out.partitions.push(GroupPartition {
             partition: part.partition,
             committed,
@@ -370,7 +408,7 @@ fn group(
             deleted_unread: committed.map_or(0, |c| part.start_offset.saturating_sub(c)),
             lag_records,
             lag_seconds,
-            owner_alive: owned,
+            owner_alive: Some(owned),
         });
     }
     Ok(out)
@@ -435,6 +473,9 @@ pub struct Report {
     pub groups: Vec<GroupReport>,
     pub disk: DiskReport,
     pub dead_letters: Vec<DeadLetterReport>,
+    /// With Kafka: where the figures come from and whether the brokers
+    /// answer (none with the embedded log).
+    pub kafka: Option<KafkaReport>,
     /// What the page cannot show with this configuration, and why.
     pub notes: Vec<String>,
 }
@@ -476,8 +517,9 @@ pub struct PartitionReport {
     pub start_offset: u64,
     pub end_offset: u64,
     pub records: u64,
-    /// Allocated on disk (segments, indexes, preallocated space), as `du`.
-    pub bytes_on_disk: u64,
+    /// Allocated on disk (segments, indexes, preallocated space), as `du`
+    /// (none with Kafka: the brokers' disks are not visible from here).
+    pub bytes_on_disk: Option<u64>,
     pub oldest_record_age_seconds: Option<f64>,
 }
 
@@ -490,7 +532,7 @@ impl PartitionReport {
             start_offset: 0,
             end_offset: 0,
             records: 0,
-            bytes_on_disk: 0,
+            bytes_on_disk: Some(0),
             oldest_record_age_seconds: None,
         }
     }
@@ -499,12 +541,19 @@ impl PartitionReport {
 #[derive(Debug, Serialize)]
 pub struct GroupReport {
     pub name: String,
-    pub members_alive: usize,
-    pub members_dead: usize,
+    /// Kafka: the group's state as the broker lists it (none: embedded
+    /// log, or the broker did not list groups).
+    pub state: Option<String>,
+    /// None: unknown (Kafka, when the broker did not list its groups).
+    pub members_alive: Option<usize>,
+    /// Member files nobody holds (embedded log; none with Kafka, which
+    /// forgets a member that stops heartbeating).
+    pub members_dead: Option<usize>,
     /// Sum over the partitions with a known lag.
     pub lag_records: u64,
-    /// The largest of the partitions' lag in seconds.
-    pub lag_seconds: f64,
+    /// The largest of the partitions' lag in seconds (none: a partition
+    /// with records waiting has an unknown age).
+    pub lag_seconds: Option<f64>,
     pub partitions: Vec<GroupPartition>,
 }
 
@@ -521,8 +570,9 @@ pub struct GroupPartition {
     pub lag_records: Option<u64>,
     /// Age of the oldest record not yet committed (its receive time).
     pub lag_seconds: Option<f64>,
-    /// Whether a live member holds this partition's lock.
-    pub owner_alive: bool,
+    /// Whether a live member holds this partition's lock (Kafka: whether a
+    /// listed member is assigned it; none: the broker did not list groups).
+    pub owner_alive: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
