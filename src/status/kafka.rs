@@ -286,17 +286,21 @@ impl GroupFigures {
     }
 }
 
+/// The `group.id` of the reader: librdkafka assigns partitions only to a
+/// consumer with one. It never subscribes (so never joins) nor commits, so
+/// the broker never lists it.
+pub const READER_GROUP: &str = "metricstream-status-reader";
+
 /// The clients one thread keeps between rounds.
 struct Clients {
-    /// Metadata, watermarks, the group list and the timestamp reads: no
-    /// `group.id`, so it belongs to no group.
+    /// Metadata, watermarks, the group list and the timestamp reads.
     reader: BaseConsumer,
     /// One per group, only for `committed_offsets`.
     groups: HashMap<String, BaseConsumer>,
 }
 
-fn consumer(source: &KafkaSource, group: Option<&str>) -> Result<BaseConsumer, KafkaError> {
-    let mut defaults = vec![
+fn consumer(source: &KafkaSource, group: &str) -> Result<BaseConsumer, KafkaError> {
+    let defaults = vec![
         ("client.id", "metricstream-status".to_string()),
         ("enable.auto.commit", "false".into()),
         ("enable.auto.offset.store", "false".into()),
@@ -307,10 +311,8 @@ fn consumer(source: &KafkaSource, group: Option<&str>) -> Result<BaseConsumer, K
         ("fetch.message.max.bytes", "65536".into()),
         ("queued.max.messages.kbytes", "1024".into()),
         ("reconnect.backoff.max.ms", "1000".into()),
+        ("group.id", group.to_string()),
     ];
-    if let Some(g) = group {
-        defaults.push(("group.id", g.to_string()));
-    }
     client_config(&source.brokers, &defaults, &source.properties).create()
 }
 
@@ -321,7 +323,7 @@ fn run(watch: Weak<KafkaWatch>) {
         let started = unix_ms();
         let round = match clients.as_mut() {
             Some(c) => w.round(c),
-            None => match consumer(&w.source, None) {
+            None => match consumer(&w.source, READER_GROUP) {
                 Ok(reader) => {
                     let c = clients.insert(Clients {
                         reader,
@@ -489,6 +491,7 @@ fn consumer_groups(list: &GroupList, topic: &str) -> BTreeMap<String, Listed> {
     list.groups()
         .iter()
         .filter(|g| g.protocol_type() == "consumer" || g.protocol_type().is_empty())
+        .filter(|g| g.name() != READER_GROUP)
         .map(|g| {
             let owned = g
                 .members()
@@ -558,7 +561,7 @@ fn committed(
     let client = match clients.get(group) {
         Some(c) => c,
         None => {
-            let c = consumer(source, Some(group)).map_err(|e| e.to_string())?;
+            let c = consumer(source, group).map_err(|e| e.to_string())?;
             clients.entry(group.to_string()).or_insert(c)
         }
     };

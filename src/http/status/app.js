@@ -130,13 +130,15 @@ function renderPartitions(s) {
   $('retention').textContent = s.queue === 'embedded'
     ? `Retention: ${parts.join(', ')}; whole segments of ${bytes(r.segment_bytes)} are deleted.`
     : '';
+  // With Kafka the records are on the brokers' disks: unknown here, not 0.
   fill($('partitions').tBodies[0], s.partitions.map((p) => row([
     String(p.partition),
     num(p.first_offset),
     num(p.last_offset),
     { text: num(p.records), id: `partition-${p.partition}-records` },
-    bytes(p.bytes_on_disk),
-    duration(p.oldest_record_age_seconds),
+    p.bytes_on_disk === null ? 'unknown (on the brokers)' : bytes(p.bytes_on_disk),
+    p.oldest_record_age_seconds === null && p.records > 0
+      ? 'unknown (see the note above)' : duration(p.oldest_record_age_seconds),
   ])));
 }
 
@@ -144,7 +146,8 @@ function renderGroups(s) {
   const box = $('groups');
   if (!s.groups.length) {
     box.replaceChildren(el('p', s.queue === 'embedded'
-      ? 'No consumer group has started yet.' : 'Not available with this queue (see the note above).',
+      ? 'No consumer group has started yet.'
+      : 'No consumer group of this topic found (see the note above).',
       { class: 'muted' }));
     return;
   }
@@ -156,12 +159,15 @@ function renderGroups(s) {
     p.append('Lag: ');
     p.appendChild(el('strong', num(g.lag_records), { id: `group-${g.name}-lag` }));
     p.append(' records, oldest waiting ');
-    p.appendChild(el('strong', duration(g.lag_seconds), { id: `group-${g.name}-lag-seconds` }));
+    p.appendChild(el('strong', g.lag_seconds === null ? 'unknown' : duration(g.lag_seconds),
+      { id: `group-${g.name}-lag-seconds` }));
     p.append('. Members alive: ');
-    p.appendChild(el('strong', String(g.members_alive), {
+    const known = g.members_alive !== null;
+    p.appendChild(el('strong', known ? String(g.members_alive) : 'unknown (the broker did not list groups)', {
       id: `group-${g.name}-members`,
-      class: g.members_alive > 0 ? 'ok' : 'bad',
+      class: !known ? 'muted' : g.members_alive > 0 ? 'ok' : 'bad',
     }));
+    if (g.state) p.append(` (state: ${g.state})`);
     if (g.members_dead) p.append(` (${g.members_dead} dead, removed at the next rebalance)`);
     sec.appendChild(p);
     const table = el('table');
@@ -179,8 +185,10 @@ function renderGroups(s) {
       num(q.end_offset),
       q.lag_records === null ? 'unknown (no commit yet)' : num(q.lag_records)
         + (q.deleted_unread ? ` (${num(q.deleted_unread)} deleted unread)` : ''),
-      duration(q.lag_seconds),
-      { text: q.owner_alive ? 'yes' : 'no', cls: q.owner_alive ? 'ok' : 'muted' },
+      q.lag_seconds === null && q.lag_records ? 'unknown (see the note above)' : duration(q.lag_seconds),
+      q.owner_alive === null
+        ? { text: 'unknown', cls: 'muted' }
+        : { text: q.owner_alive ? 'yes' : 'no', cls: q.owner_alive ? 'ok' : 'muted' },
     ])));
     table.appendChild(body);
     const wrap = el('div', null, { class: 'scroll' });
@@ -212,8 +220,29 @@ function renderDead(s) {
   fill($('dead').tBodies[0], s.dead_letters.map((d) => row([d.group, num(d.samples), bytes(d.bytes)])));
 }
 
+// Kafka: whether the brokers answer the page's questions, and since when
+// they do not (the figures shown are then the last ones read).
+function renderKafka(s) {
+  const k = s.kafka;
+  const box = $('broker');
+  if (!k) { box.hidden = true; return; }
+  box.hidden = false;
+  if (k.answering) {
+    box.className = 'ok';
+    box.textContent = `Kafka broker answering; figures read at ${new Date(k.figures_at_ms).toLocaleTimeString()}.`;
+  } else {
+    box.className = 'bad';
+    const since = k.not_answering_since_ms === null ? '' : ` since ${new Date(k.not_answering_since_ms).toLocaleTimeString()}`;
+    const shown = k.figures_at_ms === null
+      ? 'No figures read yet.'
+      : `Partitions and groups below are as read at ${new Date(k.figures_at_ms).toLocaleTimeString()}.`;
+    box.textContent = `Kafka broker not answering${since} (${k.error || 'no answer'}). ${shown}`;
+  }
+}
+
 function render(s) {
   const notes = s.notes.length ? ' ' + s.notes.join(' ') : '';
+  renderKafka(s);
   $('server').textContent =
     `Version ${s.version}, up ${duration(s.uptime_seconds)}; queue: ${s.queue === 'embedded' ? 'embedded log' : 'Kafka'}, ack: ${s.ack}.${notes}`;
   renderProtocols(s);
