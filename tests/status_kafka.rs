@@ -204,7 +204,11 @@ fn kafka_figures_match_an_independent_read() {
     // The 404 names the status page and its JSON.
     let r = s.get("/no-such-thing");
     assert_eq!(r.status, 404);
-    assert!(r.body.contains("/api/status") && r.body.contains("GET / "), "{}", r.body);
+    assert!(
+        r.body.contains("/api/status") && r.body.contains("GET / "),
+        "{}",
+        r.body
+    );
 
     // A consumer reads the first 200 batches and is stopped.
     post(&s, 0, 200);
@@ -222,9 +226,11 @@ fn kafka_figures_match_an_independent_read() {
         }
     });
     // Three metrics per batch, one line each.
-    wait_for("the consumer to read 200 batches", Duration::from_secs(60), || {
-        *lines.lock().unwrap() >= 600
-    });
+    wait_for(
+        "the consumer to read 200 batches",
+        Duration::from_secs(60),
+        || *lines.lock().unwrap() >= 600,
+    );
     sigterm(&member);
     let exit = member.wait().unwrap();
     assert!(exit.success(), "consume exited with {exit}");
@@ -242,7 +248,11 @@ fn kafka_figures_match_an_independent_read() {
     for (p, gp) in g["partitions"].as_array().unwrap().iter().enumerate() {
         let f = seen[&(p as u32)];
         let want = f.high - f.committed.unwrap_or(f.low).max(f.low);
-        assert_eq!(gp["lag_records"].as_u64(), Some(want), "partition {p}: {gp}");
+        assert_eq!(
+            gp["lag_records"].as_u64(),
+            Some(want),
+            "partition {p}: {gp}"
+        );
         lag += want;
         if want > 0 {
             // The age of the first waiting record: it was sent after the
@@ -282,7 +292,9 @@ fn kafka_figures_match_an_independent_read() {
         }
     }
     assert!(
-        st["notes"].to_string().contains("Bytes on disk are unknown"),
+        st["notes"]
+            .to_string()
+            .contains("Bytes on disk are unknown"),
         "{}",
         st["notes"]
     );
@@ -295,7 +307,10 @@ fn kafka_figures_match_an_independent_read() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (st, seen) = agreeing(&s, &broker);
-    assert!(seen.values().all(|f| f.committed == Some(f.high)), "{seen:?}");
+    assert!(
+        seen.values().all(|f| f.committed == Some(f.high)),
+        "{seen:?}"
+    );
     let g = group(&st).unwrap();
     assert_eq!(g["lag_records"].as_u64(), Some(0), "{g}");
     assert_eq!(g["lag_seconds"].as_f64(), Some(0.0), "{g}");

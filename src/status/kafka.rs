@@ -710,7 +710,10 @@ mod tests {
         };
         assert_eq!(g.report(&parts, 10_000).lag_seconds, None);
         let p = parts[2].report(10_000);
-        assert_eq!((p.records, p.first_offset, p.bytes_on_disk), (0, None, None));
+        assert_eq!(
+            (p.records, p.first_offset, p.bytes_on_disk),
+            (0, None, None)
+        );
         assert_eq!(parts[0].report(10_000).last_offset, Some(9));
     }
 }

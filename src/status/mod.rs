@@ -396,9 +396,7 @@ fn group(
             (None, _) => (None, None),
         };
         out.lag_records += lag_records.unwrap_or(0);
-        out.lag_seconds = out
-            .lag_seconds
-            .map(|s| s.max(lag_seconds.unwrap_or(0.0)));
+        out.lag_seconds = out.lag_seconds.map(|s| s.max(lag_seconds.unwrap_or(0.0)));
         out.partitions.push(GroupPartition {
             partition: part.partition,
             committed,
