@@ -10,7 +10,9 @@
 # prometheus-node-exporter (a real remote_write sender and store), Debian's
 # influxdb (1.6: a line-protocol store and benchmark peer), and in the venv
 # influxdb-client and the OpenTelemetry SDK with its OTLP/HTTP exporter
-# (independent senders), and strace (the durable-ack ordering test).
+# (independent senders), strace (the durable-ack ordering test), and
+# Debian's chromium and chromium-driver with selenium in the venv (the
+# status page's browser test).
 # Everything already present is skipped.
 
 if ! command -v cargo >/dev/null; then
@@ -52,6 +54,10 @@ if command -v dpkg >/dev/null; then
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 fi
+# The status page's browser test (tests/status_page.rs) drives Debian's
+# Chromium through its chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -129,6 +135,8 @@ py_missing=()
   py_missing+=('influxdb-client>=1.40,<2')
 "$VENV/bin/python" -c 'import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter' \
   >/dev/null 2>&1 || py_missing+=('opentelemetry-sdk>=1.25,<2' 'opentelemetry-exporter-otlp-proto-http>=1.25,<2')
+# Selenium drives Chromium for the status page's browser test.
+"$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1 || py_missing+=('selenium>=4.20,<5')
 if [ "${#py_missing[@]}" -gt 0 ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${py_missing[@]}" >&2
 fi

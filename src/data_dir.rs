@@ -84,6 +84,12 @@ pub fn spill_progress(spill_dir: &Path) -> PathBuf {
     spill_dir.join(SPILL_PROGRESS)
 }
 
+/// `<data-dir>/groups/`: every consumer group of the embedded log, one
+/// directory each (the status page lists them).
+pub fn groups_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("groups")
+}
+
 /// `<data-dir>/groups/<group>/`: one consumer group of the embedded log
 /// (`consumer::group` says how its files coordinate the members).
 #[derive(Debug, Clone)]
@@ -94,7 +100,7 @@ pub struct GroupDir {
 impl GroupDir {
     pub fn new(data_dir: &Path, group: &str) -> GroupDir {
         GroupDir {
-            dir: data_dir.join("groups").join(group),
+            dir: groups_dir(data_dir).join(group),
         }
     }
 
@@ -162,9 +168,19 @@ pub fn sent_mark(sink_state_dir: &Path, partition: u32) -> PathBuf {
     sink_state_dir.join(partition.to_string())
 }
 
+/// `<data-dir>/dead-letter/`: every group's dead-letter file.
+pub fn dead_letter_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("dead-letter")
+}
+
 /// `<data-dir>/dead-letter/<group>.jsonl` (`sink::dead_letter`).
 pub fn dead_letter_file(data_dir: &Path, group: &str) -> PathBuf {
-    data_dir.join("dead-letter").join(format!("{group}.jsonl"))
+    dead_letter_dir(data_dir).join(format!("{group}.jsonl"))
+}
+
+/// The group a file name in [`dead_letter_dir`] belongs to.
+pub fn dead_letter_group(file_name: &str) -> Option<&str> {
+    file_name.strip_suffix(".jsonl").filter(|g| !g.is_empty())
 }
 
 #[cfg(test)]
@@ -198,6 +214,9 @@ mod tests {
             dead_letter_file(d, "g"),
             Path::new("/d/dead-letter/g.jsonl")
         );
+        assert_eq!(groups_dir(d), Path::new("/d/groups"));
+        assert_eq!(dead_letter_group("g.jsonl"), Some("g"));
+        assert_eq!(dead_letter_group(".jsonl"), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod rate_limit;
 pub mod record;
 pub mod remote_write;
 pub mod sink;
+pub mod status;
 mod sync;
 pub mod telemetry;
 pub mod tenant;

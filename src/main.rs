@@ -20,6 +20,7 @@ use metricstream::http::{self, App, ServerConfig, Settings, TenantSettings};
 use metricstream::queue::file::FileQueue;
 use metricstream::queue::kafka::KafkaQueue;
 use metricstream::queue::Queue;
+use metricstream::status::Status;
 use metricstream::telemetry::Telemetry;
 use metricstream::tls::server::TlsServer;
 
@@ -108,6 +109,14 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                  address: keys cross the network readable; set --tls-cert and --tls-key"
             );
         }
+        let status = Status::new(
+            a.status_config(app.queue.partitions()),
+            app.telemetry.clone(),
+        );
+        status.spawn_sampler();
+        app.status
+            .set(status)
+            .map_err(|_| anyhow::anyhow!("the status figures were set up twice"))?;
         let listener =
             http::listen(a.listen).with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(

@@ -17,6 +17,8 @@ use metricstream::record::Format;
 use metricstream::tenant::rule::ClientRule;
 use metricstream::tenant::Rules;
 use metricstream::tls::server::{ClientAuth, TlsFiles};
+use metricstream::status::kafka::KafkaSource;
+use metricstream::status::{Backend, StatusConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -151,6 +153,17 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512 * 1024, env = "METRICSTREAM_MAX_RECORD_BYTES",
           value_parser = clap::value_parser!(u64).range(4096..=(64 << 20)))]
     pub max_record_bytes: u64,
+    /// Kafka: a consumer group the status page shows (repeatable), whether
+    /// or not the broker lists it. Groups the broker lists that consume the
+    /// topic are shown anyway; this is for brokers that do not list groups.
+    /// In the environment, separate several with ','.
+    #[arg(
+        long = "status-group",
+        value_name = "NAME",
+        env = "METRICSTREAM_STATUS_GROUP",
+        value_delimiter = ','
+    )]
+    pub status_groups: Vec<String>,
     /// TLS: the listener's certificate chain (PEM, leaf first). With
     /// --tls-key the port speaks only TLS (https://; HTTP/1.1, or HTTP/2 by
     /// ALPN). Reloaded on SIGHUP and when the files change.
@@ -297,6 +310,29 @@ impl ServeArgs {
             enqueue_timeout: self.enqueue_timeout,
             retention_check: Duration::from_secs(30),
             max_record_bytes: self.max_record_bytes as usize,
+        }
+    }
+
+    /// What the status page needs to know (`partitions`: the queue's, which
+    /// with Kafka is the topic's).
+    pub fn status_config(&self, partitions: u32) -> StatusConfig {
+        let file = self.file_queue_config();
+        StatusConfig {
+            data_dir: self.queue.data_dir.clone(),
+            partitions,
+            backend: match self.queue.queue {
+                super::QueueKind::File => Backend::Embedded,
+                super::QueueKind::Kafka => Backend::Kafka(KafkaSource {
+                    brokers: self.queue.brokers.clone().unwrap_or_default(),
+                    topic: self.queue.topic.clone(),
+                    properties: self.queue.kafka_properties.clone(),
+                    groups: self.status_groups.clone(),
+                }),
+            },
+            ack: self.ack,
+            retention_bytes: file.log.retention_bytes,
+            retention: file.log.retention,
+            segment_bytes: file.log.segment_bytes,
         }
     }
 

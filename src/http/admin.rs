@@ -54,7 +54,7 @@ pub async fn prometheus(State(app): State<Arc<App>>) -> Response {
 pub async fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
-        r#"{"error":"no such endpoint (POST /metrics, /api/v1/write; GET /health, /ready, /stats, /metrics)"}"#
+        r#"{"error":"no such endpoint (POST /metrics, /api/v1/write, /write, /api/v2/write, /v1/metrics; GET / (the status page), /api/status, /health, /ready, /stats, /metrics)"}"#
             .into(),
     )
 }

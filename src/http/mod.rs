@@ -12,7 +12,8 @@
 //!   decoder and its answer's shape: [`json`] (`POST /metrics`),
 //!   [`remote_write`] (`POST /api/v1/write`), [`influx`] (`POST
 //!   /api/v2/write`, `POST /write`, `/ping`, `/query`), [`otlp`] (`POST
-//!   /v1/metrics`); and [`admin`] (health, readiness, counters);
+//!   /v1/metrics`); [`admin`] (health, readiness, counters); [`status`]
+//!   (the live status page and `GET /api/status`);
 //! - the steps of the path: [`admit`] (client, rate, in-flight slot),
 //!   [`body`] (framing, size limit, gzip, snappy), [`parts`] (one message
 //!   per partition, stored together), [`error`] (the refusal);
@@ -31,6 +32,7 @@ pub mod parts;
 pub mod remote_write;
 pub mod server;
 pub mod state;
+pub mod status;
 
 pub use connections::{fit_fd_limit, listen};
 pub use error::ApiError;

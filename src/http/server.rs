@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::otlp;
 use super::state::App;
-use super::{admin, connections, influx, json, remote_write};
+use super::{admin, connections, influx, json, remote_write, status};
 use crate::queue::ShutdownReport;
 use crate::tls::server::TlsServer;
 
@@ -44,6 +44,11 @@ pub fn router(app: Arc<App>, request_timeout: Duration) -> Router {
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/stats", get(admin::stats))
+        .route("/", get(status::page))
+        .route("/status", get(status::page))
+        .route("/status/style.css", get(status::style))
+        .route("/status/app.js", get(status::script))
+        .route("/api/status", get(status::api))
         .fallback(admin::not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

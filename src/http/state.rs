@@ -2,7 +2,7 @@
 //! queue only as the `Queue` trait.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::queue::{PartitionBy, Queue};
 use crate::rate_limit::ClientLimiter;
 use crate::remote_write::TypeCache;
+use crate::status::Status;
 use crate::telemetry::Telemetry;
 use crate::tenant::Rules;
 
@@ -54,6 +55,9 @@ pub struct App {
     /// `--tenant-rate-limit`, keyed by tenant.
     pub tenant_limiter: Option<ClientLimiter>,
     pub tenant_rate_limit: u32,
+    /// The status page's figures (`GET /api/status`), set once by whoever
+    /// starts the server; unset, the endpoint answers 503.
+    pub status: OnceLock<Arc<Status>>,
 }
 
 impl App {
@@ -88,6 +92,7 @@ impl App {
             tenant_rules: tenants.rules,
             tenant_limiter: ClientLimiter::new(tenants.rate_limit),
             tenant_rate_limit: tenants.rate_limit,
+            status: OnceLock::new(),
         })
     }
 }
