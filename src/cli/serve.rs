@@ -14,11 +14,11 @@ use metricstream::queue::file::FileQueueConfig;
 use metricstream::queue::kafka::{CreateTopic, KafkaQueueConfig};
 use metricstream::queue::{AckMode, PartitionBy};
 use metricstream::record::Format;
+use metricstream::status::kafka::KafkaSource;
+use metricstream::status::{Backend, StatusConfig};
 use metricstream::tenant::rule::ClientRule;
 use metricstream::tenant::Rules;
 use metricstream::tls::server::{ClientAuth, TlsFiles};
-use metricstream::status::kafka::KafkaSource;
-use metricstream::status::{Backend, StatusConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
