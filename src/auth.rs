@@ -79,17 +79,7 @@ impl Auth {
 
     /// Reads `NAME:SECRET` lines; blank lines and `#` comments are skipped.
     pub fn read_keys_file(path: &std::path::Path) -> anyhow::Result<Vec<ApiKey>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading API keys from {}: {e}", path.display()))?;
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| (i, l.trim()))
-            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-            .map(|(i, l)| {
-                l.parse()
-                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
-            })
-            .collect()
+        crate::lines_file::read(path, "API keys")
     }
 
     pub fn enabled(&self) -> bool {

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod hash;
 pub mod http;
 pub mod influx;
+pub mod lines_file;
 pub mod log;
 pub mod otlp;
 pub mod queue;

@@ -60,15 +60,7 @@ fn run(crash: bool, partition_by: &str) {
     // Compare up to a second ago, once Prometheus says it has sent past it
     // (a slow or busy machine only makes this wait longer).
     let window_end = now_ms() - 1_000;
-    common::wait_for(
-        "Prometheus to remote-write past the window",
-        Duration::from_secs(60),
-        || {
-            let sent_s =
-                prom.own_metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
-            sent_s * 1000.0 >= window_end as f64
-        },
-    );
+    prom.wait_sent_past(window_end);
     let expected = prom.raw_samples(r#"{__name__=~".+"}"#, window_end, window_end - started);
     let failed = prom.own_metric("prometheus_remote_storage_samples_failed_total");
     let dropped = prom.own_metric("prometheus_remote_storage_samples_dropped_total");

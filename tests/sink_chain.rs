@@ -420,15 +420,7 @@ fn prometheus_to_metricstream_to_prometheus_with_serve_consume_and_store_b_sigki
     std::thread::sleep(Duration::from_secs(5));
 
     let window_end = now_ms() - 1_000;
-    common::wait_for(
-        "A to remote-write past the window",
-        Duration::from_secs(60),
-        || {
-            let sent_s =
-                a.own_metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
-            sent_s * 1000.0 >= window_end as f64
-        },
-    );
+    a.wait_sent_past(window_end);
     let window = Window::between(started, window_end);
     assert!(window.len_ms >= 20_000, "{window:?}");
     // Panics, naming them, if any sample of A in the window is not in B

@@ -121,17 +121,7 @@ impl Rules {
     /// Reads `NAME=RULE` lines; blank lines and `#` comments are skipped.
     /// An error names the file and line.
     pub fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<ClientRule>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading tenant rules from {}: {e}", path.display()))?;
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| (i, l.trim()))
-            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-            .map(|(i, l)| {
-                l.parse()
-                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
-            })
-            .collect()
+        crate::lines_file::read(path, "tenant rules")
     }
 
     pub fn is_empty(&self) -> bool {

@@ -633,6 +633,21 @@ impl Prometheus {
             .collect()
     }
 
+    /// Waits (up to a minute; a busy machine only makes it longer) until
+    /// this Prometheus says it has remote-written every sample up to
+    /// `window_end_ms`, so a comparison up to then is complete.
+    pub fn wait_sent_past(&self, window_end_ms: i64) {
+        wait_for(
+            "Prometheus to remote-write past the window",
+            Duration::from_secs(60),
+            || {
+                let sent_s = self
+                    .own_metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
+                sent_s * 1000.0 >= window_end_ms as f64
+            },
+        );
+    }
+
     /// A number from Prometheus' own /metrics, summed over its label sets.
     pub fn own_metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").body;
