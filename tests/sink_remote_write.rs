@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::fake_store::{FakeStore, What};
 use common::prometheus::{
-    consumed_samples, missing_from, now_ms, Prometheus, PrometheusConfig, Samples,
+    assert_holds_exactly, consumed_samples, now_ms, Prometheus, PrometheusConfig, Samples,
 };
 use common::sink::{
     assert_delivered, dead_letters, ends, expected_metadata, expected_points, native_requests,
@@ -75,33 +75,9 @@ fn queued(data: &Path) -> (Samples, std::collections::BTreeMap<u32, u64>) {
     (consumed_samples(&lines), ends(&lines))
 }
 
-fn stored(p: &Prometheus) -> Samples {
-    // Everything of the last 3 hours, up to a minute from now.
-    p.raw_samples(
-        r#"{__name__=~"sink_test_.+"}"#,
-        now_ms() + 60_000,
-        3 * 3600 * 1000,
-    )
-}
-
 /// The store holds exactly `expected`: nothing missing, nothing else.
-fn assert_store_has(p: &Prometheus, expected: &Samples, consumer_log: &str) {
-    let total: usize = expected.values().map(|s| s.len()).sum();
-    assert!(total > 0, "nothing expected: the test proves nothing");
-    let got = stored(p);
-    let missing = missing_from(expected, &got, 20);
-    assert!(
-        missing.is_empty(),
-        "{} of {total} samples not in the store as queued; the first:\n{}\nconsume log:\n{consumer_log}",
-        missing.len(),
-        missing.join("\n")
-    );
-    let extra = missing_from(&got, expected, 20);
-    assert!(
-        extra.is_empty(),
-        "the store has samples never queued:\n{}",
-        extra.join("\n")
-    );
+fn assert_store_has(p: &Prometheus, expected: &Samples, log: &str) {
+    let total = assert_holds_exactly(p, r#"{__name__=~"sink_test_.+"}"#, expected, log);
     eprintln!(
         "{total} samples in {} series checked in the store",
         expected.len()

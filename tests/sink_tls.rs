@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::certs::{Ca, Pair};
 use common::prometheus::{
-    consumed_samples, missing_from, now_ms, Prometheus, PrometheusConfig, Samples, WebTls,
+    assert_holds_exactly, consumed_samples, now_ms, Prometheus, PrometheusConfig, Samples, WebTls,
 };
 use common::sink::{
     committed, dead_letters, ends, post_rw, remote_write_args, wait_committed, Consumer, Series,
@@ -67,19 +67,9 @@ fn stored(p: &Prometheus) -> Samples {
     )
 }
 
+/// The store holds exactly `expected`: nothing missing, nothing else.
 fn assert_store_has(p: &Prometheus, expected: &Samples, log: &str) {
-    let total: usize = expected.values().map(|s| s.len()).sum();
-    assert!(total > 0, "nothing expected: the test proves nothing");
-    let got = stored(p);
-    let missing = missing_from(expected, &got, 20);
-    assert!(
-        missing.is_empty(),
-        "{} of {total} samples not in the store; the first:\n{}\nconsume log:\n{log}",
-        missing.len(),
-        missing.join("\n")
-    );
-    let extra = missing_from(&got, expected, 20);
-    assert!(extra.is_empty(), "never queued:\n{}", extra.join("\n"));
+    let total = assert_holds_exactly(p, r#"{__name__="sink_tls_test"}"#, expected, log);
     eprintln!(
         "{total} samples in {} series read back over https",
         expected.len()

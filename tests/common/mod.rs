@@ -185,6 +185,17 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// The Content-Length of a response head (0 when it has none).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0)
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,

@@ -863,6 +863,34 @@ pub fn same_value(a: &str, b: &str) -> bool {
 
 /// Every sample of `expected` is in `actual` with the same value: the
 /// differences, at most `max` of them, described.
+/// The store holds exactly `expected` for `selector` (the last 3 hours up
+/// to a minute from now): nothing missing, nothing else; `log` (the
+/// consumer's) is shown when it does not. Returns how many samples.
+pub fn assert_holds_exactly(
+    p: &Prometheus,
+    selector: &str,
+    expected: &Samples,
+    log: &str,
+) -> usize {
+    let total: usize = expected.values().map(|s| s.len()).sum();
+    assert!(total > 0, "nothing expected: the test proves nothing");
+    let got = p.raw_samples(selector, now_ms() + 60_000, 3 * 3600 * 1000);
+    let missing = missing_from(expected, &got, 20);
+    assert!(
+        missing.is_empty(),
+        "{} of {total} samples not in the store as queued; the first:\n{}\nconsume log:\n{log}",
+        missing.len(),
+        missing.join("\n")
+    );
+    let extra = missing_from(&got, expected, 20);
+    assert!(
+        extra.is_empty(),
+        "the store has samples never queued:\n{}",
+        extra.join("\n")
+    );
+    total
+}
+
 pub fn missing_from(expected: &Samples, actual: &Samples, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     for (labels, points) in expected {

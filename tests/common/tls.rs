@@ -110,14 +110,7 @@ fn read_answer(stream: &mut TlsStream) -> std::io::Result<Response> {
     loop {
         if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&raw[..end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
+            let len = super::content_length(&head);
             if raw.len() >= end + 4 + len {
                 return super::parse_response(&raw[..end + 4 + len]).ok_or_else(|| {
                     std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response")
